@@ -1,0 +1,116 @@
+"""The adversarial network A (PAPER.md section 3, Fig. 4, Table 2).
+
+A judges (image, segmentation map) pairs:
+  * image branch: the first layers of VGG16 (``image_branch_depth`` conv blocks) or ResNet50
+    (stem + ``image_branch_depth`` stages), named as torchvision so ImageNet weights load under
+    the ``image_branch`` prefix. The ResNet branch keeps its BatchNorm frozen (ImageNet running
+    statistics): A has no mutable state.
+  * map branch: the [N, H, W, C] probability map is first resized (antialiased bilinear, an
+    area average that keeps each pixel's probabilities summing to 1) to the image branch's
+    spatial size, then a shallow conv net (``map_features``) is applied. Resizing first keeps
+    the branch cheap at 500x500 inputs; the generators' maps are themselves upsampled from
+    stride 8, so little detail is lost.
+  * merge: concatenation, then Table 2: conv3x3 64 | conv3x3 128 | avgpool 2x2 s2 |
+    conv3x3 256 | avgpool 2x2 s2 | conv3x3 512 | conv3x3 1 (``trunk_features`` sets the four
+    widths), an activation between layers (ReLU or leaky ReLU; the paper does not say).
+  * output: the 1-channel map is average-pooled to a ``grid x grid`` judgement image
+    (torch AdaptiveAvgPool bins); each cell is an independent logit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ssgan_jax.models.layers import adaptive_avg_pool, check_images, conv, resize_bilinear
+from ssgan_jax.models.resnet import ResNet
+from ssgan_jax.models.vgg import VGG16Features
+
+ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2)}
+IMAGE_BRANCHES = ("vgg16", "resnet50")
+
+
+class Adversary(nn.Module):
+    """A(images [N, H, W, 3], maps [N, H, W, C]) -> logits [N, grid, grid].
+
+    Attributes:
+      image_branch: "vgg16" or "resnet50".
+      image_branch_depth: VGG16 conv blocks (1..5) or ResNet50 stages after the stem (1..4).
+      width: channel divisor of the image branch (1 = ImageNet sizes).
+      map_features: channels of the map branch's 3x3 convs.
+      trunk_features: channels of Table 2's four 3x3 convs (64, 128, 256, 512).
+      grid: side of the judgement grid (PAPER.md: 4).
+      activation: "leaky_relu" (slope 0.2) or "relu".
+    """
+
+    image_branch: str = "resnet50"
+    image_branch_depth: int = 1
+    width: int = 1
+    map_features: tuple[int, ...] = (64, 128)
+    trunk_features: tuple[int, int, int, int] = (64, 128, 256, 512)
+    grid: int = 4
+    activation: str = "leaky_relu"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array, maps: jax.Array) -> jax.Array:
+        check_images(images, "Adversary")
+        if maps.ndim != 4 or maps.shape[:3] != images.shape[:3]:
+            raise ValueError(
+                "Adversary expects maps [N, H, W, C] with the images' N, H, W; got images "
+                f"{tuple(images.shape)} and maps {tuple(maps.shape)}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+        act = ACTIVATIONS[self.activation]
+
+        if self.image_branch == "vgg16":
+            feats = VGG16Features(
+                width=self.width,
+                num_blocks=self.image_branch_depth,
+                dtype=self.dtype,
+                name="image_branch",
+            )(images)
+            img = feats[f"pool{self.image_branch_depth}"]
+        elif self.image_branch == "resnet50":
+            feats = ResNet(
+                width=self.width,
+                num_stages=self.image_branch_depth,
+                bn_frozen=True,
+                dtype=self.dtype,
+                name="image_branch",
+            )(images)
+            img = feats[f"layer{self.image_branch_depth}"]
+        else:
+            raise ValueError(
+                f"image_branch must be one of {IMAGE_BRANCHES}; got {self.image_branch!r}"
+            )
+
+        _, fh, fw, _ = img.shape
+        if fh < 4 or fw < 4:  # Table 2 pools twice by 2
+            raise ValueError(
+                f"Adversary input {images.shape[1]}x{images.shape[2]} is too small: the image "
+                f"branch gives {fh}x{fw} features and the trunk needs at least 4x4; use larger "
+                "crops or a shallower image_branch_depth"
+            )
+        m = resize_bilinear(maps.astype(jnp.float32), fh, fw).astype(self.dtype)
+        for i, ch in enumerate(self.map_features):
+            m = act(conv(ch, 3, use_bias=True, name=f"map_{i}", dtype=self.dtype)(m))
+
+        y = jnp.concatenate([img.astype(self.dtype), m], axis=-1)
+        f0, f1, f2, f3 = self.trunk_features
+
+        def trunk_conv(ch: int, row: int) -> nn.Conv:  # named by the row of Table 2
+            return conv(ch, 3, use_bias=True, name=f"trunk_{row}", dtype=self.dtype)
+
+        y = act(trunk_conv(f0, 0)(y))
+        y = act(trunk_conv(f1, 1)(y))
+        y = nn.avg_pool(y, (2, 2), strides=(2, 2))
+        y = act(trunk_conv(f2, 3)(y))
+        y = nn.avg_pool(y, (2, 2), strides=(2, 2))
+        y = act(trunk_conv(f3, 5)(y))
+        y = trunk_conv(1, 6)(y)
+        return adaptive_avg_pool(y.astype(jnp.float32), self.grid, self.grid)[..., 0]

@@ -1,0 +1,104 @@
+"""FCN-8s on VGG16 = the paper's VGG16-G (PAPER.md section 2).
+
+VGG16 blocks 1-5; fc6 as a 7x7x4096 conv (``classifier_0``: torchvision's ``classifier.0``
+Linear(25088, 4096) reshaped, see ``ssgan_jax.weights``), fc7 as 1x1x4096 (``classifier_3``),
+each with ReLU + dropout; ``score_fr`` 1x1 to the classes; ``upscore2`` 2x transposed conv
+(bilinear init) + ``score_pool4``; ``upscore_pool4`` 2x + ``score_pool3``; then 8x bilinear
+interpolation to the input size.
+
+Any input size: the image is zero-padded at the bottom/right to a multiple of 32 (zero =
+the mean colour after normalisation), fc6 uses padding 3 so every stage keeps exactly
+size/2**k, the fused scores are upsampled 8x to the padded size and cropped back to H x W.
+Because the padding is only bottom/right, pixel (i, j) of the output is aligned with pixel
+(i, j) of the input (no offset crop as in the Caffe original with its 100-pixel pad).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssgan_jax.models.layers import check_images, conv, resize_bilinear
+from ssgan_jax.models.vgg import vgg16_features
+
+FCN_STRIDE = 32
+
+
+def bilinear_upsample_kernel(factor: int, channels: int) -> np.ndarray:
+    """Transposed-conv kernel [2f, 2f, C, C] that upsamples each channel bilinearly by f."""
+    size = 2 * factor
+    center = (size - 1) / 2.0
+    og = np.arange(size, dtype=np.float64)
+    filt1d = 1.0 - np.abs(og - center) / factor
+    filt = np.outer(filt1d, filt1d).astype(np.float32)
+    kernel = np.zeros((size, size, channels, channels), np.float32)
+    for c in range(channels):
+        kernel[:, :, c, c] = filt
+    return kernel
+
+
+def _bilinear_init(key, shape, dtype=jnp.float32):
+    del key
+    kh, kw, cin, cout = shape
+    if kh != kw or cin != cout or kh % 2:
+        raise ValueError(f"bilinear init needs a [2f, 2f, C, C] kernel; got {shape}")
+    return jnp.asarray(bilinear_upsample_kernel(kh // 2, cin), dtype)
+
+
+def upsample2x(features: int, name: str, dtype: Any) -> nn.ConvTranspose:
+    """torch ``ConvTranspose2d(k=4, s=2, p=1, bias=False)``: output exactly 2x the input."""
+    return nn.ConvTranspose(
+        features,
+        (4, 4),
+        strides=(2, 2),
+        padding=((2, 2), (2, 2)),
+        use_bias=False,
+        kernel_init=_bilinear_init,
+        dtype=dtype,
+        name=name,
+    )
+
+
+class FCN8s(nn.Module):
+    """FCN-8s generator: images [N, H, W, 3] -> logits [N, H, W, num_classes] (any H, W)."""
+
+    num_classes: int
+    width: int = 1
+    dropout_rate: float = 0.5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        check_images(x, "FCN8s")
+        _, h, w, _ = x.shape
+        hp = -(-h // FCN_STRIDE) * FCN_STRIDE
+        wp = -(-w // FCN_STRIDE) * FCN_STRIDE
+        x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+        feats = vgg16_features(x, width=self.width, num_blocks=5, dtype=self.dtype)
+        fc_dim = 4096 // self.width
+        y = conv(fc_dim, 7, use_bias=True, name="classifier_0", dtype=self.dtype)(feats["pool5"])
+        y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
+        y = conv(fc_dim, 1, use_bias=True, name="classifier_3", dtype=self.dtype)(y)
+        y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
+
+        def score(name: str) -> nn.Conv:  # FCN zero-initialises its score layers
+            return conv(
+                self.num_classes,
+                1,
+                use_bias=True,
+                name=name,
+                dtype=self.dtype,
+                kernel_init=nn.initializers.zeros,
+            )
+
+        s = score("score_fr")(y)
+        s = upsample2x(self.num_classes, "upscore2", self.dtype)(s)
+        s = s + score("score_pool4")(feats["pool4"])
+        s = upsample2x(self.num_classes, "upscore_pool4", self.dtype)(s)
+        s = s + score("score_pool3")(feats["pool3"])
+        s = resize_bilinear(s.astype(jnp.float32), hp, wp)
+        return s[:, :h, :w, :]

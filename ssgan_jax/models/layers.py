@@ -1,0 +1,109 @@
+"""Building blocks shared by the networks: torch-compatible convs, BatchNorm modes, resizing.
+
+All tensors are NHWC. Padding is explicit and symmetric (torch semantics); flax's 'SAME' pads
+asymmetrically for stride 2 and would not reproduce torchvision.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+# torchvision initialises convs with kaiming_normal(mode='fan_out', nonlinearity='relu').
+kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def conv(
+    features: int,
+    kernel: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    padding: int | None = None,
+    use_bias: bool = False,
+    name: str | None = None,
+    dtype: Dtype = jnp.float32,
+    kernel_init=kaiming_fan_out,
+) -> nn.Conv:
+    """A 2-D conv with torch's symmetric padding (default: ``dilation * (kernel - 1) // 2``)."""
+    pad = dilation * (kernel - 1) // 2 if padding is None else padding
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        kernel_dilation=(dilation, dilation),
+        padding=((pad, pad), (pad, pad)),
+        use_bias=use_bias,
+        dtype=dtype,
+        kernel_init=kernel_init,
+        name=name,
+    )
+
+
+def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = jnp.float32):
+    """BatchNorm factory with torch's constants (eps 1e-5, momentum 0.1 -> flax 0.9).
+
+    Modes (PAPER.md section 6 trains with batch 2, where batch statistics are noisy):
+      * ``train and not frozen``: normalise with batch statistics, averaged over ``axis_name``
+        (all devices of a pmap) when given, and update the running statistics.
+      * ``frozen`` or ``not train``: use the running statistics; nothing is updated.
+    """
+    use_running = (not train) or frozen
+    return functools.partial(
+        nn.BatchNorm,
+        use_running_average=use_running,
+        momentum=0.9,
+        epsilon=1e-5,
+        axis_name=None if use_running else axis_name,
+        dtype=dtype,
+    )
+
+
+def max_pool_torch(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
+    """torch MaxPool2d: symmetric padding with -inf."""
+    return nn.max_pool(
+        x, (kernel, kernel), strides=(stride, stride), padding=((padding, padding),) * 2
+    )
+
+
+def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
+    """Bilinear resize with half-pixel centres.
+
+    Upsampling equals torch ``F.interpolate(mode='bilinear', align_corners=False)``;
+    downsampling is antialiased (an area-like average), which is what we want for maps.
+    """
+    n, _, _, c = x.shape
+    return jax.image.resize(x, (n, height, width, c), method="bilinear").astype(x.dtype)
+
+
+def _adaptive_pool_matrix(size: int, out: int) -> np.ndarray:
+    """[out, size] averaging matrix of torch's AdaptiveAvgPool (bins floor(i*n/o)..ceil)."""
+    m = np.zeros((out, size), np.float32)
+    for i in range(out):
+        start = (i * size) // out
+        end = -((-(i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_avg_pool(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
+    """torch ``AdaptiveAvgPool2d((out_h, out_w))`` on NHWC, as two small matmuls."""
+    ph = jnp.asarray(_adaptive_pool_matrix(x.shape[1], out_h), x.dtype)
+    pw = jnp.asarray(_adaptive_pool_matrix(x.shape[2], out_w), x.dtype)
+    return jnp.einsum("oh,nhwc,pw->nopc", ph, x, pw)
+
+
+def check_images(x: jax.Array, who: str) -> None:
+    """Shape check shared by the networks: ``x`` must be ``[N, H, W, 3]``."""
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(
+            f"{who} expects images as [N, H, W, 3] (NHWC, RGB); got shape {tuple(x.shape)}. "
+            "Transpose NCHW inputs with x.transpose(0, 2, 3, 1)."
+        )

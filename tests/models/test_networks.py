@@ -1,0 +1,192 @@
+"""Shapes, BatchNorm modes, the FCN upsampler and the adversary's judgement grid."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ssgan_jax.models import (
+    Adversary,
+    DeepLabV3,
+    FCN8s,
+    ResNet,
+    build_adversary,
+    build_generator,
+)
+from ssgan_jax.models.fcn import bilinear_upsample_kernel, upsample2x
+from ssgan_jax.models.layers import adaptive_avg_pool, resize_bilinear
+
+
+def _shapes(model, *inputs, **kw):
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *inputs, **kw))
+    return jax.eval_shape(lambda v: model.apply(v, *inputs, **kw), variables)
+
+
+@pytest.mark.parametrize("model", [DeepLabV3(num_classes=21), FCN8s(num_classes=21)])
+def test_full_width_generators_keep_500x500(model):
+    out = _shapes(model, jnp.zeros((1, 500, 500, 3)))
+    assert out.shape == (1, 500, 500, 21)
+
+
+@pytest.mark.parametrize("branch,depth", [("resnet50", 1), ("vgg16", 2)])
+def test_full_width_adversary_gives_4x4_grid(branch, depth):
+    adv = Adversary(image_branch=branch, image_branch_depth=depth)
+    out = _shapes(adv, jnp.zeros((2, 500, 500, 3)), jnp.zeros((2, 500, 500, 21)))
+    assert out.shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize("h,w", [(37, 53), (64, 64), (100, 75)])
+def test_small_generators_run_on_any_size(h, w):
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, 3))
+    for model in (DeepLabV3(num_classes=5, width=16), FCN8s(num_classes=5, width=16)):
+        variables = model.init(jax.random.PRNGKey(1), x)
+        out = model.apply(variables, x)
+        assert out.shape == (1, h, w, 5)
+        assert np.all(np.isfinite(np.asarray(out)))
+
+
+def test_fcn_output_pixel_is_aligned_with_input_pixel():
+    # Zero the padding effect: the output at (i, j) must not depend on how much padding the
+    # input needs, only on the image. Crop a 64x64 image to 60x60: the 60x60 result's
+    # interior must equal the 64x64 result's top-left, up to the receptive-field border.
+    model = FCN8s(num_classes=3, width=16)
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 3))
+    variables = model.init(jax.random.PRNGKey(1), x)
+    # give the score layers non-zero weights so the output depends on the image
+    variables = jax.tree_util.tree_map(lambda a: a + 0.01, variables)
+    full = model.apply(variables, x)
+    x60 = x.at[:, 60:, :, :].set(0).at[:, :, 60:, :].set(0)
+    cropped = model.apply(variables, x60[:, :60, :60])
+    padded = model.apply(variables, x60)
+    np.testing.assert_allclose(cropped, padded[:, :60, :60], atol=1e-5)
+    assert not np.allclose(full, padded)  # the image content matters
+
+
+def test_upsample2x_bilinear_init_interpolates():
+    f = 3
+    layer = upsample2x(f, "up", jnp.float32)
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 6, 8, f))
+    params = layer.init(jax.random.PRNGKey(1), x)
+    kernel = params["params"]["kernel"]
+    np.testing.assert_array_equal(kernel, bilinear_upsample_kernel(2, f))
+    y = layer.apply(params, x)
+    assert y.shape == (1, 12, 16, f)
+    # away from the border it is bilinear (half-pixel centres), as torch's bilinear deconv
+    ref = resize_bilinear(x, 12, 16)
+    np.testing.assert_allclose(y[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-5)
+
+
+def test_adaptive_avg_pool_matches_torch_bins():
+    x = jnp.arange(1 * 5 * 6 * 1, dtype=jnp.float32).reshape(1, 5, 6, 1)
+    y = np.asarray(adaptive_avg_pool(x, 4, 4))[0, ..., 0]
+    a = np.asarray(x)[0, ..., 0]
+    # torch bins for 5 -> 4: [0,2) [1,3) [2,4) [3,5); for 6 -> 4: [0,2) [1,3) [3,5) [4,6)
+    rows = [(0, 2), (1, 3), (2, 4), (3, 5)]
+    cols = [(0, 2), (1, 3), (3, 5), (4, 6)]
+    want = np.array([[a[r0:r1, c0:c1].mean() for c0, c1 in cols] for r0, r1 in rows])
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+def test_adversary_cells_are_local_judgements():
+    adv = Adversary(image_branch="vgg16", image_branch_depth=1, width=16,
+                    map_features=(8,), trunk_features=(8, 8, 8, 8))
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 3))
+    m = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(1), (1, 64, 64, 4)), -1)
+    variables = adv.init(jax.random.PRNGKey(2), x, m)
+    out = adv.apply(variables, x, m)
+    assert out.shape == (1, 4, 4)
+    # changing the map in the top-left corner changes the top-left cell, not the far corner
+    m2 = m.at[:, :8, :8, :].set(jnp.eye(4)[0])
+    diff = np.abs(np.asarray(adv.apply(variables, x, m2) - out))[0]
+    assert diff[0, 0] > 0 and diff[3, 3] == 0
+
+
+def test_adversary_rejects_bad_inputs():
+    adv = Adversary(image_branch="vgg16", image_branch_depth=1, width=16)
+    with pytest.raises(ValueError, match="maps"):
+        adv.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 16, 16, 4)))
+    with pytest.raises(ValueError, match="too small"):
+        adv.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 6, 3)), jnp.zeros((1, 6, 6, 4)))
+    with pytest.raises(ValueError, match="image_branch"):
+        Adversary(image_branch="alexnet").init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 4)))
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (1, 32, 32, 1), (1, 3, 32, 32)])
+def test_generators_name_wrong_image_shape(shape):
+    for model in (DeepLabV3(num_classes=3, width=16), FCN8s(num_classes=3, width=16)):
+        with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
+            model.init(jax.random.PRNGKey(0), jnp.zeros(shape))
+
+
+def _bn_model_and_vars(frozen, axis_name=None):
+    model = ResNet(width=16, num_stages=1, bn_frozen=frozen, bn_axis_name=axis_name)
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 32, 32, 3))
+    return model, model.init(jax.random.PRNGKey(1), x), x
+
+
+def test_batchnorm_train_updates_stats_frozen_does_not():
+    model, variables, x = _bn_model_and_vars(frozen=False)
+    _, upd = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    changed = jax.tree_util.tree_map(
+        lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+        variables["batch_stats"], upd["batch_stats"])
+    assert all(jax.tree_util.tree_leaves(changed))
+
+    model, variables, x = _bn_model_and_vars(frozen=True)
+    out, upd = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, variables["batch_stats"],
+                           upd["batch_stats"])
+    np.testing.assert_allclose(out["layer1"], model.apply(variables, x)["layer1"], atol=1e-6)
+
+
+def test_batchnorm_statistics_are_averaged_over_axis_name():
+    # Two "devices" (vmap with an axis name) with 2 images each must normalise exactly as one
+    # device with all 4 images: that is what cross-device BN means.
+    model, variables, x = _bn_model_and_vars(frozen=False, axis_name="batch")
+    single = ResNet(width=16, num_stages=1)
+    want, _ = single.apply(variables, x, train=True, mutable=["batch_stats"])
+    split = x.reshape(2, 2, 32, 32, 3)
+    got, _ = jax.vmap(
+        lambda xb: model.apply(variables, xb, train=True, mutable=["batch_stats"]),
+        axis_name="batch")(split)
+    np.testing.assert_allclose(got["layer1"].reshape(want["layer1"].shape), want["layer1"],
+                               atol=1e-5)
+
+
+def test_builders_from_config():
+    model = ml_collections.ConfigDict(dict(
+        name="deeplabv3_resnet50", width=16, output_stride=16, dropout_rate=0.1,
+        bn_mode="frozen", dtype="float32"))
+    g = build_generator(model, num_classes=7)
+    assert isinstance(g, DeepLabV3) and g.bn_frozen and g.output_stride == 16
+    model.name = "fcn8s_vgg16"
+    assert isinstance(build_generator(model, 7), FCN8s)
+    model.name = "unet"
+    with pytest.raises(ValueError, match="model.name"):
+        build_generator(model, 7)
+    model.name, model.bn_mode = "fcn8s_vgg16", "sync"
+    with pytest.raises(ValueError, match="bn_mode"):
+        build_generator(model, 7)
+    adv = ml_collections.ConfigDict(dict(
+        image_branch="vgg16", image_branch_depth=2, width=8, map_features=(16,),
+        trunk_features=(8, 8, 8, 8), grid=2, activation="relu"))
+    a = build_adversary(adv)
+    assert a.grid == 2 and a.image_branch == "vgg16"
+
+
+def test_default_config_builds_paper_networks():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "default.py"
+    spec = importlib.util.spec_from_file_location("default_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    g = build_generator(config.model, num_classes=21)
+    assert isinstance(g, DeepLabV3) and g.output_stride == 8 and g.width == 1
+    a = build_adversary(config.adversary)
+    out = _shapes(a, jnp.zeros((1, 500, 500, 3)), jnp.zeros((1, 500, 500, 21)))
+    assert out.shape == (1, config.adversary.grid, config.adversary.grid)

@@ -1,0 +1,93 @@
+"""Losses (PAPER.md section 5) against hand values, numpy and optax."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ssgan_jax import losses
+
+
+def test_cross_entropy_matches_optax_over_labelled_pixels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 5, 7)).astype(np.float32) * 2
+    labels = rng.integers(0, 7, size=(2, 4, 5))
+    labels[1, :2] = 255
+    valid = labels != 255
+    per_pixel = optax.softmax_cross_entropy_with_integer_labels(
+        jnp.asarray(logits), jnp.asarray(np.where(valid, labels, 0))
+    )
+    expected = float(np.asarray(per_pixel)[valid].mean())
+    got = float(losses.masked_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)))
+    assert got == pytest.approx(expected, rel=1e-6)
+    # normalizer: sum / given count (used for the global count over devices)
+    total = float(np.asarray(per_pixel)[valid].sum())
+    got = losses.masked_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), normalizer=100.0)
+    assert float(got) == pytest.approx(total / 100.0, rel=1e-6)
+
+
+def test_cross_entropy_hand_value():
+    # uniform logits over 4 classes: -log(1/4) per pixel
+    got = losses.masked_cross_entropy(jnp.zeros((1, 2, 2, 4)), jnp.array([[[0, 1], [2, 255]]]))
+    assert float(got) == pytest.approx(np.log(4.0), rel=1e-6)
+
+
+def test_all_ignore_gives_zero_and_finite_gradient():
+    logits = jnp.ones((1, 3, 3, 5))
+    labels = jnp.full((1, 3, 3), 255)
+    assert float(losses.masked_cross_entropy(logits, labels)) == 0.0
+    g = jax.grad(lambda x: losses.masked_cross_entropy(x, labels))(logits)
+    assert np.all(np.asarray(g) == 0.0)
+
+
+def test_sigmoid_bce_matches_optax_and_numpy():
+    x = jnp.array([[-30.0, -2.0], [0.0, 3.0]]).reshape(1, 2, 2)
+    for t in (0.0, 1.0):
+        want = np.mean(np.asarray(optax.sigmoid_binary_cross_entropy(x, jnp.full(x.shape, t))))
+        assert float(losses.sigmoid_bce(x, t)) == pytest.approx(want, rel=1e-6)
+    d = 1 / (1 + np.exp(-np.array([-2.0, 0.0, 3.0])))
+    want = np.mean(-np.log(d))  # t = 1
+    assert float(losses.sigmoid_bce(jnp.array([-2.0, 0.0, 3.0]), 1.0)) == pytest.approx(want)
+
+
+def test_adversarial_forms_hand_values():
+    # one cell with d = sigmoid(0) = 0.5: bce(0, d) = bce(1, d) = log 2
+    x = jnp.zeros((1, 1, 1))
+    assert float(losses.generator_adversarial_loss(x, "minimax")) == pytest.approx(-np.log(2))
+    assert float(losses.generator_adversarial_loss(x, "non_saturating")) == pytest.approx(
+        np.log(2)
+    )
+    # d = sigmoid(2): minimax = log(1 - d) ; non-saturating = -log d
+    x = jnp.full((2, 4, 4), 2.0)
+    d = 1 / (1 + np.exp(-2.0))
+    assert float(losses.generator_adversarial_loss(x, "minimax")) == pytest.approx(np.log(1 - d))
+    assert float(losses.generator_adversarial_loss(x, "non_saturating")) == pytest.approx(
+        -np.log(d)
+    )
+    with pytest.raises(ValueError, match="minimax"):
+        losses.generator_adversarial_loss(x, "wasserstein")
+
+
+def test_adversary_and_generator_loss():
+    real = jnp.full((1, 4, 4), 1.0)
+    fake = jnp.full((1, 4, 4), -1.0)
+    d_real, d_fake = 1 / (1 + np.exp(-1.0)), 1 / (1 + np.exp(1.0))
+    want = -np.log(d_real) - np.log(1 - d_fake)
+    assert float(losses.adversary_loss(real, fake)) == pytest.approx(want, rel=1e-6)
+    loss_g, adv = losses.generator_loss(jnp.asarray(0.5), fake, lam=0.01)
+    assert float(adv) == pytest.approx(np.log(1 - d_fake), rel=1e-6)
+    assert float(loss_g) == pytest.approx(0.5 + 0.01 * np.log(1 - d_fake), rel=1e-6)
+
+
+def test_per_cell_judgements_give_per_cell_gradients():
+    # A cell's gradient depends only on that cell (each is its own sigmoid).
+    x = jnp.array([[[-3.0, 0.0], [1.0, 5.0]]])
+    g = np.asarray(jax.grad(lambda z: losses.sigmoid_bce(z, 1.0))(x))
+    want = (1 / (1 + np.exp(-np.asarray(x))) - 1) / x.size
+    np.testing.assert_allclose(g, want, rtol=1e-5)
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="labels"):
+        losses.masked_cross_entropy(jnp.zeros((1, 2, 2, 3)), jnp.zeros((1, 2, 3), jnp.int32))
