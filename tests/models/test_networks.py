@@ -177,14 +177,9 @@ def test_builders_from_config():
 
 
 def test_default_config_builds_paper_networks():
-    import importlib.util
-    import pathlib
+    from ssgan_jax.default_config import get_config
 
-    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "default.py"
-    spec = importlib.util.spec_from_file_location("default_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = get_config()
     g = build_generator(config.model, num_classes=21)
     assert isinstance(g, DeepLabV3) and g.output_stride == 8 and g.width == 1
     a = build_adversary(config.adversary)

@@ -1,4 +1,4 @@
-"""Shared defaults of every ssgan-jax experiment; dataset configs import and modify them.
+"""Shared defaults of every ssgan-jax experiment; configs/<dataset>.py import and modify them.
 
 Each number that changes results sits here with the PAPER.md section it comes from.
 """
@@ -9,6 +9,25 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
+    config.batch_size = 2  # global batch per step (PAPER.md section 6)
+    config.eval_batch_size = 2
+
+    # Data (PAPER.md section 7); dataset configs set name, sizes and paths.
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "camvid"  # "camvid", "voc2012_aug" or "cityscapes"
+    config.data.manual_dir = ""  # folder with the downloaded archives/folders
+    config.data.data_dir = ""  # where TFDS writes the prepared dataset ("" = TFDS default)
+    config.data.train_split = "train"
+    config.data.val_split = "val"
+    config.data.crop_size = (500, 500)  # training crop (PAPER.md section 6: 500x500)
+    config.data.eval_size = (512, 512)  # eval images are padded to this (bottom/right)
+    config.data.scale_range = (0.5, 2.0)  # random scale augmentation
+    config.data.flip = True
+    config.data.shuffle_buffer = 1024
+    # Input normalisation (RGB in [0, 1]): torchvision's ImageNet statistics, which its
+    # ResNet50 and VGG16 weights expect.
+    config.data.mean = (0.485, 0.456, 0.406)
+    config.data.std = (0.229, 0.224, 0.225)
 
     # Generator G (PAPER.md section 2).
     config.model = ml_collections.ConfigDict()

@@ -1,0 +1,252 @@
+"""tf.data input pipelines over the TFDS builders (CPU only; TF never takes a GPU).
+
+Training: decode -> random scale -> normalise -> pad (image 0 = mean, label ignore) -> random
+crop -> random horizontal flip, all stateless ops seeded from (seed, example index), so two
+runs with one seed give identical batches. Evaluation: full images padded at the bottom/right
+to ``data.eval_size`` with a validity mask; the last batch is padded with empty examples.
+Batches are ``[local_devices, per_device_batch, ...]`` for pmap; each process of a multi-host
+job reads its own shard of the split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from ssgan_jax.data import builder_class
+from ssgan_jax.data.common import IGNORE_LABEL, DataError
+
+
+def _tf():
+    """Import TF for data only: hide every GPU from it before it creates a context."""
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # already initialised; nothing was placed on a GPU by us
+        pass
+    return tf
+
+
+def get_builder(data: ml_collections.ConfigDict):
+    """The TFDS builder of ``data.name`` in ``data.data_dir``."""
+    _tf()
+    cls = builder_class(data.name)
+    data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
+    return cls(data_dir=data_dir)
+
+
+def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Build the TFDS dataset from ``data.manual_dir``; returns the example count per split."""
+    import tensorflow_datasets as tfds
+
+    if not data.manual_dir:
+        raise DataError(
+            f"config.data.manual_dir is not set: point it at the downloaded {data.name} files "
+            f"({builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS})"
+        )
+    builder = get_builder(data)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=os.path.expanduser(data.manual_dir)
+        )
+    )
+    return {
+        "dataset": data.name,
+        "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
+    }
+
+
+def ensure_prepared(data: ml_collections.ConfigDict):
+    """The builder, prepared from ``manual_dir`` first if it is not yet."""
+    builder = get_builder(data)
+    if not builder.is_prepared():
+        print(f"dataset {data.name} not prepared in {builder.data_dir}; preparing it now")
+        print(json.dumps(prepare(data)))
+        builder = get_builder(data)
+    return builder
+
+
+def decode_image(tf, encoded):
+    """JPEG or PNG bytes -> uint8 [H, W, 3]. JPEGs use the accurate IDCT, matching PIL."""
+    return tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(encoded, channels=3),
+    )
+
+
+def _normalize(tf, image_uint8, data):
+    mean = tf.constant(data.mean, tf.float32) * 255.0
+    std = tf.constant(data.std, tf.float32) * 255.0
+    return (tf.cast(image_uint8, tf.float32) - mean) / std
+
+
+def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
+    """One training example: scale, normalise, pad, crop, flip (PAPER.md section 6 inputs).
+
+    image_uint8 [H, W, 3], label [H, W, 1] uint8; seed: int32/int64 [2] stateless seed.
+    Returns image float32 [ch, cw, 3] and label int32 [ch, cw].
+    """
+    ch, cw = data.crop_size
+    s_scale, s_crop, s_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    lo, hi = data.scale_range
+    scale = tf.random.stateless_uniform([], s_scale, lo, hi)
+    size = tf.cast(tf.shape(image_uint8)[:2], tf.float32)
+    new = tf.cast(tf.round(size * scale), tf.int32)
+    image = _normalize(tf, image_uint8, data)
+    image = tf.image.resize(image, new, method="bilinear")
+    label = tf.image.resize(label, new, method="nearest")
+    pad_h = tf.maximum(ch - new[0], 0)
+    pad_w = tf.maximum(cw - new[1], 0)
+    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]])  # 0 = the mean colour
+    label = tf.pad(tf.cast(label, tf.int32), [[0, pad_h], [0, pad_w], [0, 0]],
+                   constant_values=IGNORE_LABEL)
+    both = tf.concat([image, tf.cast(label, tf.float32)], axis=-1)
+    both = tf.image.stateless_random_crop(both, [ch, cw, 4], s_crop)
+    if data.flip:
+        both = tf.image.stateless_random_flip_left_right(both, s_flip)
+    return both[..., :3], tf.cast(tf.round(both[..., 3]), tf.int32)
+
+
+def _split_for_process(builder, split: str, process_index: int, process_count: int) -> str:
+    import tensorflow_datasets as tfds
+
+    if split not in builder.info.splits:
+        raise DataError(
+            f"dataset {builder.name} has no split {split!r}; it has {sorted(builder.info.splits)}"
+        )
+    if process_count == 1:
+        return split
+    return tfds.even_splits(split, n=process_count)[process_index]
+
+
+def _to_devices(tf, batch, local_devices: int, per_device: int):
+    """[D * B, ...] -> [D, B, ...]."""
+    return {k: tf.reshape(v, [local_devices, per_device, *v.shape[1:]]) for k, v in batch.items()}
+
+
+def _check_batch(global_batch: int, local_devices: int, process_count: int) -> int:
+    devices = local_devices * process_count
+    if global_batch % devices:
+        raise ValueError(
+            f"batch_size {global_batch} is not divisible by the {devices} devices; "
+            f"set --config.batch_size to a multiple of {devices}"
+        )
+    return global_batch // devices
+
+
+def train_dataset(
+    config: ml_collections.ConfigDict,
+    *,
+    local_devices: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    start_example: int = 0,
+):
+    """Infinite training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32}.
+
+    Deterministic given ``config.seed``; ``start_example`` skips the examples of earlier steps
+    (resuming), keeping the same stream.
+    """
+    import tensorflow_datasets as tfds
+
+    tf = _tf()
+    data = config.data
+    per_device = _check_batch(config.batch_size, local_devices, process_count)
+    builder = ensure_prepared(data)
+    split = _split_for_process(builder, data.train_split, process_index, process_count)
+    seed = config.seed * 1000 + process_index
+    read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
+    ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    ds = ds.repeat().shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.enumerate().skip(start_example)
+
+    def map_fn(index, ex):
+        image = decode_image(tf, ex["image"])
+        image, label = augment(tf, image, ex["label"], tf.stack([tf.cast(seed, tf.int64), index]),
+                               data)
+        return {"image": image, "label": label}
+
+    ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(local_devices * per_device, drop_remainder=True)
+    ds = ds.map(lambda b: _to_devices(tf, b, local_devices, per_device))
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(
+    config: ml_collections.ConfigDict,
+    split: str,
+    *,
+    local_devices: int,
+    process_index: int = 0,
+    process_count: int = 1,
+):
+    """One pass over ``split``: {"image", "label", "mask" [D, B, H, W] bool, "valid" [D, B]}.
+
+    Images are padded (bottom/right) to ``data.eval_size``; padding has mask False and label
+    ignore; examples that only fill the last batch have valid False.
+    """
+    import tensorflow_datasets as tfds
+
+    tf = _tf()
+    data = config.data
+    per_device = _check_batch(config.eval_batch_size, local_devices, process_count)
+    builder = ensure_prepared(data)
+    split_name = _split_for_process(builder, split, process_index, process_count)
+    eh, ew = data.eval_size
+    ds = builder.as_dataset(split=split_name, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+
+    def map_fn(ex):
+        image = _normalize(tf, decode_image(tf, ex["image"]), data)
+        label = tf.cast(ex["label"][..., 0], tf.int32)
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        with tf.control_dependencies([tf.debugging.assert_less_equal(
+                tf.stack([h, w]), tf.constant([eh, ew]),
+                message=f"an image is larger than data.eval_size={tuple(data.eval_size)}; "
+                        "raise it (or use sliding-window evaluation)")]):
+            image = tf.pad(image, [[0, eh - h], [0, ew - w], [0, 0]])
+        label = tf.pad(label, [[0, eh - h], [0, ew - w]], constant_values=IGNORE_LABEL)
+        mask = tf.pad(tf.ones([h, w], tf.bool), [[0, eh - h], [0, ew - w]])
+        return {"image": tf.ensure_shape(image, [eh, ew, 3]),
+                "label": tf.ensure_shape(label, [eh, ew]),
+                "mask": tf.ensure_shape(mask, [eh, ew]), "valid": tf.constant(True)}
+
+    total = local_devices * per_device
+    ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE).batch(total)
+
+    def pad_batch(b):  # fill the last batch with empty examples (valid False, mask False)
+        n = total - tf.shape(b["valid"])[0]
+        fill = {"label": IGNORE_LABEL}
+        b = {k: tf.pad(v, [[0, n]] + [[0, 0]] * (v.shape.rank - 1),
+                       constant_values=fill.get(k, 0)) for k, v in b.items()}
+        return _to_devices(tf, b, local_devices, per_device)
+
+    return ds.map(pad_batch).prefetch(2)
+
+
+def as_numpy(ds):
+    """Iterate a tf.data dataset as dicts of numpy arrays."""
+    import tensorflow_datasets as tfds
+
+    return tfds.as_numpy(ds)
+
+
+def num_classes(data: ml_collections.ConfigDict) -> int:
+    return len(builder_class(data.name).CLASS_NAMES)
+
+
+def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
+    return builder_class(data.name).CLASS_NAMES
+
+
+def palette(data: ml_collections.ConfigDict) -> np.ndarray:
+    return np.asarray(builder_class(data.name).PALETTE, np.uint8)

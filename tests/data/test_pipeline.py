@@ -1,0 +1,100 @@
+"""Input pipeline: crops, label/image alignment, padding, determinism, eval batches."""
+
+import numpy as np
+import pytest
+
+from ssgan_jax.data.pipeline import as_numpy, eval_dataset, prepare, train_dataset
+
+from .conftest import COLOURS
+
+
+def _denormalize(image, data):
+    return image * np.asarray(data.std) * 255 + np.asarray(data.mean) * 255
+
+
+def _take(config, n, **kw):
+    it = iter(as_numpy(train_dataset(config, local_devices=2, **kw)))
+    return [next(it) for _ in range(n)]
+
+
+@pytest.fixture
+def prepared(camvid_config):
+    prepare(camvid_config.data)
+    return camvid_config
+
+
+def test_shapes_and_label_alignment_under_scale_flip_crop(prepared):
+    batches = _take(prepared, 4)
+    ch, cw = prepared.data.crop_size
+    matched = total = 0
+    for b in batches:
+        assert b["image"].shape == (2, 2, ch, cw, 3) and b["image"].dtype == np.float32
+        assert b["label"].shape == (2, 2, ch, cw) and b["label"].dtype == np.int32
+        rgb = _denormalize(b["image"], prepared.data).reshape(-1, 3)
+        lab = b["label"].reshape(-1)
+        keep = lab != 255
+        # each pixel's colour must be closest to its label's colour (labels follow the image)
+        dist = ((rgb[keep, None, :] - COLOURS[None].astype(np.float32)) ** 2).sum(-1)
+        matched += int((dist.argmin(-1) == lab[keep]).sum())
+        total += int(keep.sum())
+    # bilinear resizing blurs block borders (8-pixel blocks); interiors must all agree
+    assert total > 0 and matched / total > 0.9, matched / total
+
+
+def test_padding_is_ignore_and_mean(prepared):
+    prepared.data.crop_size = (120, 90)  # larger than every image (<= 80x56 after x1.5 at most)
+    prepared.data.scale_range = (1.0, 1.0)
+    prepared.data.flip = False
+    b = _take(prepared, 1)[0]
+    assert (b["label"][..., 100:, :] == 255).all()
+    np.testing.assert_array_equal(b["image"][..., 100:, :, :], 0.0)  # 0 = the mean colour
+    assert (b["label"][..., :38, :56] != 255).any()
+
+
+def test_same_seed_same_batches_other_seed_differs(prepared):
+    a = _take(prepared, 3)
+    b = _take(prepared, 3)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["image"], y["image"])
+        np.testing.assert_array_equal(x["label"], y["label"])
+    prepared.seed = 1
+    c = _take(prepared, 3)
+    assert not all(np.array_equal(x["image"], y["image"]) for x, y in zip(a, c, strict=True))
+
+
+def test_resume_skips_to_the_same_stream(prepared):
+    full = _take(prepared, 3)
+    resumed = _take(prepared, 1, start_example=2 * prepared.batch_size)
+    np.testing.assert_array_equal(resumed[0]["image"], full[2]["image"])
+
+
+def test_batch_must_divide_devices(prepared):
+    prepared.batch_size = 3
+    with pytest.raises(ValueError, match="not divisible"):
+        train_dataset(prepared, local_devices=2)
+
+
+def test_eval_batches_keep_full_images_with_mask(prepared):
+    batches = list(as_numpy(eval_dataset(prepared, "val", local_devices=2)))
+    # 3 val images, 4 per batch -> one batch, the last example is filler
+    assert len(batches) == 1
+    b = batches[0]
+    eh, ew = prepared.data.eval_size
+    assert b["image"].shape == (2, 2, eh, ew, 3) and b["mask"].shape == (2, 2, eh, ew)
+    valid = b["valid"].reshape(-1)
+    assert valid.tolist() == [True, True, True, False]
+    masks = b["mask"].reshape(-1, eh, ew)
+    labels = b["label"].reshape(-1, eh, ew)
+    heights = []
+    for i in range(3):  # each mask is the top-left image rectangle, width 56
+        h = int(masks[i].any(1).sum())
+        heights.append(h)
+        assert masks[i, :h, :56].all() and not masks[i, h:].any() and not masks[i, :, 56:].any()
+        assert (labels[i][~masks[i]] == 255).all()
+    assert sorted(heights) == [40, 48, 56]  # the generated val images (TFDS order is hashed)
+    assert not masks[3].any()
+
+
+def test_eval_unknown_split_is_named(prepared):
+    with pytest.raises(ValueError, match=r"no split 'validation'.*\['test', 'train', 'val'\]"):
+        eval_dataset(prepared, "validation", local_devices=1)
