@@ -61,5 +61,6 @@ class Camvid(SegmentationBuilder):
         "val/, valannot/, test/, testannot/)."
     )
 
-    def _source_splits(self, manual_dir: str) -> dict[str, list[Pair]]:
+    def _source_splits(self, manual_dir: str, dl_manager) -> dict[str, list[Pair]]:
+        del dl_manager  # a plain folder: nothing to extract
         return {s: camvid_pairs(manual_dir, s) for s in ("train", "val", "test")}

@@ -140,8 +140,7 @@ def require(path: str, what: str, where: str) -> str:
 
 class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Manual-download segmentation builder. Subclasses set ``CLASS_NAMES``, ``PALETTE``,
-    ``LABEL_TABLE``, ``MANUAL_DOWNLOAD_INSTRUCTIONS`` and implement
-    ``_source_splits(manual_dir) -> {split: list[Pair]}``."""
+    ``LABEL_TABLE``, ``MANUAL_DOWNLOAD_INSTRUCTIONS`` and implement ``_source_splits``."""
 
     VERSION = tfds.core.Version("1.0.0")
     CLASS_NAMES: tuple[str, ...] = ()
@@ -167,10 +166,11 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                 f"manual_dir {manual_dir!r} is not a folder; set --config.data.manual_dir to "
                 f"the folder holding the downloaded files. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
-        splits = self._source_splits(manual_dir)
+        splits = self._source_splits(manual_dir, dl_manager)
         return {name: self._generate_examples(pairs) for name, pairs in splits.items()}
 
-    def _source_splits(self, manual_dir: str) -> dict[str, list[Pair]]:
+    def _source_splits(self, manual_dir: str, dl_manager) -> dict[str, list[Pair]]:
+        """{split: pairs}; ``dl_manager.extract`` unpacks archives found in manual_dir."""
         raise NotImplementedError  # abstract: each dataset lists its own pairs
 
     def _generate_examples(self, pairs: Iterable[Pair]):
