@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 from ssgan_jax.data import builder_class
 from ssgan_jax.data.common import IGNORE_LABEL, DataError
@@ -239,14 +238,3 @@ def as_numpy(ds):
 
     return tfds.as_numpy(ds)
 
-
-def num_classes(data: ml_collections.ConfigDict) -> int:
-    return len(builder_class(data.name).CLASS_NAMES)
-
-
-def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
-    return builder_class(data.name).CLASS_NAMES
-
-
-def palette(data: ml_collections.ConfigDict) -> np.ndarray:
-    return np.asarray(builder_class(data.name).PALETTE, np.uint8)
