@@ -5,9 +5,13 @@ Each number that changes results sits here with the PAPER.md section it comes fr
 
 import ml_collections
 
+GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
+TRAININGS = ("baseline", "gan")
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    config.variant = ""  # set by configs/X.py:<variant>
     config.seed = 0
     config.batch_size = 2  # global batch per step (PAPER.md section 6)
     config.eval_batch_size = 2
@@ -60,4 +64,69 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.adv_form = "minimax"  # paper's; or "non_saturating" (Luc et al.)
     config.loss.lam = 0.01  # weight of G's adversarial term
     config.loss.d_weight = 1.0  # weight of loss_d (Eq. 7's lam; unweighted by default)
+
+    # Initial weights. ImageNet weights as torchvision/timm safetensors (README, "Pretrained
+    # weights"); "" = random init, with a warning (PAPER.md section 6 starts from ImageNet).
+    config.weights = ml_collections.ConfigDict()
+    config.weights.generator = ""  # resnet50 / vgg16 state dict for G's backbone
+    config.weights.adversary = ""  # resnet50 / vgg16 state dict for A's image branch
+    # Phase 2 from a finished phase-1 run: its workdir (latest checkpoint) or
+    # "<workdir>:<step>". Only G's weights are taken; optimizers start afresh.
+    config.init_from = ""
+
+    # Phase 1: G alone (PAPER.md section 6). Steps count iterations (one global batch each).
+    config.phase1 = ml_collections.ConfigDict()
+    config.phase1.steps = 100_000
+    config.phase1.lr = 1e-4  # Adam, decayed linearly ...
+    config.phase1.end_lr = 1e-5  # ... to this over the phase
+
+    # Phase 2: G + A, alternating (PAPER.md section 6). Optimizers are re-created here.
+    config.phase2 = ml_collections.ConfigDict()
+    config.phase2.steps = 0  # 0 = a baseline run (G alone)
+    config.phase2.lr = 3e-5  # G's Adam, reset to this at the phase start
+    config.phase2.end_lr = 3e-6  # the paper gives no end value; the same 10x as phase 1
+    config.phase2.d_lr = 3e-4  # A: SGD with momentum
+    config.phase2.d_end_lr = 3e-4  # constant unless lowered (the paper decays only G's lr)
+    config.phase2.d_momentum = 0.9
+    config.phase2.d_steps = 1  # adversary updates per iteration (the paper alternates 1:1)
+    config.phase2.g_steps = 1  # generator updates per iteration
+
+    # Optimizer extras, shared by both phases (0 = off).
+    config.optim = ml_collections.ConfigDict()
+    config.optim.weight_decay = 0.0  # L2 added to G's gradients (torch-style), not decoupled
+    config.optim.d_weight_decay = 0.0
+    config.optim.grad_clip_norm = 0.0  # global-norm clipping of G's gradients
+    config.optim.d_grad_clip_norm = 0.0
+    config.optim.adam_eps = 1e-8  # Adam's epsilon (TF1/torch default)
+
+    # Loop: logging, validation, checkpoints, health checks.
+    config.train = ml_collections.ConfigDict()
+    config.train.log_every = 50
+    config.train.eval_every = 5000  # validation on data.val_split (and a checkpoint with it)
+    config.train.checkpoint_every = 1000
+    config.train.keep_checkpoints = 3  # the latest K, plus the best by validation mIoU
+    config.train.health_window = 200  # iterations over which A's accuracy is judged
+    config.train.adversary_won_accuracy = 0.99  # mean accuracy above this: "A has won"
+    config.train.adversary_idle_margin = 0.02  # |accuracy - 0.5| below this: "A learns nothing"
+    config.train.donate = True  # donate the state's buffers to each step (saves memory)
+    return config
+
+
+def apply_variant(
+    config: ml_collections.ConfigDict, arg: str | None, default: str
+) -> ml_collections.ConfigDict:
+    """Set generator and training from ``<generator>_<baseline|gan>`` (``configs/X.py:arg``).
+
+    ``baseline`` trains G alone for ``phase1.steps``; ``gan`` adds phase 2 (the adversary)
+    for ``phase2.steps`` after it, which the dataset config sets.
+    """
+    arg = arg or default
+    generator, _, training = arg.rpartition("_")
+    if generator not in GENERATORS or training not in TRAININGS:
+        choices = [f"{g}_{t}" for g in GENERATORS for t in TRAININGS]
+        raise ValueError(f"unknown config variant {arg!r}; choose one of {choices}")
+    config.model.name = generator
+    config.variant = arg
+    if training == "baseline":
+        config.phase2.steps = 0
     return config

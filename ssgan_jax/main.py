@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("prepare",)
+MODES = ("train", "prepare")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics, eval results.")
-flags.DEFINE_enum("mode", "prepare", MODES, "What to do.")
+flags.DEFINE_enum("mode", "train", MODES, "What to do.")
 
 
 def _resolve_paths(config, workdir: str | None) -> None:
@@ -29,15 +30,39 @@ def _resolve_paths(config, workdir: str | None) -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:  # Orbax/TF INFO lines drown the progress lines
+        logging.set_verbosity(logging.WARNING)  # --verbosity=0 brings them back
     config = FLAGS.config
     if config is None:
         raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
     _resolve_paths(config, FLAGS.workdir)
-    if FLAGS.mode == "prepare":
+    if FLAGS.mode == "train":
+        if not FLAGS.workdir:
+            raise app.UsageError("--workdir is required for --mode=train (checkpoints, metrics)")
+        from ssgan_jax import distributed
+        from ssgan_jax.train import train_and_evaluate
+
+        distributed.initialize()
+        train_and_evaluate(config, FLAGS.workdir)
+    elif FLAGS.mode == "prepare":
         from ssgan_jax.data.pipeline import prepare
 
         print(json.dumps(prepare(config.data)), flush=True)
 
 
+def _parse_or_exit(argv: list[str]) -> None:
+    """Parse flags early so that config mistakes read as one clear line, not a traceback."""
+    try:
+        FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+        texts, cause = [], e
+        while cause is not None:  # the most informative message in the exception chain
+            texts.append(str(cause).strip().strip("'").replace("\\n", " ").replace("\n", " "))
+            cause = cause.__cause__ or cause.__context__
+        text = max(texts, key=len)
+        sys.exit(f"config error: {text or type(e).__name__} (from {' '.join(argv[1:])})")
+
+
 if __name__ == "__main__":
+    _parse_or_exit(sys.argv)
     app.run(main)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import pathlib
 
-import pytest
+# Two CPU devices for every test, so pmap and cross-device averaging are exercised (must be set
+# before JAX initialises its backend).
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("SSGAN_SHARED", REPO.parent / "shared"))

@@ -4,8 +4,8 @@ Training: decode -> random scale -> normalise -> pad (image 0 = mean, label igno
 crop -> random horizontal flip, all stateless ops seeded from (seed, example index), so two
 runs with one seed give identical batches. Evaluation: full images padded at the bottom/right
 to ``data.eval_size`` with a validity mask; the last batch is padded with empty examples.
-Batches are ``[local_devices, per_device_batch, ...]`` for pmap; each process of a multi-host
-job reads its own shard of the split.
+Batches are ``[local_devices, per_device_batch, ...]`` for pmap; in a multi-host job each
+process decodes its own rows of every global batch (training) or its shard of the split (eval).
 """
 
 from __future__ import annotations
@@ -149,22 +149,31 @@ def train_dataset(
 ):
     """Infinite training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32}.
 
-    Deterministic given ``config.seed``; ``start_example`` skips the examples of earlier steps
-    (resuming), keeping the same stream.
+    Every process walks the same shuffled stream of examples (seeded by ``config.seed``) and
+    decodes only its slice of each global batch, so global batch k holds the same examples,
+    augmented the same way, whatever the number of processes and devices: a 2-process job
+    trains on exactly what a 1-process job does. ``start_example`` (a multiple of the global
+    batch) skips the examples of earlier steps when resuming.
     """
     import tensorflow_datasets as tfds
 
     tf = _tf()
     data = config.data
     per_device = _check_batch(config.batch_size, local_devices, process_count)
+    local = local_devices * per_device
+    global_batch = config.batch_size
+    if start_example % global_batch:
+        raise ValueError(f"start_example {start_example} is not a multiple of the batch size")
     builder = ensure_prepared(data)
-    split = _split_for_process(builder, data.train_split, process_index, process_count)
-    seed = config.seed * 1000 + process_index
+    split = _split_for_process(builder, data.train_split, 0, 1)
+    seed = config.seed
     read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
     ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
                             decoders={"image": tfds.decode.SkipDecoding()})
     ds = ds.repeat().shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.enumerate().skip(start_example)
+    if process_count > 1:  # keep this process's rows of each global batch (before decoding)
+        ds = ds.filter(lambda i, ex: (i % global_batch) // local == process_index)
 
     def map_fn(index, ex):
         image = decode_image(tf, ex["image"])
@@ -173,7 +182,7 @@ def train_dataset(
         return {"image": image, "label": label}
 
     ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(local_devices * per_device, drop_remainder=True)
+    ds = ds.batch(local, drop_remainder=True)
     ds = ds.map(lambda b: _to_devices(tf, b, local_devices, per_device))
     options = tf.data.Options()
     options.deterministic = True

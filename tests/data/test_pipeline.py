@@ -68,6 +68,20 @@ def test_resume_skips_to_the_same_stream(prepared):
     np.testing.assert_array_equal(resumed[0]["image"], full[2]["image"])
 
 
+def test_processes_split_each_global_batch_like_one_process(prepared):
+    """Two processes x 1 device see, row for row, the global batches of 1 process x 2 devices."""
+    one = _take(prepared, 3)
+    parts = []
+    for p in range(2):
+        it = iter(as_numpy(train_dataset(prepared, local_devices=1, process_index=p,
+                                         process_count=2, start_example=0)))
+        parts.append([next(it) for _ in range(3)])
+    for k in range(3):
+        for key in ("image", "label"):
+            joined = np.concatenate([parts[0][k][key], parts[1][k][key]], axis=0)
+            np.testing.assert_array_equal(joined, one[k][key])
+
+
 def test_batch_must_divide_devices(prepared):
     prepared.batch_size = 3
     with pytest.raises(ValueError, match="not divisible"):

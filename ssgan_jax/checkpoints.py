@@ -1,0 +1,189 @@
+"""Orbax checkpoints of a run: ``<workdir>/checkpoints/<step>/{state, meta}``.
+
+``state`` is the whole ``TrainState`` (host copy); ``meta`` is JSON: the config, the phase,
+the validation summary when there was one. Kept: the latest ``keep`` checkpoints plus the
+best by validation mIoU. Nothing is ever deleted by us: a checkpoint that cannot be restored
+is moved to ``<workdir>/checkpoints_corrupt/`` once an older one has restored instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+# Config fields that fix the state's shapes: a checkpoint with other values cannot continue.
+IDENTITY_KEYS = (
+    "data.name",
+    "model.name",
+    "model.width",
+    "model.output_stride",
+    "adversary.image_branch",
+    "adversary.image_branch_depth",
+    "adversary.width",
+    "adversary.map_features",
+    "adversary.trunk_features",
+    "adversary.grid",
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or belongs to another experiment."""
+
+
+def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    return json.loads(config.to_json_best_effort())
+
+
+def _lookup(tree: dict[str, Any], dotted: str):
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return list(node) if isinstance(node, (list, tuple)) else node
+
+
+def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: saved -> current`` for each identity field (and num_classes) that differs."""
+    out = []
+    for key in (*IDENTITY_KEYS, "num_classes"):
+        a, b = _lookup(saved, key), _lookup(current, key)
+        if a != b:
+            out.append(f"{key}: {a!r} in the checkpoint, {b!r} now")
+    return out
+
+
+class Checkpoints:
+    """Save/restore ``TrainState`` + meta under ``<workdir>/checkpoints``."""
+
+    def __init__(self, workdir: str, keep: int = 3, *, read_only: bool = False):
+        if keep < 1:
+            raise ValueError(f"train.keep_checkpoints must be >= 1; got {keep}")
+        self.workdir = os.path.abspath(workdir)
+        self.directory = os.path.join(self.workdir, "checkpoints")
+        policy = ocp.checkpoint_managers
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy.AnyPreservationPolicy([
+                policy.LatestN(n=keep),
+                policy.BestN(get_metric_fn=lambda m: m["miou"], n=1,
+                             keep_checkpoints_without_metrics=False),
+            ]),
+            create=not read_only,
+            read_only=read_only,
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "meta"))
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state, meta: dict[str, Any], miou: float | None = None) -> None:
+        """Save a host copy of ``state`` (asynchronously; ``wait`` to block)."""
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            metrics=None if miou is None else {"miou": float(miou)},
+            force=True,
+        )
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        return self.manager.restore(
+            step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+    def best_step(self) -> int | None:
+        """The step with the highest validation mIoU among the kept checkpoints."""
+        best, best_miou = None, None
+        for step in self.steps():
+            try:
+                miou = (self.read_meta(step).get("validation") or {}).get("miou")
+            except Exception:  # noqa: BLE001 - unreadable: not a candidate
+                continue
+            if miou is not None and (best_miou is None or miou > best_miou):
+                best, best_miou = step, miou
+        return best
+
+    def check_compatible(self, current: dict[str, Any]) -> None:
+        """Raise CheckpointError if the newest readable checkpoint is another experiment's."""
+        for step in reversed(self.steps()):
+            try:
+                saved = self.read_meta(step)["config"]
+            except Exception:  # noqa: BLE001 - corrupt; restore() deals with it
+                continue
+            diffs = identity_differences(saved, current)
+            if diffs:
+                raise CheckpointError(
+                    f"{self.directory} holds checkpoints of another experiment (step {step}):\n  "
+                    + "\n  ".join(diffs)
+                    + "\nUse a new --workdir for this config, or restore the config those "
+                    "checkpoints were made with (it is in their meta/ folder). Nothing was "
+                    "changed on disk."
+                )
+            return
+
+    def restore(self, target, step: int | None = None):
+        """(state, meta, step) of ``step`` or else the newest checkpoint that restores.
+
+        ``target`` is a host state with the expected structure. Newer checkpoints that fail
+        to restore are moved to ``checkpoints_corrupt/`` (with a warning) once an older one
+        restores. Returns None when the directory holds no checkpoint; raises CheckpointError
+        when checkpoints exist but none restores (nothing is moved then).
+        """
+        steps = self.steps()
+        if step is not None:
+            if step not in steps:
+                raise CheckpointError(
+                    f"no checkpoint for step {step} in {self.directory}; it has {steps}")
+            steps = [step]
+        failures: list[tuple[int, str]] = []
+        for candidate in reversed(steps):
+            try:
+                restored = self.manager.restore(
+                    candidate,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+                )
+            except Exception as e:  # noqa: BLE001 - reported and/or moved below
+                failures.append((candidate, f"{type(e).__name__}: {e}"[:500]))
+                print(f"WARNING: checkpoint {candidate} in {self.directory} cannot be "
+                      f"restored ({failures[-1][1][:200]}); trying an older one", flush=True)
+                continue
+            if failures:
+                self._move_aside([s for s, _ in failures])
+            return restored.state, restored.meta, candidate
+        if failures:
+            raise CheckpointError(
+                f"no checkpoint in {self.directory} could be restored:\n  "
+                + "\n  ".join(f"step {s}: {msg}" for s, msg in failures)
+                + "\nIf they were made by another version or config, restore that; "
+                "nothing was moved or deleted."
+            )
+        return None
+
+    def _move_aside(self, steps: list[int]) -> None:
+        if jax.process_index() == 0:
+            aside = os.path.join(self.workdir, "checkpoints_corrupt")
+            os.makedirs(aside, exist_ok=True)
+            for s in steps:
+                dest = os.path.join(aside, f"{s}_{time.strftime('%Y%m%d-%H%M%S')}")
+                shutil.move(os.path.join(self.directory, str(s)), dest)
+                print(f"WARNING: moved unrestorable checkpoint {s} to {dest} (kept for "
+                      "inspection; training continues from the older one)", flush=True)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("ssgan_checkpoints_moved")
+        self.manager.reload()

@@ -1,0 +1,69 @@
+"""Validation / evaluation of the generator: one confusion matrix per split (PAPER.md 7).
+
+The per-batch step counts on each device without collectives, so processes holding
+different numbers of batches never wait on each other; the matrices are summed over all
+devices once at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssgan_jax.metrics import confusion_matrix, summarize
+
+
+def make_eval_step(generator, num_classes: int, ignore_label: int = 255):
+    """``step(variables, batch) -> confusion [C, C]`` of one device's batch (to be pmapped).
+
+    batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
+    "valid": [B] bool}; padding and filler examples are not counted.
+    """
+
+    def step(variables, batch):
+        logits = generator.apply(variables, batch["image"], train=False)
+        preds = jnp.argmax(logits, axis=-1)
+        mask = batch["mask"] & batch["valid"][:, None, None]
+        return confusion_matrix(preds, batch["label"], num_classes, mask, ignore_label)
+
+    return step
+
+
+def _sum_over_devices(local: np.ndarray) -> np.ndarray:
+    """Sum [local_devices, C, C] over every device of every process."""
+    summed = jax.pmap(lambda x: jax.lax.psum(x, "all"), axis_name="all")(local)
+    return np.asarray(jax.device_get(summed[0]))
+
+
+def evaluate(
+    p_eval_step,
+    variables,
+    batches,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Run a pmapped eval step over ``batches`` (numpy dicts [D, B, ...]) and summarise.
+
+    ``variables`` are replicated over the local devices. Returns ``metrics.summarize``'s dict
+    plus ``num_images`` and the raw ``confusion`` matrix (a nested list).
+    """
+    local = jax.local_device_count()
+    total = np.zeros((local, num_classes, num_classes), np.int64)
+    images = 0
+    for batch in batches:
+        total += np.asarray(jax.device_get(p_eval_step(variables, batch)), np.int64)
+        images += int(np.sum(batch["valid"]))
+    # int32 on device: per-split counts stay far below 2**31 per device and class pair
+    confusion = _sum_over_devices(total.astype(np.int32)).astype(np.int64)
+    counts = np.zeros((local,), np.int32)
+    counts[0] = images  # this process's images, counted once
+    count = _sum_over_devices(counts)
+    summary = summarize(confusion, class_names)
+    summary["num_images"] = int(count)
+    summary["confusion"] = confusion.tolist()
+    return summary
+

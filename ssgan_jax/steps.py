@@ -1,0 +1,255 @@
+"""The train state and the pure step functions of both phases (PAPER.md sections 5-6).
+
+``TrainState`` is one pytree for the whole run (both networks, both optimizers, the step and
+the root rng), so phase 1, phase 2 and every checkpoint share one structure.
+``make_train_step`` builds the generator step and the adversary step from one body; they
+differ in which parameters get gradients and which loss. The caller pmaps them over the local
+devices (axis ``AXIS``); gradients are averaged over all devices of all processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from ssgan_jax import losses
+from ssgan_jax.rescaling import epsilon_rescale
+
+AXIS = "batch"
+ROLES = ("generator", "adversary")
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped.
+
+    step: int32 scalar, iterations done (phase 1 + phase 2); rng: the root key (per-step keys
+    are folded from it, so the stream depends only on the step); g_*/d_*: the generator's and
+    the adversary's parameters, BatchNorm statistics and optimizer states.
+    """
+
+    step: jax.Array
+    rng: jax.Array
+    g_params: Any
+    g_batch_stats: Any
+    g_opt: Any
+    d_params: Any
+    d_batch_stats: Any
+    d_opt: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """The two modules and the optimizer of each, for one phase."""
+
+    generator: nn.Module
+    adversary: nn.Module
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+
+
+def make_optimizer(
+    kind: str,
+    lr: float,
+    end_lr: float,
+    steps: int,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    clip_norm: float = 0.0,
+    adam_eps: float = 1e-8,
+) -> optax.GradientTransformation:
+    """Adam ("adam") or SGD with momentum ("sgd"), lr decayed linearly lr -> end_lr over steps.
+
+    The chain has the same structure whatever the values (clipping and weight decay are
+    identities at 0), so the optimizer state of either phase fits one checkpoint layout.
+    """
+    if lr <= 0 or end_lr < 0:
+        raise ValueError(f"learning rates must be > 0 (end >= 0); got lr={lr}, end_lr={end_lr}")
+    schedule = optax.linear_schedule(lr, end_lr, max(int(steps), 1))
+    if kind == "adam":
+        core = optax.scale_by_adam(eps=adam_eps)
+    elif kind == "sgd":
+        core = optax.trace(decay=momentum)
+    else:
+        raise ValueError(f"optimizer kind must be 'adam' or 'sgd'; got {kind!r}")
+    return optax.chain(
+        optax.clip_by_global_norm(clip_norm) if clip_norm > 0 else optax.identity(),
+        optax.add_decayed_weights(weight_decay),
+        core,
+        optax.scale_by_learning_rate(schedule),
+    )
+
+
+def phase_optimizers(config: ml_collections.ConfigDict, phase: int):
+    """(g_tx, d_tx, g_schedule) of phase 1 or 2 (PAPER.md section 6)."""
+    opt = config.optim
+    if phase == 1:
+        p = config.phase1
+        g = (p.lr, p.end_lr, p.steps)
+    else:
+        p = config.phase2
+        g = (p.lr, p.end_lr, p.steps)
+    g_tx = make_optimizer("adam", *g, weight_decay=opt.weight_decay,
+                          clip_norm=opt.grad_clip_norm, adam_eps=opt.adam_eps)
+    d_tx = make_optimizer(
+        "sgd", config.phase2.d_lr, config.phase2.d_end_lr, config.phase2.steps,
+        momentum=config.phase2.d_momentum, weight_decay=opt.d_weight_decay,
+        clip_norm=opt.d_grad_clip_norm,
+    )
+    return g_tx, d_tx, optax.linear_schedule(g[0], g[1], max(int(g[2]), 1))
+
+
+def _variables(params, batch_stats) -> dict[str, Any]:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def init_state(
+    networks: Networks,
+    init_rng: jax.Array,
+    train_rng: jax.Array,
+    image_shape: tuple[int, ...],
+    num_classes: int,
+) -> TrainState:
+    """A fresh state for inputs ``image_shape`` = (N, H, W, 3) on the default device.
+
+    ``init_rng`` draws the initial weights; ``train_rng`` becomes ``state.rng``, the root of
+    every per-step key.
+    """
+    g_key, d_key = jax.random.split(init_rng)
+    images = jnp.zeros(image_shape, jnp.float32)
+    g_vars = networks.generator.init(g_key, images, train=False)
+    maps = jnp.full((*image_shape[:3], num_classes), 1.0 / num_classes, jnp.float32)
+    d_vars = networks.adversary.init(d_key, images, maps)
+    return fresh_optimizers(
+        TrainState(
+            step=jnp.zeros((), jnp.int32),
+            rng=train_rng,
+            g_params=g_vars["params"],
+            g_batch_stats=g_vars.get("batch_stats", {}),
+            g_opt=None,
+            d_params=d_vars["params"],
+            d_batch_stats=d_vars.get("batch_stats", {}),
+            d_opt=None,
+        ),
+        networks,
+    )
+
+
+def fresh_optimizers(state: TrainState, networks: Networks) -> TrainState:
+    """Re-create both optimizer states (the paper resets them at the phase boundary)."""
+    return state.replace(
+        g_opt=networks.g_tx.init(state.g_params), d_opt=networks.d_tx.init(state.d_params)
+    )
+
+
+def make_train_step(
+    role: str,
+    networks: Networks,
+    config: ml_collections.ConfigDict,
+    *,
+    adversarial: bool,
+    advances: Callable[[jax.Array], jax.Array] | None = None,
+    axis_name: str = AXIS,
+):
+    """One update of ``role`` ("generator" or "adversary"); the other network is frozen.
+
+    Returns ``step(state, batch, sub) -> (state, metrics)`` to be pmapped over ``axis_name``:
+    batch = {"image": [B, H, W, 3] f32, "label": [B, H, W] i32} per device; ``sub`` the
+    int32 index of this update within its iteration (it decorrelates dropout between the
+    updates of one iteration). ``advances(sub)`` says whether this update ends the iteration
+    (then ``state.step`` grows by 1); by default every generator update does.
+
+    generator: loss_g = mce + lam * adv (Eq. 5) when ``adversarial`` (phase 2), else mce.
+    adversary: loss_d = bce(1, A(x, v)) + bce(0, A(x, g(x))) (Eq. 6-7), with v the
+    epsilon-rescaled real map built from G's own probabilities (Eq. 1-2).
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}; got {role!r}")
+    g_net, d_net = networks.generator, networks.adversary
+    loss_cfg = config.loss
+    bn_train = config.model.bn_mode == "train"
+    if advances is None:
+        def advances(sub):
+            return jnp.asarray(role == "generator")
+
+    def generator_forward(state, params, images, rng):
+        out = g_net.apply(
+            _variables(params, state.g_batch_stats), images, train=True,
+            rngs={"dropout": rng}, mutable=["batch_stats"] if bn_train else False,
+        )
+        logits, updates = out if bn_train else (out, {})
+        return logits, updates.get("batch_stats", state.g_batch_stats)
+
+    def step(state: TrainState, batch: dict[str, jax.Array], sub: jax.Array):
+        images, labels = batch["image"], batch["label"]
+        rng = jax.random.fold_in(state.rng, state.step)
+        rng = jax.random.fold_in(jax.random.fold_in(rng, sub), jax.lax.axis_index(axis_name))
+        devices = jax.lax.psum(1, axis_name)
+        labelled = jax.lax.psum(jnp.sum(labels != loss_cfg.ignore_label), axis_name)
+        d_vars = _variables(state.d_params, state.d_batch_stats)
+
+        if role == "generator":
+            def loss_fn(g_params):
+                logits, batch_stats = generator_forward(state, g_params, images, rng)
+                ce_sum, _ = losses.cross_entropy_sum(logits, labels, loss_cfg.ignore_label)
+                # this device's share of the global mean; pmean over devices gives the mean
+                ce = ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
+                if not adversarial:
+                    return ce, (batch_stats, {"ce": ce})
+                fake = d_net.apply(d_vars, images, jax.nn.softmax(logits, axis=-1))
+                loss, adv = losses.generator_loss(ce, fake, loss_cfg.lam, loss_cfg.adv_form)
+                return loss, (batch_stats, {"ce": ce, "adv": adv})
+
+            grads, (batch_stats, parts) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+            grads = jax.lax.pmean(grads, axis_name)
+            updates, g_opt = networks.g_tx.update(grads, state.g_opt, state.g_params)
+            state = state.replace(
+                g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
+                g_batch_stats=batch_stats if bn_train else state.g_batch_stats,
+            )
+            metrics = dict(parts)
+            if adversarial:
+                metrics["loss_g"] = parts["ce"] + loss_cfg.lam * parts["adv"]
+            metrics["g_grad_norm"] = optax.global_norm(grads)
+        else:
+            logits, _ = generator_forward(state, state.g_params, images, rng)
+            probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+            real = epsilon_rescale(probs, labels, config.rescaling.eps, loss_cfg.ignore_label)
+            both_images = jnp.concatenate([images, images])
+            both_maps = jnp.concatenate([real, probs])
+            n = images.shape[0]
+
+            def loss_fn(d_params):
+                out = d_net.apply(_variables(d_params, state.d_batch_stats), both_images,
+                                  both_maps)
+                real_logits, fake_logits = out[:n], out[n:]
+                loss = loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
+                return loss, (real_logits, fake_logits)
+
+            grads, (real_logits, fake_logits) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+            grads = jax.lax.pmean(grads, axis_name)
+            updates, d_opt = networks.d_tx.update(grads, state.d_opt, state.d_params)
+            state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                                  d_opt=d_opt)
+            metrics = {
+                "loss_d": loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits),
+                "d_acc_real": jnp.mean(real_logits > 0),
+                "d_acc_fake": jnp.mean(fake_logits < 0),
+                "d_out_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+                "d_out_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+                "d_grad_norm": optax.global_norm(grads),
+            }
+        metrics = jax.lax.pmean(
+            {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}, axis_name)
+        return state.replace(step=state.step + advances(sub).astype(jnp.int32)), metrics
+
+    return step

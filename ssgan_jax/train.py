@@ -1,0 +1,348 @@
+"""The training loop: phase 1 (G alone), then phase 2 (G + A) (PAPER.md section 6).
+
+``train_and_evaluate(config, workdir)`` resumes from ``<workdir>/checkpoints`` when it holds
+a checkpoint, else starts from ImageNet weights (``config.weights``) or a phase-1 run
+(``config.init_from``). One iteration = one global batch: in phase 1 one generator update,
+in phase 2 ``phase2.d_steps`` adversary updates then ``phase2.g_steps`` generator updates.
+The optimizers are re-created when phase 2 starts, as the paper does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import flax.jax_utils
+import jax
+import ml_collections
+import numpy as np
+
+from ssgan_jax import checkpoints as ckpt_lib
+from ssgan_jax import distributed, monitor, steps
+from ssgan_jax.data import builder_class, pipeline
+from ssgan_jax.evaluate import evaluate, make_eval_step
+from ssgan_jax.losses import ADV_FORMS
+from ssgan_jax.models import build_adversary, build_generator
+from ssgan_jax.weights import load_pretrained
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raise ValueError naming the first bad training value and what it must be."""
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            value = config
+            for part in key.split("."):
+                value = value[part]
+            raise ValueError(f"config.{key} must be {what}; got {value!r}")
+
+    need(config.batch_size > 0, "batch_size", "> 0")
+    need(config.eval_batch_size > 0, "eval_batch_size", "> 0")
+    need(config.phase1.steps >= 0, "phase1.steps", ">= 0")
+    need(config.phase2.steps >= 0, "phase2.steps", ">= 0")
+    need(config.phase1.steps + config.phase2.steps > 0, "phase1.steps",
+         "> 0 or phase2.steps > 0 (nothing to train)")
+    need(config.phase2.d_steps >= 1, "phase2.d_steps", ">= 1")
+    need(config.phase2.g_steps >= 1, "phase2.g_steps", ">= 1")
+    need(0.0 < config.rescaling.eps < 1.0, "rescaling.eps", "in (0, 1)")
+    need(config.loss.lam >= 0, "loss.lam", ">= 0")
+    need(config.loss.adv_form in ADV_FORMS, "loss.adv_form", f"one of {ADV_FORMS}")
+    for key in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                "health_window"):
+        need(config.train[key] >= 1, f"train.{key}", ">= 1")
+    need(len(config.data.crop_size) == 2 and min(config.data.crop_size) > 0,
+         "data.crop_size", "(height, width) > 0")
+
+
+@dataclasses.dataclass
+class Run:
+    """What the loop needs besides the state: data, compiled steps, writers, checkpoints."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    generator: Any
+    checkpoints: ckpt_lib.Checkpoints
+    writer: Any
+    p_eval: Any
+    config_record: dict[str, Any]
+    last_saved: int | None = None
+
+
+def _networks(config, num_classes: int, phase: int) -> steps.Networks:
+    g_tx, d_tx, _ = steps.phase_optimizers(config, phase)
+    return steps.Networks(
+        generator=build_generator(config.model, num_classes, axis_name=steps.AXIS),
+        adversary=build_adversary(config.adversary, config.model.dtype),
+        g_tx=g_tx,
+        d_tx=d_tx,
+    )
+
+
+def _dataset_classes(config) -> tuple[str, ...]:
+    """Prepare the dataset once (process 0), then every process opens it."""
+    if jax.process_index() == 0:
+        pipeline.ensure_prepared(config.data)
+    distributed.barrier("ssgan_dataset_prepared")
+    return tuple(builder_class(config.data.name).CLASS_NAMES)
+
+
+def _parse_init_from(spec: str) -> tuple[str, int | None]:
+    path, sep, step = spec.rpartition(":")
+    if sep and step.isdigit():
+        return path, int(step)
+    return spec, None
+
+
+def _initial_weights(config, state: steps.TrainState, num_classes: int) -> steps.TrainState:
+    """ImageNet weights / a phase-1 run's generator, with a warning for random init."""
+    w = config.weights
+    if w.generator:
+        g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+        g_vars, report = load_pretrained(config.model.name, g_vars, w.generator)
+        print(f"generator backbone from {w.generator}: {report.summary()}", flush=True)
+        state = state.replace(g_params=g_vars["params"],
+                              g_batch_stats=g_vars.get("batch_stats", {}))
+    elif not config.init_from:
+        print("WARNING: config.weights.generator is empty: G starts from random weights, "
+              "not ImageNet (PAPER.md section 6); see README 'Pretrained weights'", flush=True)
+    if config.phase2.steps > 0:
+        if w.adversary:
+            d_vars = {"params": state.d_params, "batch_stats": state.d_batch_stats}
+            d_vars, report = load_pretrained("adversary", d_vars, w.adversary)
+            print(f"adversary image branch from {w.adversary}: {report.summary()}", flush=True)
+            state = state.replace(d_params=d_vars["params"],
+                                  d_batch_stats=d_vars.get("batch_stats", {}))
+        else:
+            print("WARNING: config.weights.adversary is empty: A's image branch starts from "
+                  "random weights, not ImageNet (PAPER.md section 3)", flush=True)
+    if config.init_from:
+        path, step = _parse_init_from(config.init_from)
+        if not os.path.isdir(os.path.join(path, "checkpoints")):
+            raise ckpt_lib.CheckpointError(
+                f"config.init_from={config.init_from!r}: {path}/checkpoints does not exist; give "
+                "the workdir of a finished phase-1 run (optionally '<workdir>:<step>')")
+        source = ckpt_lib.Checkpoints(path, read_only=True)
+        restored = source.restore(jax.device_get(state), step)
+        if restored is None:
+            raise ckpt_lib.CheckpointError(f"config.init_from: no checkpoint in {path}/checkpoints")
+        other, meta, at = restored
+        current = {**ckpt_lib.config_json(config), "num_classes": num_classes}
+        diffs = [d for d in ckpt_lib.identity_differences(meta["config"], current)
+                 if not d.startswith("adversary.")]
+        if diffs:
+            raise ckpt_lib.CheckpointError(
+                f"config.init_from={config.init_from!r} is another generator:\n  "
+                + "\n  ".join(diffs))
+        state = state.replace(g_params=other.g_params, g_batch_stats=other.g_batch_stats)
+        print(f"generator from {path} step {at} (init_from)", flush=True)
+    return state
+
+
+def _record_config(workdir: str, record: dict[str, Any]) -> None:
+    """Write <workdir>/config.json; an earlier, different one is kept as config.<time>.json."""
+    if jax.process_index() != 0:
+        return
+    path = os.path.join(workdir, "config.json")
+    text = json.dumps(record, indent=2, sort_keys=True)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return
+        os.replace(path, os.path.join(workdir, f"config.{time.strftime('%Y%m%d-%H%M%S')}.json"))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _unreplicate(rep_state) -> steps.TrainState:
+    return jax.device_get(jax.tree.map(lambda x: x[0], rep_state))
+
+
+def _tree_finite(tree) -> bool:
+    return all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(tree)
+               if np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def _validate(run: Run, rep_state) -> dict[str, Any]:
+    variables = {"params": rep_state.g_params}
+    if jax.tree.leaves(rep_state.g_batch_stats):
+        variables["batch_stats"] = rep_state.g_batch_stats
+    batches = pipeline.as_numpy(pipeline.eval_dataset(
+        run.config, run.config.data.val_split, local_devices=jax.local_device_count(),
+        process_index=jax.process_index(), process_count=jax.process_count()))
+    return evaluate(run.p_eval, variables, batches, run.num_classes, run.class_names)
+
+
+def _save(run: Run, rep_state, step: int, phase: int, validation=None) -> None:
+    host = _unreplicate(rep_state)
+    if not _tree_finite((host.g_params, host.d_params)):
+        raise monitor.TrainingDiverged(
+            f"parameters hold NaN/Inf at step {step}; not saving. The last good checkpoint "
+            f"(step {run.last_saved}) is kept; lower the learning rate or clip gradients.")
+    meta = {"config": run.config_record, "step": step, "phase": phase,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if validation is not None:
+        meta["validation"] = {k: v for k, v in validation.items() if k != "confusion"}
+    run.checkpoints.save(step, host, meta, None if validation is None else validation["miou"])
+    run.last_saved = step
+
+
+def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
+    scalars = {"val/miou": summary["miou"] or 0.0,
+               "val/pixel_accuracy": summary["pixel_accuracy"] or 0.0}
+    scalars.update({f"val_iou/{k}": v for k, v in summary["per_class_iou"].items()
+                    if v is not None})
+    run.writer.write_scalars(step, scalars)
+    miou = summary["miou"]
+    print(f"validation at step {step} on {run.config.data.val_split} "
+          f"({summary['num_images']} images): mIoU "
+          f"{'n/a' if miou is None else f'{100 * miou:.2f}'}%", flush=True)
+
+
+def _run_phase(run: Run, phase: int, rep_state, batches, start: int, end: int, progress):
+    """Iterations start..end-1 of one phase; returns the replicated state."""
+    config = run.config
+    nets = _networks(config, run.num_classes, phase)
+    donate = (0,) if config.train.donate else ()
+    if phase == 1:
+        updates = [("generator", steps.make_train_step(
+            "generator", nets, config, adversarial=False))]
+    else:
+        d, g = config.phase2.d_steps, config.phase2.g_steps
+        d_step = steps.make_train_step("adversary", nets, config, adversarial=True)
+        g_step = steps.make_train_step("generator", nets, config, adversarial=True,
+                                       advances=lambda sub: sub == d + g - 1)
+        updates = [("adversary", d_step)] * d + [("generator", g_step)] * g
+    compiled = {role: jax.pmap(fn, axis_name=steps.AXIS, donate_argnums=donate)
+                for role, fn in updates}
+    subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(len(updates))]
+    _, _, schedule = steps.phase_optimizers(config, phase)
+    health = monitor.AdversaryHealth(config.train.health_window,
+                                     config.train.adversary_won_accuracy,
+                                     config.train.adversary_idle_margin)
+    pending: list[dict[str, Any]] = []
+
+    def flush(step: int) -> dict[str, float]:
+        fetched = [{k: float(v[0]) for k, v in m.items()} for m in jax.device_get(pending)]
+        pending.clear()
+        for i, m in enumerate(fetched):
+            monitor.check_finite(step - len(fetched) + i + 1, m, run.last_saved)
+            if "d_acc_real" in m:
+                warning = health.update(step - len(fetched) + i + 1, m["d_acc_real"],
+                                        m["d_acc_fake"])
+                if warning:
+                    print(warning, flush=True)
+        return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]} if fetched else {}
+
+    for step in range(start, end):
+        batch = next(batches)
+        metrics: dict[str, Any] = {}
+        for (role, _), sub in zip(updates, subs, strict=True):
+            rep_state, m = compiled[role](rep_state, batch, sub)
+            metrics.update(m)
+        pending.append(metrics)
+        done = step + 1
+        is_last = done == end
+        if done % config.train.log_every == 0 or is_last:
+            means = flush(done)
+            rate = progress.rate(done)
+            lr = float(schedule(done if phase == 1 else done - config.phase1.steps))
+            run.writer.write_scalars(done, {**{f"train/{k}": v for k, v in means.items()},
+                                            "train/g_lr": lr, "train/phase": phase,
+                                            "train/steps_per_sec": rate})
+            shown = {k: means[k] for k in ("ce", "adv", "loss_g", "loss_d", "d_acc_real",
+                                           "d_acc_fake") if k in means}
+            print(progress.line(done, phase, shown, rate), flush=True)
+        validate_now = done % config.train.eval_every == 0 or done == progress.total
+        if validate_now or done % config.train.checkpoint_every == 0:
+            if pending:
+                flush(done)
+            summary = _validate(run, rep_state) if validate_now else None
+            if summary is not None:
+                _report_validation(run, done, summary)
+            _save(run, rep_state, done, phase, summary)
+    return rep_state
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train both phases (resuming if possible); returns the final validation summary."""
+    check_config(config)
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    class_names = _dataset_classes(config)
+    num_classes = len(class_names)
+    p1, p2 = config.phase1.steps, config.phase2.steps
+    total = p1 + p2
+    record = {**ckpt_lib.config_json(config), "num_classes": num_classes}
+    checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
+    checkpoints.check_compatible(record)
+
+    root = jax.random.PRNGKey(config.seed)
+    nets = _networks(config, num_classes, 1 if p1 > 0 else 2)
+    ch, cw = config.data.crop_size
+    fresh = jax.device_get(steps.init_state(
+        nets, jax.random.fold_in(root, 1), jax.random.fold_in(root, 2), (1, ch, cw, 3),
+        num_classes))
+    restored = checkpoints.restore(fresh)
+    if restored is not None:
+        state, meta, at = restored
+        print(f"resuming from {checkpoints.directory}/{at} (phase {meta['phase']}, "
+              f"step {int(state.step)})", flush=True)
+    else:
+        state = _initial_weights(config, fresh, num_classes)
+    _record_config(workdir, record)
+    step = int(state.step)
+    if step >= total:
+        print(f"nothing to do: the checkpoint is at step {step} and the config asks for "
+              f"{total} ({p1} + {p2}); raise phase1.steps/phase2.steps to train on", flush=True)
+
+    generator = build_generator(config.model, num_classes, axis_name=steps.AXIS)
+    run = Run(config=config, workdir=workdir, num_classes=num_classes, class_names=class_names,
+              generator=generator, checkpoints=checkpoints,
+              writer=monitor.create_writer(workdir, jax.process_index()),
+              p_eval=jax.pmap(make_eval_step(generator, num_classes, config.loss.ignore_label)),
+              config_record=record, last_saved=step if restored is not None else None)
+    if restored is None:
+        run.writer.write_hparams({k: v for k, v in _flat(record).items()})
+    batches = flax.jax_utils.prefetch_to_device(iter(pipeline.as_numpy(pipeline.train_dataset(
+        config, local_devices=jax.local_device_count(), process_index=jax.process_index(),
+        process_count=jax.process_count(), start_example=step * config.batch_size))), 2)
+    rep_state = flax.jax_utils.replicate(state)
+    progress = monitor.Progress(total, step)
+    summary = None
+    try:
+        if step < p1:
+            rep_state = _run_phase(run, 1, rep_state, batches, step, p1, progress)
+            step = p1
+        if p2 > 0 and step < total:
+            if step == p1:  # phase 2 starts here: fresh optimizers (PAPER.md section 6)
+                state = steps.fresh_optimizers(_unreplicate(rep_state),
+                                               _networks(config, num_classes, 2))
+                rep_state = flax.jax_utils.replicate(state)
+                print(f"phase 2 from step {p1}: adversary on, optimizers re-created", flush=True)
+            rep_state = _run_phase(run, 2, rep_state, batches, step, total, progress)
+        best = checkpoints.best_step()
+        if best is not None:
+            summary = checkpoints.read_meta(best).get("validation")
+            final = checkpoints.read_meta(checkpoints.steps()[-1]).get("validation")
+            print(json.dumps({"final_step": checkpoints.steps()[-1],
+                              "final_val_miou": final and final["miou"],
+                              "best_step": best, "best_val_miou": summary["miou"]}), flush=True)
+    finally:
+        checkpoints.wait()
+        run.writer.flush()
+    return summary or {}
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+

@@ -1,0 +1,43 @@
+"""Every config and variant loads, passes the checks, and carries the paper's settings."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+from ssgan_jax import default_config
+from ssgan_jax.train import check_config
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def _load(name, arg=None):
+    spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+@pytest.mark.parametrize("name", ["demo", "camvid", "voc2012", "cityscapes"])
+@pytest.mark.parametrize("generator", default_config.GENERATORS)
+@pytest.mark.parametrize("training", default_config.TRAININGS)
+def test_variants(name, generator, training):
+    config = _load(name, f"{generator}_{training}")
+    check_config(config)
+    assert config.model.name == generator
+    assert (config.phase2.steps > 0) == (training == "gan")
+
+
+@pytest.mark.parametrize("name", ["voc2012", "cityscapes"])
+def test_paper_settings_are_the_defaults(name):
+    c = _load(name)
+    assert c.variant == "deeplabv3_resnet50_gan"
+    assert (c.batch_size, tuple(c.data.crop_size)) == (2, (500, 500))  # PAPER.md section 6
+    assert (c.phase1.lr, c.phase1.end_lr) == (1e-4, 1e-5)
+    assert (c.phase2.lr, c.phase2.d_lr, c.phase2.d_momentum) == (3e-5, 3e-4, 0.9)
+    assert c.loss.lam == 1e-2 and c.loss.adv_form == "minimax" and c.rescaling.eps == 0.9
+
+
+def test_unknown_variant_names_the_choices():
+    with pytest.raises(ValueError, match="deeplabv3_resnet50_gan"):
+        _load("voc2012", "resnet_gan")

@@ -1,0 +1,197 @@
+"""The pure train steps: device-count invariance, frozen networks, falling losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import jax_utils
+
+from ssgan_jax import steps
+from ssgan_jax.models import build_adversary, build_generator
+
+from .data.conftest import COLOURS
+from .train_fixtures import tiny_config
+
+C = 11
+
+
+def _networks(config, phase):
+    g_tx, d_tx, _ = steps.phase_optimizers(config, phase)
+    return steps.Networks(build_generator(config.model, C, axis_name=steps.AXIS),
+                          build_adversary(config.adversary), g_tx, d_tx)
+
+
+def _batch(n=4, h=32, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.repeat(rng.integers(0, C, size=(n, h // 8, w // 8)), 8, 1), 8, 2)
+    labels[:, :2] = 255
+    colours = (COLOURS.astype(np.float32) - 128) / 64  # each class its own colour
+    images = colours[np.where(labels == 255, 0, labels)]
+    images += rng.normal(size=images.shape).astype(np.float32) * 0.1
+    return {"image": images, "label": labels.astype(np.int32)}
+
+
+def _state(config, nets, h=32, w=48):
+    return jax.device_get(steps.init_state(nets, jax.random.PRNGKey(1), jax.random.PRNGKey(2),
+                                           (1, h, w, 3), C))
+
+
+def _sgd(nets):
+    """Adam maps rounding-noise gradients (~1e-9) to +-lr steps; plain SGD shows the gradient."""
+    return steps.Networks(nets.generator, nets.adversary, optax.sgd(0.1), optax.sgd(0.1))
+
+
+def _run(config, role, adversarial, state, batch, devices, sgd=False):
+    nets = _networks(config, 2 if adversarial else 1)
+    if sgd:
+        nets = _sgd(nets)
+    fn = jax.pmap(steps.make_train_step(role, nets, config, adversarial=adversarial),
+                  axis_name=steps.AXIS, devices=devices)
+    d = len(devices)
+    split = {k: v.reshape(d, v.shape[0] // d, *v.shape[1:]) for k, v in batch.items()}
+    new, metrics = fn(jax_utils.replicate(state, devices), split,
+                      jax_utils.replicate(np.int32(0), devices))
+    return jax.device_get(jax.tree.map(lambda x: x[0], new)), jax.device_get(metrics)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return tiny_config(tmp_path)
+
+
+def _max_diff(a, b):
+    return max(float(np.abs(x - y).max())
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path):
+    """FCN-8s (no BatchNorm) + A: one D step and one G step on 2 devices == on 1 device."""
+    assert jax.local_device_count() >= 2, "tests/conftest.py asks XLA for 2 CPU devices"
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    batch = _batch()
+    state = steps.fresh_optimizers(_state(config, _networks(config, 2)),
+                                   _sgd(_networks(config, 2)))
+    results = {}
+    for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices()[:2])):
+        s, m_d = _run(config, "adversary", True, state, batch, devices, sgd=True)
+        s, m_g = _run(config, "generator", True, s, batch, devices, sgd=True)
+        results[name] = (s, m_d, m_g)
+    a, b = results["one"], results["two"]
+    for x, y in zip(jax.tree.leaves((a[0].g_params, a[0].d_params)),
+                    jax.tree.leaves((b[0].g_params, b[0].d_params)), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+    for key in ("loss_d", "d_acc_real", "d_acc_fake"):
+        np.testing.assert_allclose(a[1][key][0], b[1][key][0], rtol=1e-4)
+    for key in ("ce", "adv", "loss_g"):
+        np.testing.assert_allclose(a[2][key][0], b[2][key][0], rtol=1e-4)
+    assert _max_diff(state.g_params, a[0].g_params) > 1e-3  # the update did something
+    assert _max_diff(state.d_params, a[0].d_params) > 1e-3
+
+
+def test_batchnorm_statistics_are_shared_across_devices(config):
+    """DeepLabv3 with bn_mode "train": batch statistics over the global batch on 2 devices.
+
+    The running statistics (forward quantities) must match 1 device closely. The gradients of
+    this tiny random ResNet amplify rounding (merely reordering the batch on one device moves
+    them by ~1e-2), so the updates are compared against that reordering noise: without the
+    cross-device mean they differ by far more.
+    """
+    batch = _batch()
+    state = steps.fresh_optimizers(_state(config, _networks(config, 1)),
+                                   _sgd(_networks(config, 1)))
+    one, m1 = _run(config, "generator", False, state, batch, jax.devices()[:1], sgd=True)
+    two, m2 = _run(config, "generator", False, state, batch, jax.devices()[:2], sgd=True)
+    reordered = {k: v[[2, 3, 0, 1]] for k, v in batch.items()}
+    perm, _ = _run(config, "generator", False, state, reordered, jax.devices()[:1], sgd=True)
+    for x, y in zip(jax.tree.leaves(one.g_batch_stats), jax.tree.leaves(two.g_batch_stats),
+                    strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(m1["ce"][0], m2["ce"][0], rtol=1e-5)
+    noise = _max_diff(one.g_params, perm.g_params)
+    assert _max_diff(one.g_params, two.g_params) <= 3 * noise + 1e-6
+    # per-device statistics (no axis_name) would be a different computation altogether
+    config.model.bn_mode = "train"
+    unsynced = steps.Networks(build_generator(config.model, C, axis_name=None),
+                              build_adversary(config.adversary), optax.sgd(0.1), optax.sgd(0.1))
+    fn = jax.pmap(steps.make_train_step("generator", unsynced, config, adversarial=False),
+                  axis_name=steps.AXIS, devices=jax.devices()[:2])
+    split = {k: v.reshape(2, 2, *v.shape[1:]) for k, v in batch.items()}
+    bad, _ = fn(jax_utils.replicate(state, jax.devices()[:2]), split,
+                jax_utils.replicate(np.int32(0), jax.devices()[:2]))
+    bad = jax.device_get(jax.tree.map(lambda x: x[0], bad))
+    assert _max_diff(one.g_batch_stats, bad.g_batch_stats) > 10 * _max_diff(
+        one.g_batch_stats, two.g_batch_stats)
+
+
+def test_each_step_leaves_the_other_network_untouched(config):
+    batch = _batch()
+    state = _state(config, _networks(config, 2))
+    devices = jax.devices()[:2]
+    after_d, _ = _run(config, "adversary", True, state, batch, devices)
+    after_g, _ = _run(config, "generator", True, state, batch, devices)
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in  # noqa: E731
+                            zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+    assert same(after_d.g_params, state.g_params)
+    assert same(after_d.g_batch_stats, state.g_batch_stats)
+    assert same(after_d.g_opt, state.g_opt)
+    assert same(after_d.d_batch_stats, state.d_batch_stats)  # A's BN is frozen
+    assert not same(after_d.d_params, state.d_params)
+    assert same(after_g.d_params, state.d_params) and same(after_g.d_opt, state.d_opt)
+    assert not same(after_g.g_params, state.g_params)
+    assert not same(after_g.g_batch_stats, state.g_batch_stats)  # bn_mode "train" updates
+    assert int(after_g.step) == 1 and int(after_d.step) == 0  # G's update ends the iteration
+    config.model.bn_mode = "frozen"
+    frozen_state = _state(config, _networks(config, 1))
+    after, _ = _run(config, "generator", False, frozen_state, batch, devices)
+    assert same(after.g_batch_stats, frozen_state.g_batch_stats)
+
+
+def test_losses_fall_on_a_fixed_batch(tmp_path):
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config.phase1.lr = config.phase1.end_lr = 3e-3
+    batch = _batch()
+    devices = jax.devices()[:2]
+    nets = _networks(config, 1)
+    state = _state(config, nets)
+    g = jax.pmap(steps.make_train_step("generator", nets, config, adversarial=False),
+                 axis_name=steps.AXIS, devices=devices)
+    split = {k: v.reshape(2, 2, *v.shape[1:]) for k, v in batch.items()}
+    rep, sub = jax_utils.replicate(state, devices), jax_utils.replicate(np.int32(0), devices)
+    ce = []
+    for _ in range(25):
+        rep, m = g(rep, split, sub)
+        ce.append(float(m["ce"][0]))
+    assert ce[-1] < 0.7 * ce[0], ce
+    # the adversary learns to tell rescaled real maps from G's maps on a fixed batch
+    nets2 = _networks(config, 2)
+    d = jax.pmap(steps.make_train_step("adversary", nets2, config, adversarial=True),
+                 axis_name=steps.AXIS, devices=devices)
+    loss_d = []
+    for _ in range(15):
+        rep, m = d(rep, split, sub)
+        loss_d.append(float(m["loss_d"][0]))
+    assert loss_d[-1] < loss_d[0] - 0.05, loss_d
+
+
+def test_optimizer_schedules_and_structure():
+    tx = steps.make_optimizer("adam", 1e-4, 1e-5, 10)
+    params = {"w": jnp.ones((3,))}
+    state = tx.init(params)
+    grads = {"w": jnp.ones((3,))}
+    updates, state = tx.update(grads, state, params)
+    np.testing.assert_allclose(updates["w"], -1e-4, rtol=1e-3)  # Adam's first step = -lr
+    for _ in range(20):
+        updates, state = tx.update(grads, state, params)
+    np.testing.assert_allclose(updates["w"], -1e-5, rtol=1e-2)  # decayed to end_lr
+    sgd = steps.make_optimizer("sgd", 0.1, 0.1, 5, momentum=0.9)
+    s = sgd.init(params)
+    u1, s = sgd.update(grads, s, params)
+    u2, s = sgd.update(grads, s, params)
+    np.testing.assert_allclose(u1["w"], -0.1)
+    np.testing.assert_allclose(u2["w"], -0.1 * 1.9)  # momentum 0.9
+    a = jax.tree.structure(steps.make_optimizer("adam", 1, 0.1, 5).init(params))
+    b = jax.tree.structure(steps.make_optimizer("adam", 3, 0.3, 7).init(params))
+    assert a == b  # both phases' states fit one checkpoint layout
+    with pytest.raises(ValueError, match="optimizer kind"):
+        steps.make_optimizer("rmsprop", 1e-3, 1e-3, 1)

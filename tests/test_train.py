@@ -1,0 +1,181 @@
+"""The training loop end to end on a synthetic CamVid: resume, 2 processes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import flax.jax_utils
+import jax
+import numpy as np
+import pytest
+
+from ssgan_jax import checkpoints as ckpt_lib
+from ssgan_jax import train
+from ssgan_jax.main import _resolve_paths  # noqa: F401 - main must import without flags
+
+from .train_fixtures import tiny_config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config(tmp):
+    config = tiny_config(tmp, "fcn8s_vgg16")  # fastest to compile; the steps test DeepLab
+    config.phase1.steps = 4
+    config.phase2.steps = 4
+    config.train.eval_every = 4
+    return config
+
+
+def _final_state(workdir, config):
+    nets = train._networks(config, 11, 1)
+    fresh = jax.device_get(train.steps.init_state(
+        nets, jax.random.PRNGKey(0), jax.random.PRNGKey(0), (1, 32, 48, 3), 11))
+    state, meta, step = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(fresh)
+    return state, meta, step
+
+
+def _assert_same(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run: 4 phase-1 + 4 phase-2 iterations on 2 devices."""
+    tmp = tmp_path_factory.mktemp("reference")
+    config = _config(tmp)
+    summary = train.train_and_evaluate(config, str(tmp / "run"))
+    return config, tmp / "run", summary
+
+
+def test_run_writes_checkpoints_metrics_and_validation(reference):
+    config, workdir, summary = reference
+    state, meta, step = _final_state(workdir, config)
+    assert step == 8 and int(state.step) == 8 and meta["phase"] == 2
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["4", "6", "8"]  # keep 3 (+ best)
+    assert 0.0 <= summary["miou"] <= 1.0 and summary["num_images"] == 3
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    by_step = {x["step"]: x for x in lines if "step" in x}
+    assert "train/ce" in by_step[2] and "train/loss_d" not in by_step[2]  # phase 1: G alone
+    for key in ("train/loss_g", "train/adv", "train/loss_d", "train/d_acc_real",
+                "train/d_acc_fake", "train/d_out_real", "train/d_out_fake"):
+        assert key in by_step[6], key
+    assert by_step[8]["val/miou"] == pytest.approx(summary["miou"]) or any(
+        x.get("val/miou") == pytest.approx(summary["miou"]) for x in lines)
+    assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "fcn8s_vgg16"
+    assert list((workdir / "tensorboard").iterdir())
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(reference, tmp_path, monkeypatch):
+    config, ref_dir, _ = reference
+    real = flax.jax_utils.prefetch_to_device
+
+    def dies_at_batch(k):
+        def prefetch(it, size):
+            for i, x in enumerate(real(it, size)):
+                if i == k:
+                    raise KeyboardInterrupt("killed")
+                yield x
+        return prefetch
+
+    monkeypatch.setattr(flax.jax_utils, "prefetch_to_device", dies_at_batch(5))
+    workdir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(_config(tmp_path), str(workdir))
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]  # died during step 6
+    monkeypatch.setattr(flax.jax_utils, "prefetch_to_device", real)
+    train.train_and_evaluate(_config(tmp_path), str(workdir))  # the same command again
+    resumed, _, step = _final_state(workdir, config)
+    want, _, _ = _final_state(ref_dir, config)
+    assert step == 8
+    _assert_same(resumed, want)
+
+
+def test_corrupt_latest_checkpoint_falls_back_and_keeps_it(reference, tmp_path, capsys):
+    config, ref_dir, _ = reference
+    workdir = tmp_path / "run"
+    shutil.copytree(ref_dir, workdir)
+    for f in (workdir / "checkpoints" / "8" / "state").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    train.train_and_evaluate(_config(tmp_path), str(workdir))
+    out = capsys.readouterr().out
+    assert "checkpoint 8" in out and "cannot be restored" in out and "moved" in out
+    aside = list((workdir / "checkpoints_corrupt").iterdir())
+    assert len(aside) == 1 and aside[0].name.startswith("8_")  # kept, not deleted
+    again, _, step = _final_state(workdir, config)  # retrained 6 -> 8
+    want, _, _ = _final_state(ref_dir, config)
+    assert step == 8
+    _assert_same(again, want)
+
+
+def test_workdir_of_another_experiment_is_refused_untouched(reference, tmp_path):
+    _, ref_dir, _ = reference
+    workdir = tmp_path / "run"
+    shutil.copytree(ref_dir, workdir)
+    before = sorted(p.name for p in (workdir / "checkpoints").iterdir())
+    config = _config(tmp_path)
+    config.model.width = 16
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"another experiment[\s\S]*model.width"):
+        train.train_and_evaluate(config, str(workdir))
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == before
+
+
+def test_missing_weights_file_and_bad_values_are_named(tmp_path):
+    config = _config(tmp_path)
+    config.weights.generator = str(tmp_path / "vgg16.safetensors")
+    with pytest.raises(FileNotFoundError, match="vgg16.safetensors"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    config = _config(tmp_path)
+    config.rescaling.eps = 1.5
+    with pytest.raises(ValueError, match=r"rescaling.eps must be in \(0, 1\)"):
+        train.check_config(config)
+    config = _config(tmp_path)
+    config.phase2.d_steps = 0
+    with pytest.raises(ValueError, match="phase2.d_steps"):
+        train.check_config(config)
+
+
+def _cli(args, env=None, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "ssgan_jax.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_override_mistakes_exit_with_one_clear_line(tmp_path):
+    for override, expected in (("--config.model.widht=3", 'Did you mean "width"'),
+                               ("--config.model.width=abc", "invalid literal for int"),
+                               ("--config.phase1.lr=fast", "could not convert")):
+        r = _cli(["--config=configs/demo.py", f"--workdir={tmp_path}", override])
+        assert r.returncode != 0
+        assert "config error:" in r.stderr and expected in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+    r = _cli(["--config=configs/demo.py:fcn8s_vgg16_wgan", f"--workdir={tmp_path}"])
+    assert r.returncode != 0 and "unknown config variant" in r.stderr
+
+
+@pytest.mark.slow
+def test_two_process_job_matches_single_process(reference, tmp_path):
+    """launch/cpu_2proc.sh: 2 processes x 1 CPU device == 1 process x 2 devices."""
+    config, ref_dir, _ = reference
+    config_file = tmp_path / "cfg.py"
+    (tmp_path / "cfg.json").write_text(config.to_json())
+    config_file.write_text(
+        "import json, ml_collections\n"
+        "def get_config(arg=None):\n"
+        f"    return ml_collections.ConfigDict(json.load(open({str(tmp_path / 'cfg.json')!r})))\n")
+    env = {**os.environ, "PYTHON": sys.executable, "LOG1": str(tmp_path / "proc1.log")}
+    r = subprocess.run(["bash", str(REPO / "launch" / "cpu_2proc.sh"), f"--config={config_file}",
+                        f"--workdir={tmp_path / 'run'}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+    log1 = (tmp_path / "proc1.log").read_text() if (tmp_path / "proc1.log").exists() else ""
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:], log1[-3000:])
+    assert "process 0/2" in r.stdout
+    got, _, step = _final_state(tmp_path / "run", config)
+    want, _, _ = _final_state(ref_dir, config)
+    assert step == 8
+    _assert_same(got, want)

@@ -1,0 +1,43 @@
+"""A tiny SS-GAN experiment on a synthetic CamVid, for the step and loop tests."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from ssgan_jax import default_config as default
+
+from .data.conftest import write_camvid
+
+
+def tiny_config(tmp_path, name: str = "deeplabv3_resnet50") -> ml_collections.ConfigDict:
+    config = default.get_config()
+    config.data.name = "camvid"
+    config.data.manual_dir = write_camvid(str(tmp_path / "CamVid"),
+                                          sizes={"train": 8, "val": 3, "test": 2})
+    config.data.data_dir = str(tmp_path / "tfds")
+    config.data.crop_size = (32, 48)
+    config.data.eval_size = (96, 64)
+    config.data.scale_range = (0.75, 1.5)
+    config.data.shuffle_buffer = 16
+    config.model.name = name
+    config.model.width = 32
+    config.model.bn_mode = "train"
+    config.model.dropout_rate = 0.0
+    config.adversary.width = 32
+    config.adversary.map_features = (8, 8)
+    config.adversary.trunk_features = (8, 8, 8, 8)
+    config.batch_size = 4
+    config.eval_batch_size = 4
+    config.phase1.steps = 3
+    config.phase1.lr = 1e-3
+    config.phase1.end_lr = 1e-4
+    config.phase2.steps = 3
+    config.phase2.lr = 1e-3
+    config.phase2.end_lr = 1e-4
+    config.phase2.d_lr = 1e-2
+    config.phase2.d_end_lr = 1e-2
+    config.train.log_every = 2
+    config.train.eval_every = 3
+    config.train.checkpoint_every = 2
+    config.train.health_window = 2
+    return config
