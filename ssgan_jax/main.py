@@ -50,10 +50,15 @@ def main(argv):
         print(json.dumps(prepare(config.data)), flush=True)
 
 
-def _parse_or_exit(argv: list[str]) -> None:
-    """Parse flags early so that config mistakes read as one clear line, not a traceback."""
+def _parse_or_exit(argv: list[str]) -> list[str]:
+    """Parse flags early so that config mistakes read as one clear line, not a traceback.
+
+    Returns the arguments left after the flags (for ``app.run``, which must not parse again:
+    config_flags would define each ``--config.x`` override twice).
+    """
+    app.define_help_flags()
     try:
-        FLAGS(argv)
+        return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
         texts, cause = [], e
         while cause is not None:  # the most informative message in the exception chain
@@ -63,6 +68,20 @@ def _parse_or_exit(argv: list[str]) -> None:
         sys.exit(f"config error: {text or type(e).__name__} (from {' '.join(argv[1:])})")
 
 
+def _run() -> None:
+    """app.run, with the errors that name their own fix shown as one line, not a traceback."""
+    from ssgan_jax.checkpoints import CheckpointError
+    from ssgan_jax.data.common import DataError
+    from ssgan_jax.monitor import TrainingDiverged
+    from ssgan_jax.weights import WeightImportError
+
+    remaining = _parse_or_exit(sys.argv)
+    try:
+        app.run(main, flags_parser=lambda argv: remaining)
+    except (CheckpointError, DataError, TrainingDiverged, WeightImportError,
+            FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
 if __name__ == "__main__":
-    _parse_or_exit(sys.argv)
-    app.run(main)
+    _run()

@@ -107,7 +107,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config):
     for x, y in zip(jax.tree.leaves(one.g_batch_stats), jax.tree.leaves(two.g_batch_stats),
                     strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
-    np.testing.assert_allclose(m1["ce"][0], m2["ce"][0], rtol=1e-5)
+    np.testing.assert_allclose(m1["ce"][0], m2["ce"][0], rtol=1e-4)
     noise = _max_diff(one.g_params, perm.g_params)
     assert _max_diff(one.g_params, two.g_params) <= 3 * noise + 1e-6
     # per-device statistics (no axis_name) would be a different computation altogether

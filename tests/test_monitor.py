@@ -1,0 +1,47 @@
+"""Health warnings, NaN stops and the metrics file."""
+
+import json
+import math
+
+import pytest
+
+from ssgan_jax.monitor import (
+    AdversaryHealth,
+    JsonLinesWriter,
+    Progress,
+    TrainingDiverged,
+    check_finite,
+)
+
+
+def test_adversary_won_and_idle_warnings_once_per_window():
+    h = AdversaryHealth(window=4, won_accuracy=0.99, idle_margin=0.02)
+    out = [h.update(s, 1.0, 1.0) for s in range(1, 9)]
+    assert out[:3] == [None] * 3  # the window is not full yet
+    assert "has won" in out[3] and "step 4" in out[3]
+    assert out[4:7] == [None] * 3 and "has won" in out[7]  # not repeated within a window
+    h = AdversaryHealth(window=3, won_accuracy=0.99, idle_margin=0.02)
+    out = [h.update(s, 0.5, 0.51) for s in range(1, 4)]
+    assert "learns nothing" in out[2]
+    h = AdversaryHealth(window=3, won_accuracy=0.99, idle_margin=0.02)
+    assert [h.update(s, 0.8, 0.7) for s in range(1, 6)] == [None] * 5  # a healthy fight
+
+
+def test_non_finite_loss_stops_naming_it_and_the_checkpoint():
+    check_finite(3, {"ce": 1.0, "loss_d": 0.5}, 2)
+    with pytest.raises(TrainingDiverged, match=r"step 7.*'adv': nan.*step 5\) is kept"):
+        check_finite(7, {"ce": 1.0, "adv": math.nan}, 5)
+    with pytest.raises(TrainingDiverged, match="no checkpoint had been written"):
+        check_finite(1, {"ce": math.inf}, None)
+
+
+def test_jsonl_writer_and_progress(tmp_path):
+    w = JsonLinesWriter(str(tmp_path / "m.jsonl"))
+    w.write_scalars(5, {"train/ce": 1.5})
+    w.write_scalars(10, {"val/miou": 0.25})
+    w.close()
+    lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert lines == [{"step": 5, "train/ce": 1.5}, {"step": 10, "val/miou": 0.25}]
+    p = Progress(total=100, start_step=0)
+    line = p.line(50, 1, {"ce": 0.5}, rate=10.0)
+    assert "step 50/100" in line and "10.00 steps/s" in line and "ETA 0m05s" in line
