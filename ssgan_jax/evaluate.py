@@ -7,6 +7,7 @@ devices once at the end.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,9 +34,19 @@ def make_eval_step(generator, num_classes: int, ignore_label: int = 255):
     return step
 
 
+def _psum_all(x):
+    return jax.lax.psum(x, "all")
+
+
+@functools.cache
+def _p_sum():
+    """The pmapped sum, built once (a fresh pmap per call would recompile every validation)."""
+    return jax.pmap(_psum_all, axis_name="all")
+
+
 def _sum_over_devices(local: np.ndarray) -> np.ndarray:
-    """Sum [local_devices, C, C] over every device of every process."""
-    summed = jax.pmap(lambda x: jax.lax.psum(x, "all"), axis_name="all")(local)
+    """Sum [local_devices, ...] over every device of every process."""
+    summed = _p_sum()(local)
     return np.asarray(jax.device_get(summed[0]))
 
 

@@ -92,12 +92,8 @@ def make_optimizer(
 def phase_optimizers(config: ml_collections.ConfigDict, phase: int):
     """(g_tx, d_tx, g_schedule) of phase 1 or 2 (PAPER.md section 6)."""
     opt = config.optim
-    if phase == 1:
-        p = config.phase1
-        g = (p.lr, p.end_lr, p.steps)
-    else:
-        p = config.phase2
-        g = (p.lr, p.end_lr, p.steps)
+    p = config.phase1 if phase == 1 else config.phase2
+    g = (p.lr, p.end_lr, p.steps)
     g_tx = make_optimizer("adam", *g, weight_decay=opt.weight_decay,
                           clip_norm=opt.grad_clip_norm, adam_eps=opt.adam_eps)
     d_tx = make_optimizer(
@@ -209,7 +205,8 @@ def make_train_step(
                 loss, adv = losses.generator_loss(ce, fake, loss_cfg.lam, loss_cfg.adv_form)
                 return loss, (batch_stats, {"ce": ce, "adv": adv})
 
-            grads, (batch_stats, parts) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+            (loss, (batch_stats, parts)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.g_params)
             grads = jax.lax.pmean(grads, axis_name)
             updates, g_opt = networks.g_tx.update(grads, state.g_opt, state.g_params)
             state = state.replace(
@@ -218,7 +215,7 @@ def make_train_step(
             )
             metrics = dict(parts)
             if adversarial:
-                metrics["loss_g"] = parts["ce"] + loss_cfg.lam * parts["adv"]
+                metrics["loss_g"] = loss
             metrics["g_grad_norm"] = optax.global_norm(grads)
         else:
             logits, _ = generator_forward(state, state.g_params, images, rng)
@@ -235,13 +232,14 @@ def make_train_step(
                 loss = loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
                 return loss, (real_logits, fake_logits)
 
-            grads, (real_logits, fake_logits) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+            (loss_d, (real_logits, fake_logits)), grads = jax.value_and_grad(
+                loss_fn, has_aux=True)(state.d_params)
             grads = jax.lax.pmean(grads, axis_name)
             updates, d_opt = networks.d_tx.update(grads, state.d_opt, state.d_params)
             state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
                                   d_opt=d_opt)
             metrics = {
-                "loss_d": loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits),
+                "loss_d": loss_d,
                 "d_acc_real": jnp.mean(real_logits > 0),
                 "d_acc_fake": jnp.mean(fake_logits < 0),
                 "d_out_real": jnp.mean(jax.nn.sigmoid(real_logits)),
