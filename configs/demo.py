@@ -1,8 +1,10 @@
 """The demo: a tiny network on the mini CamVid shipped inside the package (no download).
 
     python -m ssgan_jax.main --config=configs/demo.py --workdir=/tmp/ssgan_demo
+    python -m ssgan_jax.main --config=configs/demo.py --workdir=/tmp/ssgan_demo --mode=eval
 
-Phase 1 (G alone) then phase 2 (G + A) and validation, a few minutes on 2 CPU cores.
+Phase 1 (G alone) then phase 2 (G + A) and validation, a few minutes on 2 CPU cores; then the
+best-on-val checkpoint evaluated on the test split.
 Variants as in the other configs: ``configs/demo.py:fcn8s_vgg16_baseline`` etc.
 """
 
@@ -46,5 +48,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.eval_every = 250
     config.train.checkpoint_every = 250
     config.train.health_window = 100
+    # --mode=eval / predict: the best-on-val checkpoint on the test split
+    config.eval.checkpoint = "best"
+    config.eval.split = "test"
     default.apply_variant(config, arg, "deeplabv3_resnet50_gan")
     return config

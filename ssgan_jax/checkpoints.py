@@ -8,6 +8,7 @@ is moved to ``<workdir>/checkpoints_corrupt/`` once an older one has restored in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -60,6 +61,19 @@ def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
     return out
 
 
+@contextlib.contextmanager
+def _quiet_absl(quiet: bool):
+    from absl import logging
+
+    before = logging.get_verbosity()
+    if quiet:
+        logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(before)
+
+
 class Checkpoints:
     """Save/restore ``TrainState`` + meta under ``<workdir>/checkpoints``."""
 
@@ -77,9 +91,11 @@ class Checkpoints:
             ]),
             create=not read_only,
             read_only=read_only,
+            save_interval_steps=0 if read_only else 1,
         )
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "meta"))
+        with _quiet_absl(read_only):  # Orbax warns that a read-only manager will not save
+            self.manager = ocp.CheckpointManager(
+                self.directory, options=options, item_names=("state", "meta"))
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -116,17 +132,19 @@ class Checkpoints:
                 best, best_miou = step, miou
         return best
 
-    def check_compatible(self, current: dict[str, Any]) -> None:
-        """Raise CheckpointError if the newest readable checkpoint is another experiment's."""
-        for step in reversed(self.steps()):
+    def check_compatible(self, current: dict[str, Any], step: int | None = None) -> None:
+        """Raise CheckpointError if checkpoint ``step`` (default: the newest readable one) is
+        another experiment's."""
+        for candidate in [step] if step is not None else reversed(self.steps()):
             try:
-                saved = self.read_meta(step)["config"]
+                saved = self.read_meta(candidate)["config"]
             except Exception:  # noqa: BLE001 - corrupt; restore() deals with it
                 continue
             diffs = identity_differences(saved, current)
             if diffs:
                 raise CheckpointError(
-                    f"{self.directory} holds checkpoints of another experiment (step {step}):\n  "
+                    f"{self.directory} holds checkpoints of another experiment (step "
+                    f"{candidate}):\n  "
                     + "\n  ".join(diffs)
                     + "\nUse a new --workdir for this config, or restore the config those "
                     "checkpoints were made with (it is in their meta/ folder). Nothing was "

@@ -109,6 +109,25 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.adversary_won_accuracy = 0.99  # mean accuracy above this: "A has won"
     config.train.adversary_idle_margin = 0.02  # |accuracy - 0.5| below this: "A learns nothing"
     config.train.donate = True  # donate the state's buffers to each step (saves memory)
+
+    # Evaluation (--mode=eval) and test-time inference. Training's validation uses the same
+    # inference settings, so its logged mIoU is what --mode=eval reports for that checkpoint.
+    config.eval = ml_collections.ConfigDict()
+    config.eval.checkpoint = "latest"  # "latest", "best" (validation mIoU) or a step number
+    config.eval.split = ""  # "" = data.val_split; e.g. "test"
+    config.eval.mode = "whole"  # "whole": the image padded to data.eval_size; or "sliding"
+    config.eval.window = (0, 0)  # sliding window (h, w); (0, 0) = data.crop_size
+    config.eval.stride = (0, 0)  # sliding stride (h, w); (0, 0) = 2/3 of the window
+    config.eval.scales = (1.0,)  # multi-scale TTA, e.g. (0.75, 1.0, 1.25); logits averaged
+    config.eval.flip = False  # also average the horizontally flipped image's logits
+    config.eval.windows_per_call = 0  # sliding windows per forward pass; 0 = all (memory)
+
+    # Prediction files (--mode=predict), from the checkpoint config.eval.checkpoint.
+    config.predict = ml_collections.ConfigDict()
+    config.predict.input = ""  # a glob of image files; "" = the dataset split config.eval.split
+    config.predict.output_dir = ""  # "" = <workdir>/predictions/<split or files>_step_<N>
+    config.predict.max_images = 0  # 0 = all
+    config.predict.overlay_alpha = 0.5  # weight of the colour map in the overlay
     return config
 
 

@@ -1,8 +1,10 @@
 """Validation / evaluation of the generator: one confusion matrix per split (PAPER.md 7).
 
-The per-batch step counts on each device without collectives, so processes holding
-different numbers of batches never wait on each other; the matrices are summed over all
-devices once at the end.
+Training's periodic validation and ``--mode=eval`` both call ``evaluate_split`` with a step
+from ``make_eval_step``, so the two give the same numbers for the same weights. The
+per-batch step counts on each device without collectives, so processes holding different
+numbers of batches never wait on each other; the matrices are summed over all devices once
+at the end.
 """
 
 from __future__ import annotations
@@ -15,19 +17,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssgan_jax import inference
+from ssgan_jax.data import pipeline
 from ssgan_jax.metrics import confusion_matrix, summarize
 
 
-def make_eval_step(generator, num_classes: int, ignore_label: int = 255):
+def make_predict_fn(generator, settings: inference.Settings):
+    """``predict(variables, images [B, H, W, 3]) -> class indices [B, H, W] int32``."""
+
+    def predict(variables, images):
+        apply = lambda x: generator.apply(variables, x, train=False)
+        return jnp.argmax(inference.predict_logits(apply, images, settings), axis=-1)
+
+    return predict
+
+
+def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
+                   settings: inference.Settings | None = None):
     """``step(variables, batch) -> confusion [C, C]`` of one device's batch (to be pmapped).
 
     batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
-    "valid": [B] bool}; padding and filler examples are not counted.
+    "valid": [B] bool}; padding and filler examples are not counted. ``settings``: test-time
+    inference (default: the whole padded image, one scale, no flip).
     """
+    predict = make_predict_fn(generator, settings or inference.Settings())
 
     def step(variables, batch):
-        logits = generator.apply(variables, batch["image"], train=False)
-        preds = jnp.argmax(logits, axis=-1)
+        preds = predict(variables, batch["image"])
         mask = batch["mask"] & batch["valid"][:, None, None]
         return confusion_matrix(preds, batch["label"], num_classes, mask, ignore_label)
 
@@ -78,3 +94,12 @@ def evaluate(
     summary["confusion"] = confusion.tolist()
     return summary
 
+
+
+def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
+                   class_names: Sequence[str]) -> dict[str, Any]:
+    """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard)."""
+    batches = pipeline.as_numpy(pipeline.eval_dataset(
+        config, split, local_devices=jax.local_device_count(),
+        process_index=jax.process_index(), process_count=jax.process_count()))
+    return evaluate(p_eval_step, variables, batches, num_classes, class_names)

@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "prepare")
+MODES = ("train", "eval", "predict", "prepare")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
@@ -44,6 +44,21 @@ def main(argv):
 
         distributed.initialize()
         train_and_evaluate(config, FLAGS.workdir)
+    elif FLAGS.mode in ("eval", "predict"):
+        if not FLAGS.workdir:
+            raise app.UsageError(f"--workdir is required for --mode={FLAGS.mode}: the run "
+                                 "whose checkpoint to use")
+        from ssgan_jax import distributed
+
+        distributed.initialize()
+        if FLAGS.mode == "eval":
+            from ssgan_jax.run_eval import run_eval
+
+            run_eval(config, FLAGS.workdir)
+        else:
+            from ssgan_jax.predict import run_predict
+
+            run_predict(config, FLAGS.workdir)
     elif FLAGS.mode == "prepare":
         from ssgan_jax.data.pipeline import prepare
 

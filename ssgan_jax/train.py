@@ -21,9 +21,9 @@ import ml_collections
 import numpy as np
 
 from ssgan_jax import checkpoints as ckpt_lib
-from ssgan_jax import distributed, monitor, steps
+from ssgan_jax import distributed, inference, monitor, steps
 from ssgan_jax.data import builder_class, pipeline
-from ssgan_jax.evaluate import evaluate, make_eval_step
+from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.losses import ADV_FORMS
 from ssgan_jax.models import build_adversary, build_generator
 from ssgan_jax.weights import load_pretrained
@@ -54,6 +54,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         need(config.train[key] >= 1, f"train.{key}", ">= 1")
     need(len(config.data.crop_size) == 2 and min(config.data.crop_size) > 0,
          "data.crop_size", "(height, width) > 0")
+    inference.from_config(config)  # ValueError for bad config.eval inference settings
 
 
 @dataclasses.dataclass
@@ -170,10 +171,8 @@ def _validate(run: Run, rep_state) -> dict[str, Any]:
     variables = {"params": rep_state.g_params}
     if jax.tree.leaves(rep_state.g_batch_stats):
         variables["batch_stats"] = rep_state.g_batch_stats
-    batches = pipeline.as_numpy(pipeline.eval_dataset(
-        run.config, run.config.data.val_split, local_devices=jax.local_device_count(),
-        process_index=jax.process_index(), process_count=jax.process_count()))
-    return evaluate(run.p_eval, variables, batches, run.num_classes, run.class_names)
+    return evaluate_split(run.config, run.p_eval, variables, run.config.data.val_split,
+                          run.num_classes, run.class_names)
 
 
 def _save(run: Run, rep_state, step: int, phase: int, validation=None) -> None:
@@ -303,7 +302,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     run = Run(config=config, workdir=workdir, num_classes=num_classes, class_names=class_names,
               generator=generator, checkpoints=checkpoints,
               writer=monitor.create_writer(workdir, jax.process_index()),
-              p_eval=jax.pmap(make_eval_step(generator, num_classes, config.loss.ignore_label)),
+              p_eval=jax.pmap(make_eval_step(generator, num_classes, config.loss.ignore_label,
+                                             inference.from_config(config))),
               config_record=record, last_saved=step if restored is not None else None)
     if restored is None:
         run.writer.write_hparams({k: v for k, v in _flat(record).items()})

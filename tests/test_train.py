@@ -18,17 +18,13 @@ from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import train
 from ssgan_jax.main import _resolve_paths  # noqa: F401 - main must import without flags
 
-from .train_fixtures import tiny_config
+from .train_fixtures import loop_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(tmp):
-    config = tiny_config(tmp, "fcn8s_vgg16")  # fastest to compile; the steps test DeepLab
-    config.phase1.steps = 4
-    config.phase2.steps = 4
-    config.train.eval_every = 4
-    return config
+    return loop_config(tmp)
 
 
 def _final_state(workdir, config):
@@ -44,13 +40,10 @@ def _assert_same(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """One uninterrupted run: 4 phase-1 + 4 phase-2 iterations on 2 devices."""
-    tmp = tmp_path_factory.mktemp("reference")
-    config = _config(tmp)
-    summary = train.train_and_evaluate(config, str(tmp / "run"))
-    return config, tmp / "run", summary
+@pytest.fixture
+def reference(trained_run):
+    """One uninterrupted run: 4 phase-1 + 4 phase-2 iterations on 2 devices (conftest)."""
+    return trained_run
 
 
 def test_run_writes_checkpoints_metrics_and_validation(reference):

@@ -41,3 +41,13 @@ def tiny_config(tmp_path, name: str = "deeplabv3_resnet50") -> ml_collections.Co
     config.train.checkpoint_every = 2
     config.train.health_window = 2
     return config
+
+
+def loop_config(tmp_path) -> ml_collections.ConfigDict:
+    """The loop tests' run: FCN-8s (fastest to compile), 4 phase-1 + 4 phase-2 iterations,
+    validation at 4 and 8, checkpoints at 2, 4, 6, 8."""
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config.phase1.steps = 4
+    config.phase2.steps = 4
+    config.train.eval_every = 4
+    return config

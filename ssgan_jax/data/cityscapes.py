@@ -80,6 +80,7 @@ class CityscapesTrainIds(SegmentationBuilder):
     CLASS_NAMES = CLASS_NAMES
     PALETTE = PALETTE
     LABEL_TABLE = label_table(LABEL_ID_TO_TRAIN_ID)
+    SERVER_LABELS = staticmethod(to_label_ids)  # --mode=predict writes label_ids/ with it
     HOMEPAGE = "https://www.cityscapes-dataset.com/"
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         f"Put {IMAGES_ZIP} and {LABELS_ZIP} from {URL} in manual_dir (or their extracted "

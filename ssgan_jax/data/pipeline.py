@@ -129,7 +129,7 @@ def _to_devices(tf, batch, local_devices: int, per_device: int):
     return {k: tf.reshape(v, [local_devices, per_device, *v.shape[1:]]) for k, v in batch.items()}
 
 
-def _check_batch(global_batch: int, local_devices: int, process_count: int) -> int:
+def per_device_batch(global_batch: int, local_devices: int, process_count: int) -> int:
     devices = local_devices * process_count
     if global_batch % devices:
         raise ValueError(
@@ -159,7 +159,7 @@ def train_dataset(
 
     tf = _tf()
     data = config.data
-    per_device = _check_batch(config.batch_size, local_devices, process_count)
+    per_device = per_device_batch(config.batch_size, local_devices, process_count)
     local = local_devices * per_device
     global_batch = config.batch_size
     if start_example % global_batch:
@@ -206,7 +206,7 @@ def eval_dataset(
 
     tf = _tf()
     data = config.data
-    per_device = _check_batch(config.eval_batch_size, local_devices, process_count)
+    per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
     builder = ensure_prepared(data)
     split_name = _split_for_process(builder, split, process_index, process_count)
     eh, ew = data.eval_size

@@ -1,0 +1,202 @@
+"""``--mode=predict``: prediction files from a checkpoint, for a glob of images or a split.
+
+Per image ``<stem>``, under ``config.predict.output_dir`` (default
+``<workdir>/predictions/<split or files>_step_<N>[_<inference tag>]``):
+
+* ``train_ids/<stem>.png``: class indices (0..C-1), single channel;
+* ``color/<stem>.png``: the indices in the dataset's palette;
+* ``overlay/<stem>.jpg``: the colour map blended over the image (``predict.overlay_alpha``);
+* Cityscapes only, ``label_ids/<stem>.png``: labelIds named after the input image
+  (``<city>_<seq>_<frame>_leftImg8bit.png``), the files the evaluation server takes.
+
+Images are padded to ``data.eval_size`` and spread over all devices in batches of
+``eval_batch_size``; inference follows ``config.eval`` (whole/sliding, scales, flip).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Callable, Iterator
+
+import flax.jax_utils
+import jax
+import ml_collections
+import numpy as np
+
+from ssgan_jax import inference
+from ssgan_jax.data import builder_class, pipeline
+from ssgan_jax.data.common import DataError, decode_rgb
+from ssgan_jax.evaluate import make_predict_fn
+from ssgan_jax.run_eval import load_generator
+
+OUTPUTS = ("train_ids", "color", "overlay")
+
+
+def colorize(pred: np.ndarray, palette) -> np.ndarray:
+    """Class indices [H, W] -> RGB uint8 [H, W, 3] (indices outside the palette: black)."""
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(palette)] = np.asarray(palette, np.uint8)
+    return table[pred.astype(np.uint8)]
+
+
+def blend(image: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
+    """``alpha * color + (1 - alpha) * image``, uint8."""
+    out = alpha * color.astype(np.float32) + (1.0 - alpha) * image.astype(np.float32)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _save_png(path: str, array: np.ndarray, mode: str | None = None) -> None:
+    from PIL import Image
+
+    Image.fromarray(array, mode=mode).save(path, format="PNG")
+
+
+def write_prediction(
+    out_dir: str,
+    name: str,
+    image: np.ndarray,
+    pred: np.ndarray,
+    palette,
+    alpha: float = 0.5,
+    server_labels: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, str]:
+    """Write one image's files (see the module doc); returns {output kind: path}."""
+    from PIL import Image
+
+    stem = os.path.splitext(os.path.basename(name))[0]
+    color = colorize(pred, palette)
+    paths = {kind: os.path.join(out_dir, kind, f"{stem}.{'jpg' if kind == 'overlay' else 'png'}")
+             for kind in OUTPUTS}
+    if server_labels is not None:
+        paths["label_ids"] = os.path.join(out_dir, "label_ids", f"{stem}.png")
+    for path in paths.values():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    _save_png(paths["train_ids"], pred.astype(np.uint8), "L")
+    _save_png(paths["color"], color, "RGB")
+    Image.fromarray(blend(image, color, alpha), mode="RGB").save(paths["overlay"], quality=92)
+    if server_labels is not None:
+        _save_png(paths["label_ids"], server_labels(pred).astype(np.uint8), "L")
+    return paths
+
+
+def _glob_inputs(pattern: str) -> list[tuple[str, Callable[[], np.ndarray]]]:
+    files = sorted(f for f in glob.glob(os.path.expanduser(pattern), recursive=True)
+                   if os.path.isfile(f))
+    if not files:
+        raise DataError(f"config.predict.input={pattern!r} matches no file; give a glob of "
+                        "images, e.g. 'photos/*.jpg' (quoted), or '' for a dataset split")
+    stems: dict[str, str] = {}
+    for f in files:
+        stem = os.path.splitext(os.path.basename(f))[0]
+        if stem in stems:
+            raise DataError(f"{stems[stem]} and {f} would write the same prediction files "
+                            f"({stem}.png); narrow config.predict.input")
+        stems[stem] = f
+
+    def reader(path: str):
+        def read() -> np.ndarray:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError as e:
+                raise DataError(f"{path}: cannot read input image ({e})") from e
+            return decode_rgb(data, path)
+        return read
+
+    return [(f, reader(f)) for f in files]
+
+
+def _split_inputs(config, split: str) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+    import tensorflow_datasets as tfds
+
+    builder = pipeline.ensure_prepared(config.data)
+    if split not in builder.info.splits:
+        raise DataError(
+            f"dataset {builder.name} has no split {split!r}; it has {sorted(builder.info.splits)}")
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    for ex in tfds.as_numpy(ds):
+        name = ex["file_name"].decode()
+        data = ex["image"]
+        yield name, (lambda data=data, name=name: decode_rgb(data, name))
+
+
+def _batches(items, size: int, limit: int):
+    batch = []
+    for i, item in enumerate(items):
+        if limit and i >= limit:
+            break
+        if i % jax.process_count() != jax.process_index():
+            continue
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _normalized(image: np.ndarray, data, size: tuple[int, int], name: str) -> np.ndarray:
+    eh, ew = size
+    h, w = image.shape[:2]
+    if h > eh or w > ew:
+        raise DataError(
+            f"{name} is {h}x{w} (HxW), larger than data.eval_size={tuple(size)}; set "
+            f"--config.data.eval_size='({max(h, eh)}, {max(w, ew)})' (or larger)")
+    mean = np.asarray(data.mean, np.float32) * 255.0
+    std = np.asarray(data.std, np.float32) * 255.0
+    out = np.zeros((eh, ew, 3), np.float32)  # padding: 0 = the mean colour, as in eval
+    out[:h, :w] = (image.astype(np.float32) - mean) / std
+    return out
+
+
+def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Write prediction files for ``config.predict.input`` (or ``config.eval.split``)."""
+    settings = inference.from_config(config)
+    builder = builder_class(config.data.name)
+    class_names = tuple(builder.CLASS_NAMES)
+    pattern = config.predict.input
+    split = config.eval.split or config.data.val_split
+    if not 0.0 <= config.predict.overlay_alpha <= 1.0:
+        raise ValueError(f"config.predict.overlay_alpha must be in [0, 1]; got "
+                         f"{config.predict.overlay_alpha}")
+    items = _glob_inputs(pattern) if pattern else _split_inputs(config, split)
+    generator, variables, step, _, path = load_generator(config, workdir, len(class_names))
+    tag = settings.tag()
+    out_dir = config.predict.output_dir or os.path.join(
+        os.path.abspath(workdir), "predictions",
+        f"{'files' if pattern else split}_step_{step}" + (f"_{tag}" if tag else ""))
+    devices = jax.local_device_count()
+    per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
+    size = (devices * per_device)
+    eh, ew = config.data.eval_size
+    p_predict = jax.pmap(make_predict_fn(generator, settings))
+    rep = flax.jax_utils.replicate(variables)
+    server_labels = getattr(builder, "SERVER_LABELS", None)
+    written = 0
+    print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
+    for batch in _batches(items, size, config.predict.max_images):
+        images = [read() for _, read in batch]
+        x = np.zeros((size, eh, ew, 3), np.float32)
+        for i, ((name, _), image) in enumerate(zip(batch, images, strict=True)):
+            x[i] = _normalized(image, config.data, (eh, ew), name)
+        preds = np.asarray(p_predict(rep, x.reshape(devices, per_device, eh, ew, 3)))
+        preds = preds.reshape(size, eh, ew)
+        for (name, _), image, pred in zip(batch, images, preds, strict=False):
+            h, w = image.shape[:2]
+            write_prediction(out_dir, name, image, pred[:h, :w], builder.PALETTE,
+                             config.predict.overlay_alpha, server_labels)
+            written += 1
+        print(f"  {written} images", flush=True)
+    summary = {"step": step, "checkpoint": path, "source": pattern or split,
+               "images": written, "output_dir": out_dir, "class_names": list(class_names),
+               "inference": settings.as_dict()}
+    if jax.process_index() == 0:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "predictions.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1)
+    print(json.dumps({k: summary[k] for k in ("step", "source", "images", "output_dir")}),
+          flush=True)
+    return summary

@@ -1,0 +1,170 @@
+"""--mode=eval and --mode=predict on the shared tiny run (conftest ``trained_run``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssgan_jax import checkpoints as ckpt_lib
+from ssgan_jax.data.camvid import PALETTE
+from ssgan_jax.data.cityscapes import to_label_ids
+from ssgan_jax.data.common import DataError
+from ssgan_jax.predict import colorize, run_predict, write_prediction
+from ssgan_jax.run_eval import run_eval
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _cfg(trained_run, **eval_values):
+    config = copy.deepcopy(trained_run[0])
+    for k, v in eval_values.items():
+        config.eval[k] = v
+    return config
+
+
+def _logged(workdir, step):
+    ckpts = ckpt_lib.Checkpoints(str(workdir), read_only=True)
+    return ckpts.read_meta(step)["validation"]
+
+
+def test_eval_reproduces_logged_validation_and_is_repeatable(trained_run):
+    _, workdir, summary = trained_run
+    for which, step in (("best", None), ("latest", 8), ("4", 4)):
+        result = run_eval(_cfg(trained_run, checkpoint=which), str(workdir))
+        step = step or result["step"]
+        logged = _logged(workdir, step)
+        assert result["step"] == step and result["split"] == "val"
+        assert result["miou"] == logged["miou"]  # the same step, the same numbers
+        assert result["per_class_iou"] == logged["per_class_iou"]
+        assert result["num_images"] == 3 and result["checkpoint"].endswith(f"checkpoints/{step}")
+    assert result["miou"] == _logged(workdir, 4)["miou"]
+    path = workdir / "eval" / "val_step_4.json"
+    first = path.read_bytes()
+    again = run_eval(_cfg(trained_run, checkpoint="4"), str(workdir))
+    assert path.read_bytes() == first and again["miou"] == result["miou"]
+    saved = json.loads(first)
+    for key in ("step", "split", "miou", "per_class_iou", "pixel_accuracy", "mean_accuracy",
+                "num_images", "checkpoint", "absent_classes", "note"):
+        assert key in saved, key
+    assert all(v is None or 0.0 <= v <= 1.0 for v in saved["per_class_iou"].values())
+    present = [v for v in saved["per_class_iou"].values() if v is not None]
+    assert saved["miou"] == pytest.approx(sum(present) / len(present))
+    assert summary["miou"] == _logged(workdir, 8)["miou"]
+
+
+def test_sliding_window_of_the_whole_padded_image_equals_whole_image(trained_run):
+    config, workdir, _ = trained_run
+    whole = run_eval(_cfg(trained_run, checkpoint="8"), str(workdir))
+    eh, ew = config.data.eval_size
+    sliding = run_eval(_cfg(trained_run, checkpoint="8", mode="sliding", window=(eh, ew),
+                            stride=(eh, ew)), str(workdir))
+    assert sliding["confusion"] == whole["confusion"]
+    assert (workdir / "eval" / f"val_step_8_sliding{eh}x{ew}s{eh}x{ew}.json").exists()
+    tiled = run_eval(_cfg(trained_run, checkpoint="8", mode="sliding", window=(32, 32),
+                          stride=(16, 24), flip=True, scales=(1.0, 0.75)), str(workdir))
+    assert tiled["num_pixels"] == whole["num_pixels"] and 0.0 <= tiled["miou"] <= 1.0
+
+
+def test_eval_errors_name_the_problem(trained_run, tmp_path):
+    _, workdir, _ = trained_run
+    with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoint in .*Train first"):
+        run_eval(_cfg(trained_run), str(tmp_path / "empty"))
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"no checkpoint for step 3 .*\[4, 6, 8\]"):
+        run_eval(_cfg(trained_run, checkpoint="3"), str(workdir))
+    with pytest.raises(ValueError, match="'latest', 'best' or a step"):
+        run_eval(_cfg(trained_run, checkpoint="newest"), str(workdir))
+    with pytest.raises(DataError, match="no split 'tset'.*'test'"):
+        run_eval(_cfg(trained_run, split="tset"), str(workdir))
+    other = _cfg(trained_run)
+    other.model.width = 16
+    with pytest.raises(ckpt_lib.CheckpointError, match="model.width"):
+        run_eval(other, str(workdir))
+
+
+def test_predict_split_files_agree_with_eval(trained_run, tmp_path):
+    config, workdir, _ = trained_run
+    cfg = _cfg(trained_run, split="test", checkpoint="8")
+    cfg.predict.output_dir = str(tmp_path / "pred")
+    summary = run_predict(cfg, str(workdir))
+    assert summary["images"] == 2 and summary["step"] == 8
+    result = run_eval(cfg, str(workdir))
+    cm = np.zeros((11, 11), np.int64)
+    annot = pathlib.Path(config.data.manual_dir) / "testannot"
+    for label_file in sorted(annot.iterdir()):
+        stem = label_file.stem
+        pred = np.array(Image.open(tmp_path / "pred" / "train_ids" / f"{stem}.png"))
+        label = np.array(Image.open(label_file)).astype(np.int64)
+        assert pred.shape == label.shape and pred.max() < 11
+        color = np.array(Image.open(tmp_path / "pred" / "color" / f"{stem}.png"))
+        np.testing.assert_array_equal(color, np.array(PALETTE, np.uint8)[pred])
+        overlay = Image.open(tmp_path / "pred" / "overlay" / f"{stem}.jpg")
+        assert overlay.size == (label.shape[1], label.shape[0])
+        keep = label != 11  # CamVid void
+        cm += np.bincount(label[keep] * 11 + pred[keep], minlength=121).reshape(11, 11)
+    np.testing.assert_array_equal(cm, np.array(result["confusion"]))
+    assert not (tmp_path / "pred" / "label_ids").exists()  # Cityscapes only
+
+
+def test_predict_glob_errors(trained_run, tmp_path):
+    _, workdir, _ = trained_run
+    cfg = _cfg(trained_run)
+    cfg.predict.output_dir = str(tmp_path / "out")
+    cfg.predict.input = str(tmp_path / "none" / "*.jpg")
+    with pytest.raises(DataError, match="matches no file"):
+        run_predict(cfg, str(workdir))
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "b.jpg").write_bytes(b"not a jpeg")
+    cfg.predict.input = str(tmp_path / "in" / "*")
+    with pytest.raises(DataError, match=r"b\.jpg: cannot decode image"):
+        run_predict(cfg, str(workdir))
+    (tmp_path / "in" / "b.jpg").unlink()
+    Image.fromarray(np.zeros((200, 30, 3), np.uint8)).save(tmp_path / "in" / "c.png")
+    with pytest.raises(DataError, match=r"c\.png is 200x30 .*data.eval_size"):
+        run_predict(cfg, str(workdir))
+    (tmp_path / "in" / "c.png").unlink()
+    assert run_predict(cfg, str(workdir))["images"] == 1
+    assert np.array(Image.open(tmp_path / "out" / "train_ids" / "a.png")).shape == (20, 30)
+
+
+def test_cityscapes_label_ids_named_for_the_server(tmp_path):
+    pred = np.array([[0, 1, 10], [11, 13, 18]], np.uint8)  # trainIds
+    image = np.full((2, 3, 3), 100, np.uint8)
+    paths = write_prediction(str(tmp_path), "berlin_000000_000019_leftImg8bit.png", image, pred,
+                             [(0, 0, 0)] * 19, 0.5, to_label_ids)
+    assert paths["label_ids"].endswith("label_ids/berlin_000000_000019_leftImg8bit.png")
+    label_ids = np.array(Image.open(paths["label_ids"]))
+    np.testing.assert_array_equal(label_ids, [[7, 8, 23], [24, 26, 33]])  # road ... bicycle
+    np.testing.assert_array_equal(colorize(np.array([[2, 200]]), [(1, 2, 3)] * 3),
+                                  [[[1, 2, 3], [0, 0, 0]]])
+
+
+def _cli(args):
+    return subprocess.run([sys.executable, "-m", "ssgan_jax.main", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_eval_from_the_command_line(trained_run, tmp_path):
+    config, workdir, _ = trained_run
+    (tmp_path / "cfg.json").write_text(config.to_json())
+    (tmp_path / "cfg.py").write_text(
+        "import json, ml_collections\n"
+        "def get_config(arg=None):\n"
+        f"    return ml_collections.ConfigDict(json.load(open({str(tmp_path / 'cfg.json')!r})))\n")
+    r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
+              "--config.eval.checkpoint=best"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    best = json.loads(next((workdir / "eval").glob("val_step_*.json")).read_text())
+    assert "Pavement" in r.stdout and f"{100 * best['miou']:7.2f}" in r.stdout
+    r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
+              "--config.eval.checkpoint=5"])
+    assert r.returncode == 1 and "error: no checkpoint for step 5" in r.stderr
+    assert "Traceback" not in r.stderr

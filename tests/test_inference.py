@@ -1,0 +1,117 @@
+"""Test-time inference: sliding windows, multi-scale and flip TTA (ssgan_jax/inference.py)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssgan_jax import default_config, inference
+from ssgan_jax.inference import Settings, predict_logits, sliding_logits, window_starts
+
+
+def test_window_starts_hand_values():
+    assert window_starts(10, 4, 3) == [0, 3, 6]  # 6 + 4 == 10: no extra window
+    assert window_starts(10, 4, 4) == [0, 4, 6]  # the last window ends at the border
+    assert window_starts(3, 5, 2) == [0]  # window larger than the image
+    assert window_starts(8, 8, 3) == [0]
+
+
+def _conv_model(kernel: np.ndarray):
+    """apply(x) = 'SAME' conv of x with ``kernel`` [kh, kw, 3, C] (symmetric zero padding)."""
+    k = jnp.asarray(kernel)
+
+    def apply(x):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return apply
+
+
+def _numpy_sliding(apply, images, window, stride):
+    """An independent loop: every window's logits added to the pixels it covers, / counts."""
+    n, h, w, _ = images.shape
+    total, count = None, np.zeros((h, w))
+    for y in window_starts(h, window[0], stride[0]):
+        for x in window_starts(w, window[1], stride[1]):
+            out = np.asarray(apply(images[:, y:y + window[0], x:x + window[1]]))
+            if total is None:
+                total = np.zeros((n, h, w, out.shape[-1]))
+            total[:, y:y + window[0], x:x + window[1]] += out
+            count[y:y + window[0], x:x + window[1]] += 1
+    return total / count[None, :, :, None]
+
+
+def test_sliding_window_averages_overlapping_logits():
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.normal(size=(2, 11, 16, 3)), jnp.float32)
+    context = _conv_model(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
+    got = sliding_logits(context, images, (5, 7), (3, 4))
+    want = _numpy_sliding(context, images, (5, 7), (3, 4))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # A conv with context sees padding at window borders: sliding differs from whole here ...
+    assert not np.allclose(got, context(images), atol=1e-3)
+    # ... but a pointwise model has no context: every window agrees with the whole image.
+    pointwise = _conv_model(rng.normal(size=(1, 1, 3, 4)).astype(np.float32))
+    np.testing.assert_allclose(sliding_logits(pointwise, images, (5, 7), (3, 4)),
+                               pointwise(images), rtol=1e-5, atol=1e-5)
+    # bounded memory (2 windows per call) gives the same logits
+    np.testing.assert_allclose(sliding_logits(context, images, (5, 7), (3, 4), 2), got,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_one_window_equals_whole_image():
+    rng = np.random.default_rng(1)
+    images = jnp.asarray(rng.normal(size=(1, 9, 12, 3)), jnp.float32)
+    model = _conv_model(rng.normal(size=(3, 3, 3, 5)).astype(np.float32))
+    whole = predict_logits(model, images, Settings())
+    for window in ((9, 12), (16, 16)):  # equal to, and larger than, the image
+        sliding = predict_logits(model, images, Settings(mode="sliding", window=window,
+                                                         stride=window))
+        np.testing.assert_array_equal(sliding, whole)
+
+
+def test_flip_tta():
+    rng = np.random.default_rng(2)
+    images = jnp.asarray(rng.normal(size=(2, 8, 10, 3)), jnp.float32)
+    kernel = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+    symmetric = _conv_model(kernel + kernel[:, ::-1])  # flip-equivariant: f(flip x) = flip f(x)
+    np.testing.assert_allclose(predict_logits(symmetric, images, Settings(flip=True)),
+                               predict_logits(symmetric, images, Settings()),
+                               rtol=1e-5, atol=1e-5)
+    plain = _conv_model(kernel)  # not equivariant: the mean of f(x) and flip(f(flip(x)))
+    want = 0.5 * (np.asarray(plain(images)) + np.asarray(plain(images[:, :, ::-1]))[:, :, ::-1])
+    got = predict_logits(plain, images, Settings(flip=True))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got, plain(images), atol=1e-3)
+
+
+def test_multi_scale_resizes_back_and_averages():
+    images = jnp.full((1, 8, 12, 3), 0.5, jnp.float32)  # constant: every scale sees the same
+    pointwise = _conv_model(np.ones((1, 1, 3, 2), np.float32))
+    out = predict_logits(pointwise, images, Settings(scales=(0.5, 1.0, 1.5), flip=True))
+    assert out.shape == (1, 8, 12, 2)
+    np.testing.assert_allclose(out, 1.5, rtol=1e-6)
+    ramp = jnp.broadcast_to(jnp.linspace(0, 1, 12)[None, None, :, None], (1, 8, 12, 3))
+    two = predict_logits(pointwise, ramp, Settings(scales=(1.0, 0.5)))
+    half = np.asarray(predict_logits(pointwise, ramp, Settings(scales=(0.5,))))
+    np.testing.assert_allclose(two, 0.5 * (np.asarray(pointwise(ramp)) + half), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_settings_from_config_and_bad_values():
+    config = default_config.get_config()
+    config.data.crop_size = (321, 480)
+    s = inference.from_config(config)
+    assert s.mode == "whole" and s.window == (321, 480) and s.stride == (214, 320)
+    assert s.tag() == ""
+    config.eval.mode = "sliding"
+    config.eval.scales = (0.75, 1, 1.25)
+    config.eval.flip = True
+    assert inference.from_config(config).tag() == "sliding321x480s214x320_scales0.75-1-1.25_flip"
+    with pytest.raises(ValueError, match="config.eval.mode"):
+        Settings(mode="tiles")
+    with pytest.raises(ValueError, match="larger than the window"):
+        Settings(mode="sliding", window=(10, 10), stride=(11, 5))
+    with pytest.raises(ValueError, match="config.eval.scales"):
+        Settings(scales=(0.0,))
