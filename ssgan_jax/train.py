@@ -110,7 +110,7 @@ def _initial_weights(config, state: steps.TrainState, num_classes: int) -> steps
     elif not config.init_from:
         print("WARNING: config.weights.generator is empty: G starts from random weights, "
               "not ImageNet (PAPER.md section 6); see README 'Pretrained weights'", flush=True)
-    if config.phase2.steps > 0:
+    if config.phase2.steps > 0 and adversarial_phase2(config):
         if w.adversary:
             d_vars = {"params": state.d_params, "batch_stats": state.d_batch_stats}
             d_vars, report = load_pretrained("adversary", d_vars, w.adversary)
@@ -201,12 +201,18 @@ def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
           f"{'n/a' if miou is None else f'{100 * miou:.2f}'}%", flush=True)
 
 
+def adversarial_phase2(config) -> bool:
+    """Phase 2 trains A only when its loss reaches G: with ``loss.lam == 0`` phase 2 is G alone
+    with phase 2's schedule and optimizer reset (the matched baseline of a GAN run)."""
+    return config.loss.lam > 0
+
+
 def _run_phase(run: Run, phase: int, rep_state, batches, start: int, end: int, progress):
     """Iterations start..end-1 of one phase; returns the replicated state."""
     config = run.config
     nets = _networks(config, run.num_classes, phase)
     donate = (0,) if config.train.donate else ()
-    if phase == 1:
+    if phase == 1 or not adversarial_phase2(config):
         updates = [("generator", steps.make_train_step(
             "generator", nets, config, adversarial=False))]
     else:
@@ -322,7 +328,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 state = steps.fresh_optimizers(_unreplicate(rep_state),
                                                _networks(config, num_classes, 2))
                 rep_state = flax.jax_utils.replicate(state)
-                print(f"phase 2 from step {p1}: adversary on, optimizers re-created", flush=True)
+                what = ("adversary on" if adversarial_phase2(config) else
+                        "loss.lam = 0, so G trains alone (no adversary)")
+                print(f"phase 2 from step {p1}: {what}, optimizers re-created", flush=True)
             rep_state = _run_phase(run, 2, rep_state, batches, step, total, progress)
         best = checkpoints.best_step()
         if best is not None:

@@ -25,7 +25,21 @@ def test_variants(name, generator, training):
     config = _load(name, f"{generator}_{training}")
     check_config(config)
     assert config.model.name == generator
-    assert (config.phase2.steps > 0) == (training == "gan")
+    if name == "camvid":  # the matched baseline: phase 2 without the adversarial term
+        assert config.phase2.steps > 0 and (config.loss.lam > 0) == (training == "gan")
+    else:
+        assert (config.phase2.steps > 0) == (training == "gan")
+
+
+@pytest.mark.parametrize("training", default_config.TRAININGS)
+def test_camvid_cpu_size(training):
+    config = _load("camvid", f"fcn8s_vgg16_{training},cpu")
+    check_config(config)
+    assert config.model.width == 8 and tuple(config.data.eval_size) == (180, 240)
+    assert config.phase2.steps == 300 and (config.loss.lam == 0) == (training == "baseline")
+    assert (config.eval.checkpoint, config.eval.split) == ("best", "test")
+    with pytest.raises(ValueError, match="unknown size 'gpu'"):
+        _load("camvid", "fcn8s_vgg16_gan,gpu")
 
 
 @pytest.mark.parametrize("name", ["voc2012", "cityscapes"])

@@ -190,3 +190,26 @@ def test_two_process_job_matches_single_process(reference, tmp_path):
     want, _, _ = _final_state(ref_dir, config)
     assert step == 8
     _assert_same(got, want)
+
+
+def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
+    """loss.lam = 0 (the CamVid baseline): phase 2 resets G's optimizer and skips A."""
+    config = _config(tmp_path)
+    config.phase1.steps, config.phase2.steps = 1, 2
+    config.train.eval_every = 100
+    config.loss.lam = 0.0
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert "G trains alone (no adversary)" in out and "adversary.width" not in out
+    state, meta, step = _final_state(tmp_path / "run", config)
+    nets = train._networks(config, 11, 1)
+    fresh = jax.device_get(train.steps.init_state(
+        nets, jax.random.fold_in(jax.random.PRNGKey(config.seed), 1),
+        jax.random.fold_in(jax.random.PRNGKey(config.seed), 2), (1, 32, 48, 3), 11))
+    assert step == 3 and meta["phase"] == 2
+    _assert_same(state.d_params, fresh.d_params)  # A untouched
+    counts = [int(v) for path, v in jax.tree_util.tree_flatten_with_path(state.g_opt)[0]
+              if "count" in jax.tree_util.keystr(path)]
+    assert counts and set(counts) == {2}  # G's optimizer re-created at step 1: 2 updates since
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert not any("train/loss_d" in x for x in lines)

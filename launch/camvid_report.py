@@ -1,0 +1,267 @@
+"""docs/RESULTS.md from the runs of launch/camvid_repro.py: tables, curves, pictures.
+
+    python launch/camvid_report.py --runs=runs/camvid_repro --data=PATH/CamVid [--docs=docs]
+
+Reads ``<runs>/<generator>/seed<k>/<variant>/`` (eval/test_step_*.json, metrics.jsonl,
+wall_seconds.json, predictions/) and writes ``<docs>/RESULTS.md`` plus
+``<docs>/results/camvid_curves.png`` and ``camvid_pictures.png`` (needs matplotlib:
+``pip install -e ".[repro]"``). The verdict on the adversarial gain comes from a paired t-test
+over seeds (each seed's runs share their phase-1 generator), so it is computed, not written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+VARIANT_NAMES = {
+    "baseline": "baseline (G alone, lam = 0)",
+    "gan": "SS-GAN, minimax (paper)",
+    "gan_ns": "SS-GAN, non-saturating",
+}
+
+
+def load_runs(root: str) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """{generator: {variant: {seed: run}}}, run = {eval, curve, adversary, wall, dir}."""
+    out: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for run_dir in sorted(glob.glob(os.path.join(root, "*", "seed*", "*"))):
+        generator, seed_dir, variant = run_dir.split(os.sep)[-3:]
+        if variant == "phase1" or not os.path.isdir(run_dir):
+            continue
+        evals = sorted(glob.glob(os.path.join(run_dir, "eval", "test_step_*.json")))
+        evals = [e for e in evals if re.fullmatch(r"test_step_\d+\.json", os.path.basename(e))]
+        if not evals:
+            continue
+        with open(evals[-1]) as f:
+            result = json.load(f)
+        curve, adversary = [], []
+        metrics = os.path.join(run_dir, "metrics.jsonl")
+        if os.path.exists(metrics):
+            with open(metrics) as f:
+                for line in f:
+                    m = json.loads(line)
+                    if "val/miou" in m:
+                        curve.append((m["step"], m["val/miou"]))
+                    if "train/d_acc_real" in m:
+                        adversary.append((m["step"], 0.5 * (m["train/d_acc_real"]
+                                                            + m["train/d_acc_fake"])))
+        wall_path = os.path.join(run_dir, "wall_seconds.json")
+        wall = json.load(open(wall_path)) if os.path.exists(wall_path) else {}
+        seed = int(seed_dir.removeprefix("seed"))
+        out.setdefault(generator, {}).setdefault(variant, {})[seed] = {
+            "eval": result, "curve": dict(curve), "adversary": dict(adversary),
+            "wall": wall, "dir": run_dir}
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def paired_t(a: list[float], b: list[float]) -> dict[str, float] | None:
+    """Paired t-test of b - a (two-sided); None with fewer than 2 pairs."""
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    if len(diffs) < 2:
+        return None
+    m, s = mean_std(diffs)
+    n = len(diffs)
+    if s == 0:
+        return {"mean": m, "std": 0.0, "t": math.inf if m else 0.0, "p": 0.0 if m else 1.0,
+                "n": n}
+    from scipy import stats
+
+    t = m / (s / math.sqrt(n))
+    return {"mean": m, "std": s, "t": t, "p": float(2 * stats.t.sf(abs(t), n - 1)), "n": n}
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+def summary_table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """Markdown: one row per variant, test mIoU mean ± std over seeds and per seed."""
+    rows = ["| variant | seeds | test mIoU % (mean ± std) | per seed | pixel acc. % | "
+            "train wall / run |", "|---|---|---|---|---|---|"]
+    for variant, by_seed in runs.items():
+        seeds = sorted(by_seed)
+        mious = [by_seed[s]["eval"]["miou"] for s in seeds]
+        m, sd = mean_std(mious)
+        acc = statistics.fmean(by_seed[s]["eval"]["pixel_accuracy"] for s in seeds)
+        walls = [by_seed[s]["wall"].get("train") for s in seeds if by_seed[s]["wall"]]
+        wall = f"{statistics.fmean(walls) / 60:.1f} min" if walls else "n/a"
+        per_seed = ", ".join(f"{s}: {100 * v:.2f}" for s, v in zip(seeds, mious, strict=True))
+        rows.append(f"| {VARIANT_NAMES.get(variant, variant)} | {len(seeds)} | "
+                    f"{100 * m:.2f} ± {100 * sd:.2f} | {per_seed} | {100 * acc:.2f} | {wall} |")
+    return "\n".join(rows)
+
+
+def per_class_table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
+    variants = list(runs)
+    first = next(iter(next(iter(runs.values())).values()))["eval"]["per_class_iou"]
+    rows = ["| class | " + " | ".join(VARIANT_NAMES.get(v, v) for v in variants) + " |",
+            "|---|" + "---|" * len(variants)]
+    for name in first:
+        cells = []
+        for v in variants:
+            values = [r["eval"]["per_class_iou"][name] for r in runs[v].values()
+                      if r["eval"]["per_class_iou"][name] is not None]
+            if values:
+                m, s = mean_std(values)
+                cells.append(f"{100 * m:.1f} ± {100 * s:.1f}")
+            else:
+                cells.append("absent")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def verdict(runs: dict[str, dict[int, dict[str, Any]]], variant: str) -> str:
+    """One sentence on ``variant`` minus baseline, paired by seed."""
+    if "baseline" not in runs or variant not in runs:
+        return f"{variant}: no baseline to compare with."
+    seeds = sorted(set(runs["baseline"]) & set(runs[variant]))
+    test = paired_t([runs["baseline"][s]["eval"]["miou"] for s in seeds],
+                    [runs[variant][s]["eval"]["miou"] for s in seeds])
+    name = VARIANT_NAMES.get(variant, variant)
+    if test is None:
+        return f"{name}: only {len(seeds)} paired seed(s); no test possible."
+    diff = f"{100 * test['mean']:+.2f} ± {100 * test['std']:.2f} mIoU points"
+    if test["p"] < 0.05:
+        word = "a significant gain" if test["mean"] > 0 else "a significant loss"
+    else:
+        word = "within noise (not significant at p < 0.05)"
+    return (f"{name} minus baseline, paired over {test['n']} seeds: {diff} (t = {test['t']:.2f}, "
+            f"p = {test['p']:.3f}): {word}.")
+
+
+def plot_curves(runs: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {"baseline": "tab:blue", "gan": "tab:red", "gan_ns": "tab:green"}
+    for variant, by_seed in runs.items():
+        c = colours.get(variant)
+        for i, run in enumerate(by_seed.values()):
+            steps = sorted(run["curve"])
+            ax1.plot(steps, [100 * run["curve"][s] for s in steps], color=c, alpha=0.8,
+                     marker="o", ms=3, label=VARIANT_NAMES.get(variant, variant) if i == 0
+                     else None)
+            if run["adversary"]:
+                steps = sorted(run["adversary"])
+                ax2.plot(steps, [run["adversary"][s] for s in steps], color=c, alpha=0.8,
+                         label=VARIANT_NAMES.get(variant, variant) if i == 0 else None)
+    ax1.set(xlabel="phase-2 iteration", ylabel="validation mIoU %",
+            title="validation mIoU (one line per seed)")
+    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02),
+            title="adversary accuracy (mean of real and fake)")
+    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pictures(runs: dict[str, dict[int, dict[str, Any]]], data: str, path: str,
+                  palette, count: int = 4) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    seed = min(next(iter(runs.values())))
+    columns = [v for v in ("baseline", "gan", "gan_ns") if v in runs and seed in runs[v]]
+    dirs = {v: sorted(glob.glob(os.path.join(runs[v][seed]["dir"], "predictions", "*",
+                                             "color"))) for v in columns}
+    if not all(dirs.values()):
+        return
+    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(dirs[columns[0]][-1]))[:count]
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(palette)] = palette
+    fig, axes = plt.subplots(len(stems), 2 + len(columns),
+                             figsize=(2.6 * (2 + len(columns)), 2.1 * len(stems)), squeeze=False)
+    for row, stem in enumerate(stems):
+        image = next(iter(glob.glob(os.path.join(data, "test", stem + ".*"))))
+        label = np.array(Image.open(os.path.join(data, "testannot", stem + ".png")))
+        label = np.where(label == 11, 255, label)  # CamVid void -> black
+        panels = [np.array(Image.open(image).convert("RGB")), table[label]]
+        panels += [np.array(Image.open(os.path.join(dirs[v][-1], stem + ".png")))
+                   for v in columns]
+        titles = ["image", "ground truth"] + [VARIANT_NAMES[v].split(",")[0] if v == "baseline"
+                                              else VARIANT_NAMES[v] for v in columns]
+        for col, (panel, title) in enumerate(zip(panels, titles, strict=True)):
+            ax = axes[row, col]
+            ax.imshow(panel)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {platform.system()} (CPU only, no GPU)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--data", required=True, help="the CamVid folder the runs used")
+    parser.add_argument("--docs", default="docs")
+    args = parser.parse_args()
+    from ssgan_jax.data.camvid import PALETTE
+
+    all_runs = load_runs(args.runs)
+    if not all_runs:
+        raise SystemExit(f"no evaluated runs under {args.runs}; run launch/camvid_repro.py")
+    os.makedirs(os.path.join(args.docs, "results"), exist_ok=True)
+    machine_path = os.path.join(args.runs, "machine.txt")
+    host = open(machine_path).read().strip() if os.path.exists(machine_path) else machine()
+    sections = []
+    for generator, runs in all_runs.items():
+        curves = f"results/camvid_{generator}_curves.png"
+        pictures = f"results/camvid_{generator}_pictures.png"
+        plot_curves(runs, os.path.join(args.docs, curves))
+        plot_pictures(runs, args.data, os.path.join(args.docs, pictures), PALETTE)
+        verdicts = "\n".join(f"- {verdict(runs, v)}" for v in runs if v != "baseline")
+        sections.append(
+            f"## {generator}\n\n### Test mIoU (best-on-val checkpoint)\n\n"
+            f"{summary_table(runs)}\n\n{verdicts}\n\n### Per-class test IoU % (mean ± std over "
+            f"seeds)\n\n{per_class_table(runs)}\n\n### Learning curves\n\n![curves]({curves})"
+            f"\n\n### Test predictions (seed {min(next(iter(runs.values())))})\n\n"
+            f"![pictures]({pictures})\n")
+    header_path = os.path.join(args.docs, "results", "RESULTS_header.md")
+    header = open(header_path).read() if os.path.exists(header_path) else "# Results\n"
+    text = (header.replace("{machine}", host).replace("{date}", time.strftime("%Y-%m-%d"))
+            + "\n" + "\n".join(sections))
+    with open(os.path.join(args.docs, "RESULTS.md"), "w") as f:
+        f.write(text)
+    print(f"wrote {os.path.join(args.docs, 'RESULTS.md')}")
+
+
+if __name__ == "__main__":
+    main()
