@@ -128,6 +128,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.predict.output_dir = ""  # "" = <workdir>/predictions/<split or files>_step_<N>
     config.predict.max_images = 0  # 0 = all
     config.predict.overlay_alpha = 0.5  # weight of the colour map in the overlay
+
+    # python -m ssgan_jax.benchmark (docs/PERFORMANCE.md)
+    config.benchmark = ml_collections.ConfigDict()
+    config.benchmark.iterations = 10  # timed iterations per step (median/min/max reported)
+    config.benchmark.warmup = 2  # untimed iterations after compilation
+    config.benchmark.eval = True  # also time the eval forward pass at data.eval_size
     return config
 
 

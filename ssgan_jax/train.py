@@ -316,7 +316,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     batches = flax.jax_utils.prefetch_to_device(iter(pipeline.as_numpy(pipeline.train_dataset(
         config, local_devices=jax.local_device_count(), process_index=jax.process_index(),
         process_count=jax.process_count(), start_example=step * config.batch_size))), 2)
-    rep_state = flax.jax_utils.replicate(state)
+    rep_state = steps.replicate(state)
     progress = monitor.Progress(total, step)
     summary = None
     try:
@@ -327,7 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if step == p1:  # phase 2 starts here: fresh optimizers (PAPER.md section 6)
                 state = steps.fresh_optimizers(_unreplicate(rep_state),
                                                _networks(config, num_classes, 2))
-                rep_state = flax.jax_utils.replicate(state)
+                rep_state = steps.replicate(state)
                 what = ("adversary on" if adversarial_phase2(config) else
                         "loss.lam = 0, so G trains alone (no adversary)")
                 print(f"phase 2 from step {p1}: {what}, optimizers re-created", flush=True)

@@ -213,3 +213,45 @@ def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
     assert counts and set(counts) == {2}  # G's optimizer re-created at step 1: 2 updates since
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert not any("train/loss_d" in x for x in lines)
+
+
+def test_no_recompilation_after_the_first_step_of_each_phase(tmp_path, monkeypatch):
+    """Lowerings to XLA happen before the first step of each phase and at validation only."""
+    from jax import monitoring
+
+    config = _config(tmp_path)
+    config.phase1.steps, config.phase2.steps = 3, 3
+    config.train.log_every = 1
+    config.train.checkpoint_every = 2  # saves at 2, 4 (the first of phase 2) and 6
+    config.train.eval_every = 100  # validation only after the last step
+    events: list = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":  # a new lowering
+            events.append("lowered")
+
+    real_line = train.monitor.Progress.line
+
+    def line(self, done, *args, **kwargs):
+        events.append(done)
+        return real_line(self, done, *args, **kwargs)
+
+    monkeypatch.setattr(train.monitor.Progress, "line", line)
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    logged = [e for e in events if e != "lowered"]
+    assert logged == [1, 2, 3, 4, 5, 6]
+    between = {step: 0 for step in logged}
+    current = 0
+    for e in events:
+        if e == "lowered":
+            between[current] = between.get(current, 0) + 1
+        else:
+            current = e
+    assert between.get(0, 0) > 0 and between[3] > 0  # first steps of phase 1 and phase 2
+    # the steps after them (phase 1: 2, 3; phase 2: 5, 6) and the save at 4 compile nothing
+    # new (the first save, after step 2, compiles its host-copy ops once)
+    assert between[1] == 0 and between[4] == 0 and between[5] == 0, between

@@ -1,0 +1,205 @@
+"""Speed of the train steps: ``python -m ssgan_jax.benchmark --config=configs/X.py[:variant]``.
+
+Prints one JSON object: backend, device kind and count, per-device batch, crop; compile
+seconds, median/min/max milliseconds, FLOPs (XLA cost analysis) and achieved FLOP/s of the
+phase-1 generator step, the adversary step, the phase-2 generator step and a full phase-2
+iteration (``phase2.d_steps`` adversary + ``phase2.g_steps`` generator updates); images/s;
+eval forward images/s at ``data.eval_size``; peak host RSS and, where the backend reports it,
+peak device memory. Inputs are random arrays already on the devices (no input pipeline);
+warm-up iterations are excluded and every timing ends with ``block_until_ready``. Knobs:
+``config.benchmark.*`` (iterations, warm-up, eval on/off).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import flax.jax_utils
+import jax
+import ml_collections
+import numpy as np
+
+from ssgan_jax import inference, steps
+from ssgan_jax.data import builder_class
+from ssgan_jax.evaluate import make_predict_fn
+from ssgan_jax.models import build_adversary, build_generator
+
+
+def _flops(compiled) -> float | None:
+    """FLOPs of one call per device, from XLA's cost analysis (None if not reported)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - some backends do not implement it
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    if not cost or "flops" not in cost:
+        return None
+    return float(cost["flops"])
+
+
+def _timings(seconds: list[float]) -> dict[str, float]:
+    ms = [1000 * s for s in seconds]
+    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
+
+
+def _device_peak_bytes() -> int | None:
+    stats = jax.local_devices()[0].memory_stats()
+    if not stats:
+        return None
+    return stats.get("peak_bytes_in_use")
+
+
+def _on_devices(tree):
+    """[D, ...] numpy leaves -> arrays sharded over the local devices (like pmap's inputs)."""
+    return jax.pmap(lambda x: x)(tree)
+
+
+def _time_chain(fns, state, args_per_fn, iterations: int, warmup: int):
+    """Run ``fns`` in sequence (state threaded through) ``warmup + iterations`` times."""
+    seconds = []
+    for i in range(warmup + iterations):
+        start = time.perf_counter()
+        for fn, args in zip(fns, args_per_fn, strict=True):
+            state, metrics = fn(state, *args)
+        jax.block_until_ready((state, metrics))
+        if i >= warmup:
+            seconds.append(time.perf_counter() - start)
+    return state, seconds
+
+
+def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Measure; returns the JSON-ready dict that ``main`` prints."""
+    bench = config.benchmark
+    if bench.iterations < 1 or bench.warmup < 0:
+        raise ValueError("config.benchmark.iterations must be >= 1 and warmup >= 0")
+    num_classes = len(builder_class(config.data.name).CLASS_NAMES)
+    devices = jax.local_device_count()
+    if config.batch_size % devices:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {devices} "
+                         "devices; set --config.batch_size to a multiple")
+    per_device = config.batch_size // devices
+    ch, cw = config.data.crop_size
+    rng = np.random.default_rng(config.seed)
+    batch = _on_devices({
+        "image": rng.normal(size=(devices, per_device, ch, cw, 3)).astype(np.float32),
+        "label": rng.integers(0, num_classes, size=(devices, per_device, ch, cw)).astype(
+            np.int32)})
+
+    def networks(phase):
+        g_tx, d_tx, _ = steps.phase_optimizers(config, phase)
+        return steps.Networks(build_generator(config.model, num_classes, axis_name=steps.AXIS),
+                              build_adversary(config.adversary, config.model.dtype), g_tx, d_tx)
+
+    nets1, nets2 = networks(1), networks(2)
+    root = jax.random.PRNGKey(config.seed)
+    state = jax.device_get(steps.init_state(nets2, root, root, (1, ch, cw, 3), num_classes))
+    state = steps.replicate(state)
+    d, g = config.phase2.d_steps, config.phase2.g_steps
+    donate = (0,) if config.train.donate else ()
+    fns = {
+        "generator_phase1": steps.make_train_step("generator", nets1, config, adversarial=False),
+        "adversary": steps.make_train_step("adversary", nets2, config, adversarial=True),
+        "generator_phase2": steps.make_train_step(
+            "generator", nets2, config, adversarial=True, advances=lambda s: s == d + g - 1),
+    }
+    subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(d + g)]
+    compiled, result_steps = {}, {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        compiled[name] = jax.pmap(fn, axis_name=steps.AXIS, donate_argnums=donate).lower(
+            state, batch, subs[0]).compile()
+        result_steps[name] = {"compile_s": time.perf_counter() - start,
+                              "flops_per_device": _flops(compiled[name])}
+    it, warm = bench.iterations, bench.warmup
+    images = config.batch_size
+    for name in ("generator_phase1", "adversary", "generator_phase2"):
+        state, seconds = _time_chain([compiled[name]], state, [(batch, subs[0])], it, warm)
+        result_steps[name].update(_timings(seconds))
+    chain = [compiled["adversary"]] * d + [compiled["generator_phase2"]] * g
+    state, seconds = _time_chain(chain, state, [(batch, s) for s in subs], it, warm)
+    iteration = {**_timings(seconds)}
+    flops = [result_steps[n]["flops_per_device"] for n in ("adversary", "generator_phase2")]
+    iteration["flops_per_device"] = (d * flops[0] + g * flops[1]) if None not in flops else None
+    result_steps["phase2_iteration"] = iteration
+    for r in result_steps.values():
+        f = r.get("flops_per_device")
+        r["achieved_flops_per_s"] = (f * devices / (r["median_ms"] / 1000)) if f else None
+        r["images_per_s"] = images / (r["median_ms"] / 1000)
+    phase1 = result_steps["generator_phase1"]["median_ms"]
+    out: dict[str, Any] = {
+        "backend": jax.default_backend(),
+        "device_kind": jax.local_devices()[0].device_kind,
+        "device_count": jax.device_count(),
+        "local_device_count": devices,
+        "model": config.model.name,
+        "width": config.model.width,
+        "dtype": config.model.dtype,
+        "bn_mode": config.model.bn_mode,
+        "global_batch": config.batch_size,
+        "per_device_batch": per_device,
+        "crop": [ch, cw],
+        "iterations": it,
+        "warmup": warm,
+        "steps": result_steps,
+        "phase2_iteration_over_phase1_step": result_steps["phase2_iteration"]["median_ms"]
+        / phase1,
+    }
+    if bench.eval:
+        out["eval"] = _eval_speed(config, nets1.generator, state, num_classes, it, warm)
+    out["peak_host_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_device_bytes"] = _device_peak_bytes()
+    return out
+
+
+def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> dict[str, Any]:
+    devices = jax.local_device_count()
+    per_device = max(1, config.eval_batch_size // devices)
+    eh, ew = config.data.eval_size
+    images = _on_devices(np.random.default_rng(0).normal(
+        size=(devices, per_device, eh, ew, 3)).astype(np.float32))
+    variables = {"params": state.g_params}
+    if jax.tree.leaves(state.g_batch_stats):
+        variables["batch_stats"] = state.g_batch_stats
+    start = time.perf_counter()
+    fn = jax.pmap(make_predict_fn(generator, inference.from_config(config))).lower(
+        variables, images).compile()
+    compile_s = time.perf_counter() - start
+    seconds = []
+    for i in range(warmup + iterations):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(variables, images))
+        if i >= warmup:
+            seconds.append(time.perf_counter() - start)
+    timing = _timings(seconds)
+    return {"size": [eh, ew], "batch": devices * per_device, "compile_s": compile_s,
+            "flops_per_device": _flops(fn), **timing,
+            "images_per_s": devices * per_device / (timing["median_ms"] / 1000)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
+
+    def run(_):
+        from absl import logging
+
+        if not flags.FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
+        config = flags.FLAGS.config
+        if config is None:
+            raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
+        print(json.dumps(run_benchmark(config), indent=1), flush=True)
+
+    app.run(run, argv=argv or sys.argv)
+
+
+if __name__ == "__main__":
+    main()

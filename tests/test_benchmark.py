@@ -1,0 +1,34 @@
+"""python -m ssgan_jax.benchmark: a smoke test of its JSON (keys and sanity, not speed)."""
+
+from __future__ import annotations
+
+from ssgan_jax.benchmark import run_benchmark
+
+from .train_fixtures import tiny_config
+
+
+def test_benchmark_reports_every_figure(tmp_path):
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config.benchmark.iterations = 2
+    config.benchmark.warmup = 1
+    out = run_benchmark(config)
+    for key in ("backend", "device_kind", "device_count", "per_device_batch", "crop", "steps",
+                "phase2_iteration_over_phase1_step", "eval", "peak_host_rss_mb",
+                "peak_device_bytes"):
+        assert key in out, key
+    assert out["backend"] == "cpu" and out["device_count"] == 2 and out["per_device_batch"] == 2
+    assert out["crop"] == [32, 48]
+    assert set(out["steps"]) == {"generator_phase1", "adversary", "generator_phase2",
+                                 "phase2_iteration"}
+    for name, r in out["steps"].items():
+        assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"], name
+        assert r["images_per_s"] > 0 and r["flops_per_device"] > 0, name
+        assert name == "phase2_iteration" or r["compile_s"] > 0
+    # a phase-2 iteration is one adversary and one generator update: more FLOPs than either
+    steps = out["steps"]
+    assert steps["phase2_iteration"]["flops_per_device"] == (
+        steps["adversary"]["flops_per_device"] + steps["generator_phase2"]["flops_per_device"])
+    assert steps["generator_phase2"]["flops_per_device"] > steps["generator_phase1"][
+        "flops_per_device"]  # the adversary's forward/backward through G's output
+    assert out["eval"]["size"] == [96, 64] and out["eval"]["images_per_s"] > 0
+    assert out["peak_host_rss_mb"] > 100
