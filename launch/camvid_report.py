@@ -202,7 +202,7 @@ def plot_pictures(runs: dict[str, dict[int, dict[str, Any]]], data: str, path: s
         panels = [np.array(Image.open(image).convert("RGB")), table[label]]
         panels += [np.array(Image.open(os.path.join(dirs[v][-1], stem + ".png")))
                    for v in columns]
-        titles = ["image", "ground truth"] + [VARIANT_NAMES[v].split(",")[0] if v == "baseline"
+        titles = ["image", "ground truth"] + [VARIANT_NAMES[v].split(" (")[0] if v == "baseline"
                                               else VARIANT_NAMES[v] for v in columns]
         for col, (panel, title) in enumerate(zip(panels, titles, strict=True)):
             ax = axes[row, col]
@@ -248,6 +248,12 @@ def main() -> None:
         plot_curves(runs, os.path.join(args.docs, curves))
         plot_pictures(runs, args.data, os.path.join(args.docs, pictures), PALETTE)
         verdicts = "\n".join(f"- {verdict(runs, v)}" for v in runs if v != "baseline")
+        phase1 = [json.load(open(p)).get("train") for p in sorted(glob.glob(os.path.join(
+            args.runs, generator, "seed*", "phase1", "wall_seconds.json")))]
+        if phase1:
+            verdicts += (f"\n\nPhase 1, shared by the three variants of a seed: "
+                         f"{statistics.fmean(phase1) / 60:.1f} min of training per seed "
+                         f"({len(phase1)} seeds); the wall column above is phase 2 alone.")
         sections.append(
             f"## {generator}\n\n### Test mIoU (best-on-val checkpoint)\n\n"
             f"{summary_table(runs)}\n\n{verdicts}\n\n### Per-class test IoU % (mean ± std over "
