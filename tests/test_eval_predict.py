@@ -162,7 +162,8 @@ def test_eval_from_the_command_line(trained_run, tmp_path):
     r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
               "--config.eval.checkpoint=best"])
     assert r.returncode == 0, r.stderr[-3000:]
-    best = json.loads(next((workdir / "eval").glob("val_step_*.json")).read_text())
+    step = ckpt_lib.Checkpoints(str(workdir), read_only=True).best_step()
+    best = json.loads((workdir / "eval" / f"val_step_{step}.json").read_text())
     assert "Pavement" in r.stdout and f"{100 * best['miou']:7.2f}" in r.stdout
     r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
               "--config.eval.checkpoint=5"])
