@@ -27,7 +27,6 @@ import numpy as np
 from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class
 from ssgan_jax.evaluate import make_predict_fn
-from ssgan_jax.models import build_adversary, build_generator
 
 
 def _flops(compiled) -> float | None:
@@ -53,11 +52,6 @@ def _device_peak_bytes() -> int | None:
     if not stats:
         return None
     return stats.get("peak_bytes_in_use")
-
-
-def _on_devices(tree):
-    """[D, ...] numpy leaves -> arrays sharded over the local devices (like pmap's inputs)."""
-    return jax.pmap(lambda x: x)(tree)
 
 
 def _time_chain(fns, state, args_per_fn, iterations: int, warmup: int):
@@ -86,17 +80,12 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     per_device = config.batch_size // devices
     ch, cw = config.data.crop_size
     rng = np.random.default_rng(config.seed)
-    batch = _on_devices({
+    batch = steps.shard({
         "image": rng.normal(size=(devices, per_device, ch, cw, 3)).astype(np.float32),
         "label": rng.integers(0, num_classes, size=(devices, per_device, ch, cw)).astype(
             np.int32)})
 
-    def networks(phase):
-        g_tx, d_tx, _ = steps.phase_optimizers(config, phase)
-        return steps.Networks(build_generator(config.model, num_classes, axis_name=steps.AXIS),
-                              build_adversary(config.adversary, config.model.dtype), g_tx, d_tx)
-
-    nets1, nets2 = networks(1), networks(2)
+    nets1, nets2 = (steps.build_networks(config, num_classes, p) for p in (1, 2))
     root = jax.random.PRNGKey(config.seed)
     state = jax.device_get(steps.init_state(nets2, root, root, (1, ch, cw, 3), num_classes))
     state = steps.replicate(state)
@@ -161,11 +150,9 @@ def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> di
     devices = jax.local_device_count()
     per_device = max(1, config.eval_batch_size // devices)
     eh, ew = config.data.eval_size
-    images = _on_devices(np.random.default_rng(0).normal(
+    images = steps.shard(np.random.default_rng(0).normal(
         size=(devices, per_device, eh, ew, 3)).astype(np.float32))
-    variables = {"params": state.g_params}
-    if jax.tree.leaves(state.g_batch_stats):
-        variables["batch_stats"] = state.g_batch_stats
+    variables = steps.generator_variables(state)
     start = time.perf_counter()
     fn = jax.pmap(make_predict_fn(generator, inference.from_config(config))).lower(
         variables, images).compile()

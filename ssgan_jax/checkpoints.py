@@ -164,7 +164,9 @@ class Checkpoints:
         if step is not None:
             if step not in steps:
                 raise CheckpointError(
-                    f"no checkpoint for step {step} in {self.directory}; it has {steps}")
+                    f"no checkpoint for step {step} in {self.directory}; it has steps {steps} "
+                    "(older ones are pruned: train.keep_checkpoints keeps the latest K plus "
+                    "the best)")
             steps = [step]
         failures: list[tuple[int, str]] = []
         for candidate in reversed(steps):

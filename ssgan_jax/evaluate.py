@@ -95,7 +95,6 @@ def evaluate(
     return summary
 
 
-
 def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
                    class_names: Sequence[str]) -> dict[str, Any]:
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard)."""

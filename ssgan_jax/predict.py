@@ -112,9 +112,7 @@ def _split_inputs(config, split: str) -> Iterator[tuple[str, Callable[[], np.nda
     import tensorflow_datasets as tfds
 
     builder = pipeline.ensure_prepared(config.data)
-    if split not in builder.info.splits:
-        raise DataError(
-            f"dataset {builder.name} has no split {split!r}; it has {sorted(builder.info.splits)}")
+    pipeline.check_split(builder, split)
     ds = builder.as_dataset(split=split, shuffle_files=False,
                             decoders={"image": tfds.decode.SkipDecoding()})
     for ex in tfds.as_numpy(ds):

@@ -21,7 +21,6 @@ from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.metrics import format_table
-from ssgan_jax.models import build_adversary, build_generator
 
 ABSENT_NOTE = ("per_class_iou is null for classes absent from both the ground truth and the "
                "predictions of this split; they are left out of miou (absent_classes)")
@@ -47,12 +46,7 @@ def resolve_step(checkpoints: ckpt_lib.Checkpoints, which: str | int) -> int:
     if not which.isdigit():
         raise ValueError(f"config.eval.checkpoint must be 'latest', 'best' or a step number; "
                          f"got {which!r}")
-    if int(which) not in available:
-        raise ckpt_lib.CheckpointError(
-            f"no checkpoint for step {which} in {checkpoints.directory}; it has steps "
-            f"{available} (older ones are pruned: train.keep_checkpoints keeps the latest K "
-            "plus the best)")
-    return int(which)
+    return int(which)  # Checkpoints.restore names the kept steps if this one is not among them
 
 
 def load_generator(config: ml_collections.ConfigDict, workdir: str, num_classes: int):
@@ -70,19 +64,13 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str, num_classes:
     step = resolve_step(checkpoints, config.eval.checkpoint)
     current = {**ckpt_lib.config_json(config), "num_classes": num_classes}
     checkpoints.check_compatible(current, step)
-    generator = build_generator(config.model, num_classes, axis_name=steps.AXIS)
-    g_tx, d_tx, _ = steps.phase_optimizers(config, 1)
-    nets = steps.Networks(generator, build_adversary(config.adversary, config.model.dtype),
-                          g_tx, d_tx)
+    nets = steps.build_networks(config, num_classes, 1)
     ch, cw = config.data.crop_size
     target = jax.eval_shape(lambda: steps.init_state(
         nets, jax.random.PRNGKey(0), jax.random.PRNGKey(0), (1, ch, cw, 3), num_classes))
     state, meta, _ = checkpoints.restore(target, step)
-    variables = {"params": state.g_params}
-    if jax.tree.leaves(state.g_batch_stats):
-        variables["batch_stats"] = state.g_batch_stats
-    return generator, jax.device_get(variables), step, meta, os.path.join(
-        checkpoints.directory, str(step))
+    return nets.generator, jax.device_get(steps.generator_variables(state)), step, meta, \
+        os.path.join(checkpoints.directory, str(step))
 
 
 def result_path(workdir: str, split: str, step: int, settings: inference.Settings) -> str:

@@ -23,6 +23,7 @@ import ml_collections
 import optax
 
 from ssgan_jax import losses
+from ssgan_jax.models import build_adversary, build_generator
 from ssgan_jax.rescaling import epsilon_rescale
 
 AXIS = "batch"
@@ -142,20 +143,44 @@ def init_state(
     )
 
 
+def build_networks(config: ml_collections.ConfigDict, num_classes: int, phase: int) -> Networks:
+    """G, A and the optimizers of ``phase`` (1 or 2) as ``config`` names them."""
+    g_tx, d_tx, _ = phase_optimizers(config, phase)
+    return Networks(
+        generator=build_generator(config.model, num_classes, axis_name=AXIS),
+        adversary=build_adversary(config.adversary, config.model.dtype),
+        g_tx=g_tx,
+        d_tx=d_tx,
+    )
+
+
+def generator_variables(state: TrainState) -> dict[str, Any]:
+    """G's flax variables from a (host or replicated) state; no empty ``batch_stats``."""
+    variables = {"params": state.g_params}
+    if jax.tree.leaves(state.g_batch_stats):
+        variables["batch_stats"] = state.g_batch_stats
+    return variables
+
+
 @functools.cache
 def _identity_pmap():
     return jax.pmap(lambda x: x, axis_name=AXIS)  # outputs live on a mesh named after it
 
 
-def replicate(tree):
-    """``tree`` copied to every local device, laid out exactly as the train steps' outputs
-    (pmapped over ``AXIS``) are.
+def shard(tree):
+    """``[local_devices, ...]`` leaves onto the local devices, laid out exactly as the train
+    steps' outputs (pmapped over ``AXIS``) are.
 
     ``flax.jax_utils.replicate`` places arrays on another mesh than pmap's outputs, so a step
     fed its result at the first call and its own outputs afterwards lowers twice: a whole
     extra compilation at the second step of each phase. This layout avoids it.
     """
-    return _identity_pmap()(flax.jax_utils.replicate(tree))
+    return _identity_pmap()(tree)
+
+
+def replicate(tree):
+    """``tree`` copied to every local device, laid out as ``shard`` lays arrays out."""
+    return shard(flax.jax_utils.replicate(tree))
 
 
 def fresh_optimizers(state: TrainState, networks: Networks) -> TrainState:

@@ -25,7 +25,6 @@ from ssgan_jax import distributed, inference, monitor, steps
 from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.losses import ADV_FORMS
-from ssgan_jax.models import build_adversary, build_generator
 from ssgan_jax.weights import load_pretrained
 
 
@@ -71,16 +70,6 @@ class Run:
     p_eval: Any
     config_record: dict[str, Any]
     last_saved: int | None = None
-
-
-def _networks(config, num_classes: int, phase: int) -> steps.Networks:
-    g_tx, d_tx, _ = steps.phase_optimizers(config, phase)
-    return steps.Networks(
-        generator=build_generator(config.model, num_classes, axis_name=steps.AXIS),
-        adversary=build_adversary(config.adversary, config.model.dtype),
-        g_tx=g_tx,
-        d_tx=d_tx,
-    )
 
 
 def _dataset_classes(config) -> tuple[str, ...]:
@@ -168,11 +157,8 @@ def _tree_finite(tree) -> bool:
 
 
 def _validate(run: Run, rep_state) -> dict[str, Any]:
-    variables = {"params": rep_state.g_params}
-    if jax.tree.leaves(rep_state.g_batch_stats):
-        variables["batch_stats"] = rep_state.g_batch_stats
-    return evaluate_split(run.config, run.p_eval, variables, run.config.data.val_split,
-                          run.num_classes, run.class_names)
+    return evaluate_split(run.config, run.p_eval, steps.generator_variables(rep_state),
+                          run.config.data.val_split, run.num_classes, run.class_names)
 
 
 def _save(run: Run, rep_state, step: int, phase: int, validation=None) -> None:
@@ -210,7 +196,7 @@ def adversarial_phase2(config) -> bool:
 def _run_phase(run: Run, phase: int, rep_state, batches, start: int, end: int, progress):
     """Iterations start..end-1 of one phase; returns the replicated state."""
     config = run.config
-    nets = _networks(config, run.num_classes, phase)
+    nets = steps.build_networks(config, run.num_classes, phase)
     donate = (0,) if config.train.donate else ()
     if phase == 1 or not adversarial_phase2(config):
         updates = [("generator", steps.make_train_step(
@@ -286,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     checkpoints.check_compatible(record)
 
     root = jax.random.PRNGKey(config.seed)
-    nets = _networks(config, num_classes, 1 if p1 > 0 else 2)
+    nets = steps.build_networks(config, num_classes, 1 if p1 > 0 else 2)
     ch, cw = config.data.crop_size
     fresh = jax.device_get(steps.init_state(
         nets, jax.random.fold_in(root, 1), jax.random.fold_in(root, 2), (1, ch, cw, 3),
@@ -304,7 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         print(f"nothing to do: the checkpoint is at step {step} and the config asks for "
               f"{total} ({p1} + {p2}); raise phase1.steps/phase2.steps to train on", flush=True)
 
-    generator = build_generator(config.model, num_classes, axis_name=steps.AXIS)
+    generator = nets.generator
     run = Run(config=config, workdir=workdir, num_classes=num_classes, class_names=class_names,
               generator=generator, checkpoints=checkpoints,
               writer=monitor.create_writer(workdir, jax.process_index()),
@@ -326,7 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if p2 > 0 and step < total:
             if step == p1:  # phase 2 starts here: fresh optimizers (PAPER.md section 6)
                 state = steps.fresh_optimizers(_unreplicate(rep_state),
-                                               _networks(config, num_classes, 2))
+                                               steps.build_networks(config, num_classes, 2))
                 rep_state = steps.replicate(state)
                 what = ("adversary on" if adversarial_phase2(config) else
                         "loss.lam = 0, so G trains alone (no adversary)")

@@ -17,9 +17,7 @@ C = 11
 
 
 def _networks(config, phase):
-    g_tx, d_tx, _ = steps.phase_optimizers(config, phase)
-    return steps.Networks(build_generator(config.model, C, axis_name=steps.AXIS),
-                          build_adversary(config.adversary), g_tx, d_tx)
+    return steps.build_networks(config, C, phase)
 
 
 def _batch(n=4, h=32, w=48, seed=0):

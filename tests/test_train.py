@@ -28,7 +28,7 @@ def _config(tmp):
 
 
 def _final_state(workdir, config):
-    nets = train._networks(config, 11, 1)
+    nets = train.steps.build_networks(config, 11, 1)
     fresh = jax.device_get(train.steps.init_state(
         nets, jax.random.PRNGKey(0), jax.random.PRNGKey(0), (1, 32, 48, 3), 11))
     state, meta, step = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(fresh)
@@ -202,7 +202,7 @@ def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "G trains alone (no adversary)" in out and "adversary.width" not in out
     state, meta, step = _final_state(tmp_path / "run", config)
-    nets = train._networks(config, 11, 1)
+    nets = train.steps.build_networks(config, 11, 1)
     fresh = jax.device_get(train.steps.init_state(
         nets, jax.random.fold_in(jax.random.PRNGKey(config.seed), 1),
         jax.random.fold_in(jax.random.PRNGKey(config.seed), 2), (1, 32, 48, 3), 11))

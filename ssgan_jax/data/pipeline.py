@@ -112,13 +112,18 @@ def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
     return both[..., :3], tf.cast(tf.round(both[..., 3]), tf.int32)
 
 
-def _split_for_process(builder, split: str, process_index: int, process_count: int) -> str:
-    import tensorflow_datasets as tfds
-
+def check_split(builder, split: str) -> None:
+    """DataError naming the dataset's splits if ``split`` is not one of them."""
     if split not in builder.info.splits:
         raise DataError(
             f"dataset {builder.name} has no split {split!r}; it has {sorted(builder.info.splits)}"
         )
+
+
+def _split_for_process(builder, split: str, process_index: int, process_count: int) -> str:
+    import tensorflow_datasets as tfds
+
+    check_split(builder, split)
     if process_count == 1:
         return split
     return tfds.even_splits(split, n=process_count)[process_index]
