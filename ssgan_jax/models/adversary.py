@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import adaptive_avg_pool, check_images, conv, resize_bilinear
 from ssgan_jax.models.resnet import ResNet
 from ssgan_jax.models.vgg import VGG16Features
@@ -103,7 +104,7 @@ class Adversary(nn.Module):
         y = jnp.concatenate([img.astype(self.dtype), m], axis=-1)
         f0, f1, f2, f3 = self.trunk_features
 
-        def trunk_conv(ch: int, row: int) -> nn.Conv:  # named by the row of Table 2
+        def trunk_conv(ch: int, row: int) -> Conv:  # named by the row of Table 2
             return conv(ch, 3, use_bias=True, name=f"trunk_{row}", dtype=self.dtype)
 
         y = act(trunk_conv(f0, 0)(y))

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import check_images, conv, resize_bilinear
 from ssgan_jax.models.vgg import vgg16_features
 
@@ -85,7 +86,7 @@ class FCN8s(nn.Module):
         y = conv(fc_dim, 1, use_bias=True, name="classifier_3", dtype=self.dtype)(y)
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
 
-        def score(name: str) -> nn.Conv:  # FCN zero-initialises its score layers
+        def score(name: str) -> Conv:  # FCN zero-initialises its score layers
             return conv(
                 self.num_classes,
                 1,

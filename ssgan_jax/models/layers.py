@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssgan_jax.models.conv import Conv
+
 Dtype = Any
 
 # torchvision initialises convs with kaiming_normal(mode='fan_out', nonlinearity='relu').
@@ -31,10 +33,10 @@ def conv(
     name: str | None = None,
     dtype: Dtype = jnp.float32,
     kernel_init=kaiming_fan_out,
-) -> nn.Conv:
+) -> Conv:
     """A 2-D conv with torch's symmetric padding (default: ``dilation * (kernel - 1) // 2``)."""
     pad = dilation * (kernel - 1) // 2 if padding is None else padding
-    return nn.Conv(
+    return Conv(
         features,
         (kernel, kernel),
         strides=(stride, stride),
