@@ -30,23 +30,33 @@ CASES = [
     ((5, 6), 3, 1, 9, 9, 3, 4),       # rate > H and W: a 1x1 conv in disguise
     ((3, 3), 7, 1, 1, 3, 2, 3),       # kernel larger than the map (FCN fc6 on a small pool5)
     ((6, 7), 3, 1, 1, 0, 3, 2),       # no padding
+    ((9, 11), 3, 1, 6, 6, 4, 3),      # 35% useful: per-tap GEMMs (ASPP rate 12 on 23x30)
+    ((5, 12), 3, 1, 4, 4, 3, 2),      # pruned to 1x3, then per-tap GEMMs
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_forward_and_gradients_match_xla(case):
     (h, w), k, s, d, p, cin, cout = case
-    kx, kw, kg = jax.random.split(jax.random.PRNGKey(sum(case[0]) + k), 3)
-    x = jax.random.normal(kx, (2, h, w, cin))
-    wt = jax.random.normal(kw, (k, k, cin, cout))
+    rng = np.random.default_rng(sum(case[0]) + k)
+    x = rng.normal(size=(2, h, w, cin)).astype(np.float32)
+    wt = rng.normal(size=(k, k, cin, cout)).astype(np.float32)
     stride, dilation, padding = (s, s), (d, d), ((p, p), (p, p))
-    ref, ref_vjp = jax.vjp(lambda a, b: _reference(a, b, stride, dilation, padding), x, wt)
-    out, out_vjp = jax.vjp(lambda a, b: fast.pruned_conv2d(a, b, stride, dilation, padding),
-                           x, wt)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
-    g = jax.random.normal(kg, ref.shape)
-    for got, want in zip(out_vjp(g), ref_vjp(g), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+    @jax.jit  # one compilation per case (eager autodiff would compile every op)
+    def outputs_and_gradients(x, wt, g):
+        results = []
+        for fn in (_reference, fast.pruned_conv2d):
+            out, vjp = jax.vjp(lambda a, b, fn=fn: fn(a, b, stride, dilation, padding), x, wt)
+            results.append((out, *vjp(g)))
+        return results
+
+    out_shape = jax.eval_shape(lambda a, b: _reference(a, b, stride, dilation, padding), x, wt)
+    g = rng.normal(size=out_shape.shape).astype(np.float32)
+    want, got = outputs_and_gradients(x, wt, g)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(got[1:], want[1:], strict=True):  # dx, dW
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_useful_taps_by_hand():
@@ -73,20 +83,37 @@ def test_prune_drops_taps_and_keeps_output_size():
     assert slices == (slice(1, 2), slice(0, 3)) and padding == ((0, 0), (24, 24))
 
 
-def test_pruned_conv_convolves_only_the_useful_taps():
+def _conv_kernels_and_dots(x, w, rate):
+    """Kernel shapes of the convolutions and the number of GEMMs in ``pruned_conv2d``'s jaxpr."""
+    jaxpr = jax.make_jaxpr(lambda a, b: fast.pruned_conv2d(
+        a, b, (1, 1), (rate, rate), ((rate, rate), (rate, rate))))(x, w).jaxpr
+    eqns = list(jaxpr.eqns)
+    for e in jaxpr.eqns:
+        if e.primitive.name == "custom_vjp_call":
+            eqns += e.params["call_jaxpr"].jaxpr.eqns
+    convs = [e.invars[1].aval.shape for e in eqns if e.primitive.name == "conv_general_dilated"]
+    return convs, sum(e.primitive.name == "dot_general" for e in eqns)
+
+
+def test_pruned_conv_computes_only_what_reads_input():
     x = jnp.zeros((2, 23, 30, 64))
     w = jnp.zeros((3, 3, 64, 32))
+    # Rate 36: a 1x1 conv, 1/9 of the multiply-adds.
+    assert _conv_kernels_and_dots(x, w, 36) == ([(1, 1, 64, 32)], 0)
+    # Rate 24: the middle row of taps, of which 47% of the reads are useful: 3 tap GEMMs.
+    assert fast.useful_fraction(x.shape, (1, 3), (1, 1), (24, 24), ((0, 0), (24, 24))) < 0.5
+    assert _conv_kernels_and_dots(x, w, 24) == ([], 3)
+    # Rate 12: 48% useful -> 9 tap GEMMs; rate 2: 94% useful -> XLA's convolution.
+    assert _conv_kernels_and_dots(x, w, 12) == ([], 9)
+    assert _conv_kernels_and_dots(x, w, 2) == ([(3, 3, 64, 32)], 0)
 
-    def kernel_shapes(rate):
-        jaxpr = jax.make_jaxpr(lambda a, b: fast.pruned_conv2d(
-            a, b, (1, 1), (rate, rate), ((rate, rate), (rate, rate))))(x, w)
-        eqns = [e for e in jaxpr.eqns if e.primitive.name == "custom_vjp_call"]
-        inner = eqns[0].params["call_jaxpr"].jaxpr.eqns
-        return [e.invars[1].aval.shape for e in inner if e.primitive.name == "conv_general_dilated"]
 
-    assert kernel_shapes(36) == [(1, 1, 64, 32)]  # a 1x1 conv: 1/9 of the multiply-adds
-    assert kernel_shapes(24) == [(1, 3, 64, 32)]
-    assert kernel_shapes(12) == [(3, 3, 64, 32)]
+def test_useful_fraction_by_hand():
+    # Rows: 23 outputs, taps at -12/0/+12 read input for 11/23/11 of them; columns 18/30/18.
+    want = (45 / 69) * (66 / 90)
+    got = fast.useful_fraction((2, 23, 30, 8), (3, 3), (1, 1), (12, 12), ((12, 12), (12, 12)))
+    assert got == pytest.approx(want)
+    assert fast.useful_fraction((2, 23, 30, 8), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))) == 1.0
 
 
 def test_module_matches_flax_conv_parameters_and_outputs():
@@ -100,8 +127,7 @@ def test_module_matches_flax_conv_parameters_and_outputs():
         jnp.shape, flax_conv.init(jax.random.PRNGKey(1), x))
     np.testing.assert_allclose(ours.apply(variables, x), flax_conv.apply(variables, x),
                                rtol=1e-5, atol=1e-5)
-    bf16 = fast.Conv(**kwargs, dtype=jnp.bfloat16).apply(variables, x)
-    assert bf16.dtype == jnp.bfloat16
-    grads = jax.grad(lambda v: fast.Conv(**kwargs, dtype=jnp.bfloat16).apply(v, x).astype(
-        jnp.float32).sum())(variables)
+    bf16 = fast.Conv(**kwargs, dtype=jnp.bfloat16)
+    assert bf16.apply(variables, x).dtype == jnp.bfloat16
+    grads = jax.jit(jax.grad(lambda v: bf16.apply(v, x).astype(jnp.float32).sum()))(variables)
     assert grads["params"]["kernel"].dtype == jnp.float32
