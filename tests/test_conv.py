@@ -98,8 +98,8 @@ def _conv_kernels_and_dots(x, w, rate):
 def test_pruned_conv_computes_only_what_reads_input():
     x = jnp.zeros((2, 23, 30, 64))
     w = jnp.zeros((3, 3, 64, 32))
-    # Rate 36: a 1x1 conv, 1/9 of the multiply-adds.
-    assert _conv_kernels_and_dots(x, w, 36) == ([(1, 1, 64, 32)], 0)
+    # Rate 36: a 1x1 conv (1/9 of the multiply-adds), which runs as one GEMM.
+    assert _conv_kernels_and_dots(x, w, 36) == ([], 1)
     # Rate 24: the middle row of taps, of which 47% of the reads are useful: 3 tap GEMMs.
     assert fast.useful_fraction(x.shape, (1, 3), (1, 1), (24, 24), ((0, 0), (24, 24))) < 0.5
     assert _conv_kernels_and_dots(x, w, 24) == ([], 3)
