@@ -7,7 +7,7 @@ iteration (``phase2.d_steps`` adversary + ``phase2.g_steps`` generator updates);
 eval forward images/s at ``data.eval_size``; peak host RSS and, where the backend reports it,
 peak device memory. Inputs are random arrays already on the devices (no input pipeline);
 warm-up iterations are excluded and every timing ends with ``block_until_ready``. Knobs:
-``config.benchmark.*`` (iterations, warm-up, eval on/off).
+``config.benchmark.*`` (iterations, warm-up, eval on/off, which steps to time).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import numpy as np
 from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class
 from ssgan_jax.evaluate import make_predict_fn
+
+STEPS = ("generator_phase1", "adversary", "generator_phase2")
 
 
 def _flops(compiled) -> float | None:
@@ -72,6 +74,11 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     bench = config.benchmark
     if bench.iterations < 1 or bench.warmup < 0:
         raise ValueError("config.benchmark.iterations must be >= 1 and warmup >= 0")
+    wanted = tuple(bench.steps)
+    unknown = [name for name in wanted if name not in STEPS]
+    if unknown or not wanted:
+        raise ValueError(f"config.benchmark.steps has {unknown or 'nothing'}; choose from "
+                         f"{list(STEPS)}")
     num_classes = len(builder_class(config.data.name).CLASS_NAMES)
     devices = jax.local_device_count()
     if config.batch_size % devices:
@@ -91,36 +98,42 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     state = steps.replicate(state)
     d, g = config.phase2.d_steps, config.phase2.g_steps
     donate = (0,) if config.train.donate else ()
-    fns = {
-        "generator_phase1": steps.make_train_step("generator", nets1, config, adversarial=False),
-        "adversary": steps.make_train_step("adversary", nets2, config, adversarial=True),
-        "generator_phase2": steps.make_train_step(
+    makers = {
+        "generator_phase1": lambda: steps.make_train_step("generator", nets1, config,
+                                                          adversarial=False),
+        "adversary": lambda: steps.make_train_step("adversary", nets2, config, adversarial=True),
+        "generator_phase2": lambda: steps.make_train_step(
             "generator", nets2, config, adversarial=True, advances=lambda s: s == d + g - 1),
     }
     subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(d + g)]
     compiled, result_steps = {}, {}
-    for name, fn in fns.items():
+    for name in (n for n in makers if n in wanted):
         start = time.perf_counter()
-        compiled[name] = jax.pmap(fn, axis_name=steps.AXIS, donate_argnums=donate).lower(
-            state, batch, subs[0]).compile()
+        compiled[name] = jax.pmap(makers[name](), axis_name=steps.AXIS,
+                                  donate_argnums=donate).lower(state, batch, subs[0]).compile()
         result_steps[name] = {"compile_s": time.perf_counter() - start,
                               "flops_per_device": _flops(compiled[name])}
     it, warm = bench.iterations, bench.warmup
     images = config.batch_size
-    for name in ("generator_phase1", "adversary", "generator_phase2"):
+    for name in compiled:
         state, seconds = _time_chain([compiled[name]], state, [(batch, subs[0])], it, warm)
         result_steps[name].update(_timings(seconds))
-    chain = [compiled["adversary"]] * d + [compiled["generator_phase2"]] * g
-    state, seconds = _time_chain(chain, state, [(batch, s) for s in subs], it, warm)
-    iteration = {**_timings(seconds)}
-    flops = [result_steps[n]["flops_per_device"] for n in ("adversary", "generator_phase2")]
-    iteration["flops_per_device"] = (d * flops[0] + g * flops[1]) if None not in flops else None
-    result_steps["phase2_iteration"] = iteration
+    if {"adversary", "generator_phase2"} <= set(compiled):
+        chain = [compiled["adversary"]] * d + [compiled["generator_phase2"]] * g
+        state, seconds = _time_chain(chain, state, [(batch, s) for s in subs], it, warm)
+        iteration = {**_timings(seconds)}
+        flops = [result_steps[n]["flops_per_device"] for n in ("adversary", "generator_phase2")]
+        iteration["flops_per_device"] = (d * flops[0] + g * flops[1]) if None not in flops \
+            else None
+        result_steps["phase2_iteration"] = iteration
     for r in result_steps.values():
         f = r.get("flops_per_device")
         r["achieved_flops_per_s"] = (f * devices / (r["median_ms"] / 1000)) if f else None
         r["images_per_s"] = images / (r["median_ms"] / 1000)
-    phase1 = result_steps["generator_phase1"]["median_ms"]
+    ratio = None
+    if {"generator_phase1", "phase2_iteration"} <= set(result_steps):
+        ratio = (result_steps["phase2_iteration"]["median_ms"]
+                 / result_steps["generator_phase1"]["median_ms"])
     out: dict[str, Any] = {
         "backend": jax.default_backend(),
         "device_kind": jax.local_devices()[0].device_kind,
@@ -136,8 +149,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "iterations": it,
         "warmup": warm,
         "steps": result_steps,
-        "phase2_iteration_over_phase1_step": result_steps["phase2_iteration"]["median_ms"]
-        / phase1,
+        "phase2_iteration_over_phase1_step": ratio,
     }
     if bench.eval:
         out["eval"] = _eval_speed(config, nets1.generator, state, num_classes, it, warm)

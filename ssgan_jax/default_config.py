@@ -134,6 +134,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.benchmark.iterations = 10  # timed iterations per step (median/min/max reported)
     config.benchmark.warmup = 2  # untimed iterations after compilation
     config.benchmark.eval = True  # also time the eval forward pass at data.eval_size
+    # which train steps to compile and time; the phase-2 iteration needs both phase-2 steps
+    config.benchmark.steps = ("generator_phase1", "adversary", "generator_phase2")
     return config
 
 

@@ -190,6 +190,12 @@ def fresh_optimizers(state: TrainState, networks: Networks) -> TrainState:
     )
 
 
+def _device_mean(tree, devices: int, axis_name: str):
+    """``pmean`` over the devices; the identity on one device, where XLA:CPU would still copy
+    every gradient through an all-reduce (23 ms per DeepLabv3 step on the 2-core VM)."""
+    return tree if devices == 1 else jax.lax.pmean(tree, axis_name)
+
+
 def make_train_step(
     role: str,
     networks: Networks,
@@ -250,7 +256,7 @@ def make_train_step(
 
             (loss, (batch_stats, parts)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 state.g_params)
-            grads = jax.lax.pmean(grads, axis_name)
+            grads = _device_mean(grads, devices, axis_name)
             updates, g_opt = networks.g_tx.update(grads, state.g_opt, state.g_params)
             state = state.replace(
                 g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
@@ -277,7 +283,7 @@ def make_train_step(
 
             (loss_d, (real_logits, fake_logits)), grads = jax.value_and_grad(
                 loss_fn, has_aux=True)(state.d_params)
-            grads = jax.lax.pmean(grads, axis_name)
+            grads = _device_mean(grads, devices, axis_name)
             updates, d_opt = networks.d_tx.update(grads, state.d_opt, state.d_params)
             state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
                                   d_opt=d_opt)

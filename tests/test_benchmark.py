@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ssgan_jax.benchmark import run_benchmark
 
 from .train_fixtures import tiny_config
@@ -32,3 +34,17 @@ def test_benchmark_reports_every_figure(tmp_path):
         "flops_per_device"]  # the adversary's forward/backward through G's output
     assert out["eval"]["size"] == [96, 64] and out["eval"]["images_per_s"] > 0
     assert out["peak_host_rss_mb"] > 100
+
+
+def test_benchmark_times_only_the_steps_asked_for(tmp_path):
+    config = tiny_config(tmp_path, "fcn8s_vgg16")  # same step as above: a compile-cache hit
+    config.benchmark.iterations = 1
+    config.benchmark.warmup = 0
+    config.benchmark.eval = False
+    config.benchmark.steps = ("generator_phase1",)
+    out = run_benchmark(config)
+    assert set(out["steps"]) == {"generator_phase1"}
+    assert out["phase2_iteration_over_phase1_step"] is None and "eval" not in out
+    config.benchmark.steps = ("generator_phase3",)
+    with pytest.raises(ValueError, match="generator_phase3"):
+        run_benchmark(config)
