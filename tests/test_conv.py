@@ -32,6 +32,7 @@ CASES = [
     ((6, 7), 3, 1, 1, 0, 3, 2),       # no padding
     ((9, 11), 3, 1, 6, 6, 4, 3),      # 35% useful: per-tap GEMMs (ASPP rate 12 on 23x30)
     ((5, 12), 3, 1, 4, 4, 3, 2),      # pruned to 1x3, then per-tap GEMMs
+    ((4, 5), 7, 1, 1, 3, 3, 4),       # FCN fc6 on a 4x5 pool5: 37% useful, 49 tap GEMMs
 ]
 
 
@@ -131,3 +132,24 @@ def test_module_matches_flax_conv_parameters_and_outputs():
     assert bf16.apply(variables, x).dtype == jnp.bfloat16
     grads = jax.jit(jax.grad(lambda v: bf16.apply(v, x).astype(jnp.float32).sum()))(variables)
     assert grads["params"]["kernel"].dtype == jnp.float32
+
+
+def test_tap_gemm_kernel_gradient_is_assembled_once():
+    # FCN's fc6 (7x7, 49 taps) on a small pool5. Autodiff of the per-tap W[i, j] would pad each
+    # tap's gradient back to the full kernel (49 kernel-sized arrays; in the full train step XLA
+    # kept them live: 24 GB at 128x160 crops). The custom VJP stacks the taps instead.
+    x = jnp.zeros((2, 4, 5, 64))
+    w = jnp.zeros((7, 7, 64, 256))
+    assert fast.useful_fraction(x.shape, w.shape, (1, 1), (1, 1), ((3, 3), (3, 3))) < 0.6
+    jaxpr = jax.make_jaxpr(jax.grad(lambda w: fast.pruned_conv2d(
+        x, w, (1, 1), (1, 1), ((3, 3), (3, 3))).sum()))(w)
+
+    def kernel_sized(eqns):
+        count = 0
+        for e in eqns:
+            for sub in jax.core.jaxprs_in_params(e.params):
+                count += kernel_sized(sub.eqns)
+            count += e.primitive.name in ("pad", "add_any") and e.outvars[0].aval.shape == w.shape
+        return count
+
+    assert kernel_sized(jaxpr.jaxpr.eqns) <= 1
