@@ -33,6 +33,7 @@ CASES = [
     ((9, 11), 3, 1, 6, 6, 4, 3),      # 35% useful: per-tap GEMMs (ASPP rate 12 on 23x30)
     ((5, 12), 3, 1, 4, 4, 3, 2),      # pruned to 1x3, then per-tap GEMMs
     ((4, 5), 7, 1, 1, 3, 3, 4),       # FCN fc6 on a 4x5 pool5: 37% useful, 49 tap GEMMs
+    ((8, 8), 7, 1, 1, 3, 3, 4),       # fc6 on 8x8: 62% useful, still tap GEMMs (7x7 kernel)
 ]
 
 
@@ -107,6 +108,10 @@ def test_pruned_conv_computes_only_what_reads_input():
     # Rate 12: 48% useful -> 9 tap GEMMs; rate 2: 94% useful -> XLA's convolution.
     assert _conv_kernels_and_dots(x, w, 12) == ([], 9)
     assert _conv_kernels_and_dots(x, w, 2) == ([(3, 3, 64, 32)], 0)
+    # A 7x7 stride-1 kernel (FCN fc6) runs as tap GEMMs even where most reads are useful.
+    big = jnp.zeros((7, 7, 64, 32))
+    assert fast.useful_fraction(x.shape, big.shape, (1, 1), (1, 1), ((3, 3), (3, 3))) > 0.7
+    assert _conv_kernels_and_dots(x, big, 1)[0] == []
 
 
 def test_useful_fraction_by_hand():

@@ -18,7 +18,7 @@ them against ``lax.conv_general_dilated`` and its autodiff):
 * **A 1x1 conv is a matrix product** (strided: of the subsampled input).
 * **A conv that still mostly reads padding is a sum of per-tap GEMMs** over each tap's valid
   region (``tap_gemm_conv2d``): ASPP's rate-12 3x3 on a 23x30 map does 48% of the dense
-  multiply-adds this way.
+  multiply-adds this way. So do stride-1 kernels of 5x5 and larger (FCN's fc6).
 
 ``Conv`` is a drop-in for the subset of ``flax.linen.Conv`` the networks use (same parameter
 names, shapes, initialisers and dtype promotion), so checkpoints and torchvision weights load
@@ -157,6 +157,10 @@ conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 # 2-core Xeon (docs/PERFORMANCE.md): ASPP 3x3 at rate 12 on 23x30 (48% useful) is 2.1x faster
 # forward+backward as tap GEMMs; a rate-4 3x3 (80% useful) or any ordinary 3x3 conv is slower.
 TAP_GEMM_BELOW = 0.6
+# Large stride-1 kernels (FCN's 7x7 fc6 on the small pool5 map) also run as tap GEMMs: on an
+# 8x8 map (62% useful) forward+backward takes 549 ms as taps against 1187 ms as XLA's
+# convolution, on 12x12 (73%) 1098 against 1682 ms.
+TAP_GEMM_MIN_TAPS = 25
 
 
 def _tap_ranges(size: int, kernel: int, dilation: int, pad: Pair) -> list[tuple[int, int, int]]:
@@ -250,7 +254,8 @@ def pruned_conv2d(x, w, stride: Pair, dilation: Pair, padding: Padding):
     that would still mostly read padding runs as ``tap_gemm_conv2d``."""
     (sh, sw), padding = prune(x.shape, w.shape, stride, dilation, padding)
     w = w[sh, sw]
-    if useful_fraction(x.shape, w.shape, stride, dilation, padding) < TAP_GEMM_BELOW:
+    if stride == (1, 1) and (w.shape[0] * w.shape[1] >= TAP_GEMM_MIN_TAPS or useful_fraction(
+            x.shape, w.shape, stride, dilation, padding) < TAP_GEMM_BELOW):
         return tap_gemm_conv2d(x, w, dilation, padding)
     return conv2d(x, w, stride, dilation, padding)
 
