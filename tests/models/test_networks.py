@@ -151,8 +151,10 @@ def test_batchnorm_statistics_are_averaged_over_axis_name():
     got, _ = jax.vmap(
         lambda xb: model.apply(variables, xb, train=True, mutable=["batch_stats"]),
         axis_name="batch")(split)
+    # atol: float32 summation order differs between the vmapped and the 4-image GEMMs (up to
+    # 2e-5 here); per-device instead of global statistics differ by up to 1.9.
     np.testing.assert_allclose(got["layer1"].reshape(want["layer1"].shape), want["layer1"],
-                               atol=1e-5)
+                               atol=1e-4)
 
 
 def test_builders_from_config():
