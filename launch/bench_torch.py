@@ -44,19 +44,33 @@ def _import_torchvision():
         return torchvision, f"torchvision C ops unavailable ({err}); models only"
 
 
+MODELS = ("deeplabv3_resnet50", "fcn_vgg16")
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """The train-step settings (shared with launch/bench_vs_torch.py, which forwards them)."""
+    parser.add_argument("--model", default="deeplabv3_resnet50", choices=MODELS)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--crop", type=int, nargs=2, default=(180, 240))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+
+
+def step_argv(args: argparse.Namespace) -> list[str]:
+    """``args``' train-step settings as command-line arguments for this script."""
+    return [f"--model={args.model}", f"--batch={args.batch}", "--crop", *map(str, args.crop),
+            f"--threads={args.threads}", f"--iterations={args.iterations}",
+            f"--warmup={args.warmup}"]
+
+
 def main() -> None:
     import torch
     torchvision, torchvision_note = _import_torchvision()
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="deeplabv3_resnet50",
-                        choices=("deeplabv3_resnet50", "fcn_vgg16"))
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--crop", type=int, nargs=2, default=(180, 240))
+    add_step_arguments(parser)
     parser.add_argument("--classes", type=int, default=11)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -23,8 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bench_torch  # launch/, first on sys.path when this script runs
+
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = {  # torch model -> our config variant
+MODELS = {  # bench_torch.MODELS -> our config variant
     "deeplabv3_resnet50": "deeplabv3_resnet50_gan",
     "fcn_vgg16": "fcn8s_vgg16_gan",
 }
@@ -42,20 +44,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--torch-python", required=True,
                         help="python of an environment with torch and torchvision")
-    parser.add_argument("--model", default="deeplabv3_resnet50", choices=sorted(MODELS))
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--crop", type=int, nargs=2, default=(180, 240))
-    parser.add_argument("--threads", type=int, default=2)
+    bench_torch.add_step_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
     h, w = args.crop
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    torch_cmd = [args.torch_python, "launch/bench_torch.py", f"--model={args.model}",
-                 f"--batch={args.batch}", "--crop", str(h), str(w),
-                 f"--threads={args.threads}", f"--iterations={args.iterations}",
-                 f"--warmup={args.warmup}"]
+    torch_cmd = [args.torch_python, "launch/bench_torch.py", *bench_torch.step_argv(args)]
     ours_cmd = [sys.executable, "-m", "ssgan_jax.benchmark",
                 f"--config=configs/camvid.py:{MODELS[args.model]}",
                 f"--config.batch_size={args.batch}", f"--config.data.crop_size=({h},{w})",

@@ -1,8 +1,8 @@
 """The 2-D convolution every network uses: torch semantics, and a backward pass that is fast on
 XLA:CPU.
 
-Two exact rewrites, both invisible in the outputs and gradients (``tests/test_conv.py`` checks
-them against ``lax.conv_general_dilated`` and its autodiff):
+Exact rewrites, invisible in the outputs and gradients (``tests/test_conv.py`` checks them
+against ``lax.conv_general_dilated`` and its autodiff):
 
 * **Taps that only ever read padding are dropped.** A dilated 3x3 conv whose rate is close to
   the feature map's size (DeepLabv3's ASPP at rates 12/24/36 on a 23x30 map, for instance) has
@@ -93,6 +93,20 @@ def _conv(x, w, stride: Pair, dilation: Pair, padding: Padding):
                                     rhs_dilation=dilation, dimension_numbers=_DIMS)
 
 
+def _pixel_gemm(x2, g2):
+    """``x2^T g2`` for [pixels, C_in] and [pixels, C_out]: [C_in, C_out], float32 accumulation.
+
+    A GEMM library wants its left operand with the contraction last, so one of the two
+    matrices must be transposed in memory: the one with fewer channels (for C_out <= C_in,
+    dW^T = g2^T x2 and the small result is transposed back). ``weight_grad`` calls this once
+    per tap with the same ``g2``; the compiled HLO has no per-tap copy of it (checked against
+    the previous, transpose-once version: the same ops).
+    """
+    if g2.shape[1] <= x2.shape[1]:
+        return jnp.matmul(g2.T, x2, preferred_element_type=jnp.float32).T
+    return jnp.matmul(x2.T, g2, preferred_element_type=jnp.float32)
+
+
 def weight_grad(x, g, kernel: Pair, stride: Pair, dilation: Pair, padding: Padding):
     """dL/dW of ``_conv`` as one GEMM per tap: ``[kh, kw, C_in, C_out]``, float32 accumulation.
 
@@ -100,11 +114,6 @@ def weight_grad(x, g, kernel: Pair, stride: Pair, dilation: Pair, padding: Paddi
     pixels multiplied by ``W[i, j]`` in the forward pass, so dW[i, j] = x_tap^T g with the
     batch and both spatial axes contracted. Padding may be negative (after ``prune``);
     ``lax.pad`` crops then.
-
-    A GEMM library wants its left operand with the contraction last, so one of the two
-    [pixels, channels] matrices must be transposed in memory. We transpose the one with fewer
-    channels: ``g`` once for all taps when C_out <= C_in (computing dW^T = g^T x_tap), else
-    each tap of ``x``.
     """
     n, ho, wo, c_out = g.shape
     c_in = x.shape[3]
@@ -112,8 +121,6 @@ def weight_grad(x, g, kernel: Pair, stride: Pair, dilation: Pair, padding: Paddi
     xp = lax.pad(x, jnp.zeros((), x.dtype),
                  ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
     g2 = g.reshape(pixels, c_out)
-    g_first = c_out <= c_in
-    gt = g2.T if g_first else None
     rows = []
     for i in range(kernel[0]):
         cols = []
@@ -122,10 +129,7 @@ def weight_grad(x, g, kernel: Pair, stride: Pair, dilation: Pair, padding: Paddi
             limit = (n, start[1] + stride[0] * (ho - 1) + 1, start[2] + stride[1] * (wo - 1) + 1,
                      c_in)
             tap = lax.slice(xp, start, limit, (1, stride[0], stride[1], 1)).reshape(pixels, c_in)
-            if g_first:  # [C_out, P] @ [P, C_in] -> transpose the small [C_out, C_in] result
-                cols.append(jnp.matmul(gt, tap, preferred_element_type=jnp.float32).T)
-            else:  # [C_in, P] @ [P, C_out]
-                cols.append(jnp.matmul(tap.T, g2, preferred_element_type=jnp.float32))
+            cols.append(_pixel_gemm(tap, g2))
         rows.append(jnp.stack(cols))
     return jnp.stack(rows)
 
@@ -163,40 +167,34 @@ TAP_GEMM_BELOW = 0.6
 TAP_GEMM_MIN_TAPS = 25
 
 
-def _tap_ranges(size: int, kernel: int, dilation: int, pad: Pair) -> list[tuple[int, int, int]]:
-    """Per tap: (first output, end output, input offset) of the outputs it reads input for."""
+def _tap_ranges(size: int, kernel: int, dilation: int, pad: Pair):
+    """Stride-1 output size and, per tap, (first output, end output, input offset) of the
+    outputs it reads input for."""
     out = size + pad[0] + pad[1] - dilation * (kernel - 1)
     ranges = []
     for t in range(kernel):
         offset = t * dilation - pad[0]  # output o reads input o + offset
         ranges.append((max(0, -offset), min(out, size - offset), offset))
-    return ranges
+    return out, ranges
+
+
+def _valid_taps(x_shape, w_shape, dilation: Pair, padding: Padding):
+    """Output size and, per tap with any valid read, (i, j, r0, r1, dy, c0, c1, dx)."""
+    ho, rows = _tap_ranges(x_shape[1], w_shape[0], dilation[0], padding[0])
+    wo, cols = _tap_ranges(x_shape[2], w_shape[1], dilation[1], padding[1])
+    taps = [(i, j, r0, r1, dy, c0, c1, dx)
+            for i, (r0, r1, dy) in enumerate(rows) for j, (c0, c1, dx) in enumerate(cols)
+            if r1 > r0 and c1 > c0]
+    return (ho, wo), taps
 
 
 def useful_fraction(x_shape, kernel_shape, stride: Pair, dilation: Pair, padding: Padding) -> float:
     """Share of a stride-1 conv's multiply-adds that read input rather than padding."""
     if stride != (1, 1):
         return 1.0
-    areas = []
-    for axis in range(2):
-        ranges = _tap_ranges(x_shape[1 + axis], kernel_shape[axis], dilation[axis],
-                             padding[axis])
-        out = x_shape[1 + axis] + sum(padding[axis]) - dilation[axis] * (kernel_shape[axis] - 1)
-        areas.append(sum(max(0, b - a) for a, b, _ in ranges) / (kernel_shape[axis] * out))
-    return areas[0] * areas[1]
-
-
-def _valid_taps(x_shape, w_shape, dilation: Pair, padding: Padding):
-    """Output size and, per tap with any valid read, (i, j, r0, r1, dy, c0, c1, dx)."""
-    _, h, wd, _ = x_shape
-    rows = _tap_ranges(h, w_shape[0], dilation[0], padding[0])
-    cols = _tap_ranges(wd, w_shape[1], dilation[1], padding[1])
-    ho = h + sum(padding[0]) - dilation[0] * (w_shape[0] - 1)
-    wo = wd + sum(padding[1]) - dilation[1] * (w_shape[1] - 1)
-    taps = [(i, j, r0, r1, dy, c0, c1, dx)
-            for i, (r0, r1, dy) in enumerate(rows) for j, (c0, c1, dx) in enumerate(cols)
-            if r1 > r0 and c1 > c0]
-    return (ho, wo), taps
+    (ho, wo), taps = _valid_taps(x_shape, kernel_shape, dilation, padding)
+    useful = sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, _, c0, c1, _ in taps)
+    return useful / (kernel_shape[0] * kernel_shape[1] * ho * wo)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -237,11 +235,7 @@ def _tap_gemm_bwd(dilation, padding, residuals, g):
         d_in = jnp.matmul(g_tap, w[i, j].T, preferred_element_type=jnp.float32)
         dx_total = dx_total + jnp.pad(
             d_in, ((0, 0), (r0 + dy, h - r1 - dy), (c0 + dx, wd - c1 - dx), (0, 0)))
-        g2, x2 = g_tap.reshape(-1, c_out), x_tap.reshape(-1, c_in)
-        if c_out <= c_in:  # transpose the operand with fewer channels (see weight_grad)
-            dw[i][j] = jnp.matmul(g2.T, x2, preferred_element_type=jnp.float32).T
-        else:
-            dw[i][j] = jnp.matmul(x2.T, g2, preferred_element_type=jnp.float32)
+        dw[i][j] = _pixel_gemm(x_tap.reshape(-1, c_in), g_tap.reshape(-1, c_out))
     dw = jnp.stack([jnp.stack(row) for row in dw])
     return dx_total.astype(x.dtype), dw.astype(w.dtype)
 
