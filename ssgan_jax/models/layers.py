@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax.models.conv import Conv
+from ssgan_jax.models.norm import BatchNorm
 
 Dtype = Any
 
@@ -52,6 +53,8 @@ def conv(
 def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = jnp.float32):
     """BatchNorm factory with torch's constants (eps 1e-5, momentum 0.1 -> flax 0.9).
 
+    ``norm.BatchNorm``: flax's variables and arithmetic, with a one-pass hand-written backward.
+
     Modes (PAPER.md section 6 trains with batch 2, where batch statistics are noisy):
       * ``train and not frozen``: normalise with batch statistics, averaged over ``axis_name``
         (all devices of a pmap) when given, and update the running statistics.
@@ -59,7 +62,7 @@ def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = 
     """
     use_running = (not train) or frozen
     return functools.partial(
-        nn.BatchNorm,
+        BatchNorm,
         use_running_average=use_running,
         momentum=0.9,
         epsilon=1e-5,
