@@ -3,7 +3,8 @@
 Prints one JSON object: backend, device kind and count, per-device batch, crop; compile
 seconds, median/min/max milliseconds, FLOPs (XLA cost analysis) and achieved FLOP/s of the
 phase-1 generator step, the adversary step, the phase-2 generator step and a full phase-2
-iteration (``phase2.d_steps`` adversary + ``phase2.g_steps`` generator updates); images/s;
+iteration as training runs it (with ``phase2.share_generator_forward`` one program, else
+``phase2.d_steps`` adversary + ``phase2.g_steps`` generator steps); images/s;
 eval forward images/s at ``data.eval_size``; peak host RSS and, where the backend reports it,
 peak device memory. Inputs are random arrays already on the devices (no input pipeline);
 warm-up iterations are excluded and every timing ends with ``block_until_ready``. Knobs:
@@ -28,7 +29,7 @@ from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class
 from ssgan_jax.evaluate import make_predict_fn
 
-STEPS = ("generator_phase1", "adversary", "generator_phase2")
+STEPS = ("generator_phase1", "adversary", "generator_phase2", "phase2_iteration")
 
 
 def _flops(compiled) -> float | None:
@@ -104,10 +105,17 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "adversary": lambda: steps.make_train_step("adversary", nets2, config, adversarial=True),
         "generator_phase2": lambda: steps.make_train_step(
             "generator", nets2, config, adversarial=True, advances=lambda s: s == d + g - 1),
+        "phase2_iteration": lambda: steps.make_phase2_iteration(nets2, config, d_steps=d),
     }
-    subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(d + g)]
+    fused = config.phase2.share_generator_forward
+    # What training runs per phase-2 iteration: the fused program, or d + g separate steps.
+    chain = ["phase2_iteration"] if fused else ["adversary"] * d + ["generator_phase2"] * g
+    needed = [n for n in makers if n in wanted and n != "phase2_iteration"]
+    if "phase2_iteration" in wanted:
+        needed += [n for n in dict.fromkeys(chain) if n not in needed]
+    subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(len(chain))]
     compiled, result_steps = {}, {}
-    for name in (n for n in makers if n in wanted):
+    for name in needed:
         start = time.perf_counter()
         compiled[name] = jax.pmap(makers[name](), axis_name=steps.AXIS,
                                   donate_argnums=donate).lower(state, batch, subs[0]).compile()
@@ -115,17 +123,17 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
                               "flops_per_device": _flops(compiled[name])}
     it, warm = bench.iterations, bench.warmup
     images = config.batch_size
-    for name in compiled:
+    for name in (n for n in compiled if n in wanted and n != "phase2_iteration"):
         state, seconds = _time_chain([compiled[name]], state, [(batch, subs[0])], it, warm)
         result_steps[name].update(_timings(seconds))
-    if {"adversary", "generator_phase2"} <= set(compiled):
-        chain = [compiled["adversary"]] * d + [compiled["generator_phase2"]] * g
-        state, seconds = _time_chain(chain, state, [(batch, s) for s in subs], it, warm)
-        iteration = {**_timings(seconds)}
-        flops = [result_steps[n]["flops_per_device"] for n in ("adversary", "generator_phase2")]
-        iteration["flops_per_device"] = (d * flops[0] + g * flops[1]) if None not in flops \
-            else None
-        result_steps["phase2_iteration"] = iteration
+    if "phase2_iteration" in wanted:
+        fns = [compiled[n] for n in chain]
+        state, seconds = _time_chain(fns, state, [(batch, s) for s in subs], it, warm)
+        flops = [result_steps[n]["flops_per_device"] for n in chain]
+        iteration = result_steps.setdefault("phase2_iteration", {})
+        iteration.update(_timings(seconds), shared_generator_forward=fused,
+                         flops_per_device=None if None in flops else sum(flops))
+    result_steps = {n: r for n, r in result_steps.items() if n in wanted}
     for r in result_steps.values():
         f = r.get("flops_per_device")
         r["achieved_flops_per_s"] = (f * devices / (r["median_ms"] / 1000)) if f else None

@@ -196,6 +196,88 @@ def _device_mean(tree, devices: int, axis_name: str):
     return tree if devices == 1 else jax.lax.pmean(tree, axis_name)
 
 
+class _Updates:
+    """The pieces every step is made of, for one phase's networks and one config: G's forward,
+    the loss heads of both networks and the two optimizer updates. Pure functions of their
+    arguments; the step builders below only wire them together."""
+
+    def __init__(self, networks: Networks, config: ml_collections.ConfigDict, axis_name: str):
+        self.nets, self.loss_cfg, self.axis_name = networks, config.loss, axis_name
+        self.eps = config.rescaling.eps
+        self.bn_train = config.model.bn_mode == "train"
+
+    def rng(self, state: TrainState, sub: jax.Array) -> jax.Array:
+        """The per-update dropout key: root folded with step, update index and device."""
+        rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), sub)
+        return jax.random.fold_in(rng, jax.lax.axis_index(self.axis_name))
+
+    def generator_forward(self, state, params, images, rng):
+        """G(images) in train mode -> (logits, G's new BatchNorm statistics)."""
+        out = self.nets.generator.apply(
+            _variables(params, state.g_batch_stats), images, train=True,
+            rngs={"dropout": rng}, mutable=["batch_stats"] if self.bn_train else False,
+        )
+        logits, updates = out if self.bn_train else (out, {})
+        return logits, updates.get("batch_stats", state.g_batch_stats)
+
+    def generator_head(self, logits, images, labels, d_params, d_batch_stats, adversarial):
+        """(loss_g, parts) of G's logits: mce (Eq. 3), plus lam * adv (Eq. 5) in phase 2."""
+        devices = jax.lax.psum(1, self.axis_name)
+        labelled = jax.lax.psum(jnp.sum(labels != self.loss_cfg.ignore_label), self.axis_name)
+        ce_sum, _ = losses.cross_entropy_sum(logits, labels, self.loss_cfg.ignore_label)
+        # this device's share of the global mean; pmean over devices gives the mean
+        ce = ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
+        if not adversarial:
+            return ce, {"ce": ce}
+        fake = self.nets.adversary.apply(_variables(d_params, d_batch_stats), images,
+                                         jax.nn.softmax(logits, axis=-1))
+        loss, adv = losses.generator_loss(ce, fake, self.loss_cfg.lam, self.loss_cfg.adv_form)
+        return loss, {"ce": ce, "adv": adv, "loss_g": loss}
+
+    def apply_generator_grads(self, state, grads, batch_stats):
+        devices = jax.lax.psum(1, self.axis_name)
+        grads = _device_mean(grads, devices, self.axis_name)
+        updates, g_opt = self.nets.g_tx.update(grads, state.g_opt, state.g_params)
+        return state.replace(
+            g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
+            g_batch_stats=batch_stats if self.bn_train else state.g_batch_stats,
+        ), {"g_grad_norm": optax.global_norm(grads)}
+
+    def adversary_update(self, state, images, labels, probs):
+        """One A update (Eq. 6-7) on G's probabilities ``probs`` (no gradient to G): the real
+        map is their epsilon-rescaling (Eq. 1-2); both maps share one image-branch pass."""
+        real = epsilon_rescale(probs, labels, self.eps, self.loss_cfg.ignore_label)
+        both_maps = jnp.concatenate([real, probs])
+        n = images.shape[0]
+
+        def loss_fn(d_params):
+            out = self.nets.adversary.apply(_variables(d_params, state.d_batch_stats), images,
+                                            both_maps)
+            real_logits, fake_logits = out[:n], out[n:]
+            loss = self.loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
+            return loss, (real_logits, fake_logits)
+
+        (loss_d, (real_logits, fake_logits)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True)(state.d_params)
+        grads = _device_mean(grads, jax.lax.psum(1, self.axis_name), self.axis_name)
+        updates, d_opt = self.nets.d_tx.update(grads, state.d_opt, state.d_params)
+        state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt)
+        return state, {
+            "loss_d": loss_d,
+            "d_acc_real": jnp.mean(real_logits > 0),
+            "d_acc_fake": jnp.mean(fake_logits < 0),
+            "d_out_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+            "d_out_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+            "d_grad_norm": optax.global_norm(grads),
+        }
+
+    def finish(self, state, metrics, advance):
+        """Average the metrics over devices and advance ``state.step`` by ``advance``."""
+        metrics = jax.lax.pmean(
+            {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}, self.axis_name)
+        return state.replace(step=state.step + jnp.asarray(advance).astype(jnp.int32)), metrics
+
+
 def make_train_step(
     role: str,
     networks: Networks,
@@ -219,84 +301,81 @@ def make_train_step(
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}; got {role!r}")
-    g_net, d_net = networks.generator, networks.adversary
-    loss_cfg = config.loss
-    bn_train = config.model.bn_mode == "train"
+    u = _Updates(networks, config, axis_name)
     if advances is None:
         def advances(sub):
             return jnp.asarray(role == "generator")
 
-    def generator_forward(state, params, images, rng):
-        out = g_net.apply(
-            _variables(params, state.g_batch_stats), images, train=True,
-            rngs={"dropout": rng}, mutable=["batch_stats"] if bn_train else False,
-        )
-        logits, updates = out if bn_train else (out, {})
-        return logits, updates.get("batch_stats", state.g_batch_stats)
-
     def step(state: TrainState, batch: dict[str, jax.Array], sub: jax.Array):
         images, labels = batch["image"], batch["label"]
-        rng = jax.random.fold_in(state.rng, state.step)
-        rng = jax.random.fold_in(jax.random.fold_in(rng, sub), jax.lax.axis_index(axis_name))
-        devices = jax.lax.psum(1, axis_name)
-        labelled = jax.lax.psum(jnp.sum(labels != loss_cfg.ignore_label), axis_name)
-        d_vars = _variables(state.d_params, state.d_batch_stats)
-
+        rng = u.rng(state, sub)
         if role == "generator":
             def loss_fn(g_params):
-                logits, batch_stats = generator_forward(state, g_params, images, rng)
-                ce_sum, _ = losses.cross_entropy_sum(logits, labels, loss_cfg.ignore_label)
-                # this device's share of the global mean; pmean over devices gives the mean
-                ce = ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
-                if not adversarial:
-                    return ce, (batch_stats, {"ce": ce})
-                fake = d_net.apply(d_vars, images, jax.nn.softmax(logits, axis=-1))
-                loss, adv = losses.generator_loss(ce, fake, loss_cfg.lam, loss_cfg.adv_form)
-                return loss, (batch_stats, {"ce": ce, "adv": adv})
+                logits, batch_stats = u.generator_forward(state, g_params, images, rng)
+                loss, parts = u.generator_head(logits, images, labels, state.d_params,
+                                               state.d_batch_stats, adversarial)
+                return loss, (batch_stats, parts)
 
-            (loss, (batch_stats, parts)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 state.g_params)
-            grads = _device_mean(grads, devices, axis_name)
-            updates, g_opt = networks.g_tx.update(grads, state.g_opt, state.g_params)
-            state = state.replace(
-                g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
-                g_batch_stats=batch_stats if bn_train else state.g_batch_stats,
-            )
-            metrics = dict(parts)
-            if adversarial:
-                metrics["loss_g"] = loss
-            metrics["g_grad_norm"] = optax.global_norm(grads)
+            state, norm = u.apply_generator_grads(state, grads, batch_stats)
+            metrics = {**metrics, **norm}
         else:
-            logits, _ = generator_forward(state, state.g_params, images, rng)
+            logits, _ = u.generator_forward(state, state.g_params, images, rng)
             probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
-            real = epsilon_rescale(probs, labels, config.rescaling.eps, loss_cfg.ignore_label)
-            both_images = jnp.concatenate([images, images])
-            both_maps = jnp.concatenate([real, probs])
-            n = images.shape[0]
-
-            def loss_fn(d_params):
-                out = d_net.apply(_variables(d_params, state.d_batch_stats), both_images,
-                                  both_maps)
-                real_logits, fake_logits = out[:n], out[n:]
-                loss = loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
-                return loss, (real_logits, fake_logits)
-
-            (loss_d, (real_logits, fake_logits)), grads = jax.value_and_grad(
-                loss_fn, has_aux=True)(state.d_params)
-            grads = _device_mean(grads, devices, axis_name)
-            updates, d_opt = networks.d_tx.update(grads, state.d_opt, state.d_params)
-            state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                                  d_opt=d_opt)
-            metrics = {
-                "loss_d": loss_d,
-                "d_acc_real": jnp.mean(real_logits > 0),
-                "d_acc_fake": jnp.mean(fake_logits < 0),
-                "d_out_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-                "d_out_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
-                "d_grad_norm": optax.global_norm(grads),
-            }
-        metrics = jax.lax.pmean(
-            {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}, axis_name)
-        return state.replace(step=state.step + advances(sub).astype(jnp.int32)), metrics
+            state, metrics = u.adversary_update(state, images, labels, probs)
+        return u.finish(state, metrics, advances(sub))
 
     return step
+
+
+def make_phase2_iteration(
+    networks: Networks,
+    config: ml_collections.ConfigDict,
+    *,
+    d_steps: int,
+    axis_name: str = AXIS,
+):
+    """A whole phase-2 iteration with one generator forward pass: ``d_steps`` adversary
+    updates, then one generator update (``phase2.g_steps == 1``).
+
+    Returns ``iteration(state, batch, sub) -> (state, metrics)``, shaped like the train steps
+(``sub`` = 0, the only update of the iteration, keys the dropout), to be pmapped over
+``axis_name``.
+    The adversary updates and the generator update all use G's output for the same weights;
+    the separate steps (``make_train_step``) compute it once per update, where the only thing
+    that differs is the dropout sample. Here the A updates see the fake map G's update
+    differentiates (as pix2pix-style GAN loops do), and G's loss uses the updated A (Eq. 5).
+    G's backward is the VJP of that one forward, so the iteration costs one G forward less per
+    A update. Metrics are those of the separate steps (A's from its last update).
+    """
+    if d_steps < 1:
+        raise ValueError(f"d_steps must be >= 1; got {d_steps}")
+    u = _Updates(networks, config, axis_name)
+
+    def iteration(state: TrainState, batch: dict[str, jax.Array], sub: jax.Array):
+        images, labels = batch["image"], batch["label"]
+        rng = u.rng(state, sub)
+        logits, g_vjp, batch_stats = jax.vjp(
+            lambda p: u.generator_forward(state, p, images, rng), state.g_params, has_aux=True)
+        probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+
+        def adversary_update(carry, _):  # a loop, not unrolled: one A update to compile
+            d_params, d_opt = carry
+            s, m = u.adversary_update(state.replace(d_params=d_params, d_opt=d_opt), images,
+                                      labels, probs)
+            return (s.d_params, s.d_opt), m
+
+        (d_params, d_opt), metrics = jax.lax.scan(
+            adversary_update, (state.d_params, state.d_opt), length=d_steps)
+        state = state.replace(d_params=d_params, d_opt=d_opt)
+        metrics = jax.tree.map(lambda m: m[-1], metrics)
+
+        (_, parts), d_logits = jax.value_and_grad(
+            lambda lg: u.generator_head(lg, images, labels, state.d_params, state.d_batch_stats,
+                                        adversarial=True), has_aux=True)(logits)
+        (grads,) = g_vjp(d_logits)
+        state, norm = u.apply_generator_grads(state, grads, batch_stats)
+        return u.finish(state, {**metrics, **parts, **norm}, 1)
+
+    return iteration

@@ -45,6 +45,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
          "> 0 or phase2.steps > 0 (nothing to train)")
     need(config.phase2.d_steps >= 1, "phase2.d_steps", ">= 1")
     need(config.phase2.g_steps >= 1, "phase2.g_steps", ">= 1")
+    need(not config.phase2.share_generator_forward or config.phase2.g_steps == 1,
+         "phase2.g_steps", "1 when phase2.share_generator_forward is True (a second G update "
+         "needs a fresh forward); or set --config.phase2.share_generator_forward=False")
     need(0.0 < config.rescaling.eps < 1.0, "rescaling.eps", "in (0, 1)")
     need(config.loss.lam >= 0, "loss.lam", ">= 0")
     need(config.loss.adv_form in ADV_FORMS, "loss.adv_form", f"one of {ADV_FORMS}")
@@ -201,6 +204,9 @@ def _run_phase(run: Run, phase: int, rep_state, batches, start: int, end: int, p
     if phase == 1 or not adversarial_phase2(config):
         updates = [("generator", steps.make_train_step(
             "generator", nets, config, adversarial=False))]
+    elif config.phase2.share_generator_forward:
+        updates = [("iteration", steps.make_phase2_iteration(
+            nets, config, d_steps=config.phase2.d_steps))]
     else:
         d, g = config.phase2.d_steps, config.phase2.g_steps
         d_step = steps.make_train_step("adversary", nets, config, adversarial=True)

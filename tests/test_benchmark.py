@@ -25,11 +25,14 @@ def test_benchmark_reports_every_figure(tmp_path):
     for name, r in out["steps"].items():
         assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"], name
         assert r["images_per_s"] > 0 and r["flops_per_device"] > 0, name
-        assert name == "phase2_iteration" or r["compile_s"] > 0
-    # a phase-2 iteration is one adversary and one generator update: more FLOPs than either
+        assert r["compile_s"] > 0, name
+    # the fused phase-2 iteration is one adversary and one generator update sharing one G
+    # forward: more FLOPs than the G step, fewer than both steps
     steps = out["steps"]
-    assert steps["phase2_iteration"]["flops_per_device"] == (
-        steps["adversary"]["flops_per_device"] + steps["generator_phase2"]["flops_per_device"])
+    assert steps["phase2_iteration"]["shared_generator_forward"] is True
+    assert steps["generator_phase2"]["flops_per_device"] < steps["phase2_iteration"][
+        "flops_per_device"] < (steps["adversary"]["flops_per_device"]
+                               + steps["generator_phase2"]["flops_per_device"])
     assert steps["generator_phase2"]["flops_per_device"] > steps["generator_phase1"][
         "flops_per_device"]  # the adversary's forward/backward through G's output
     assert out["eval"]["size"] == [96, 64] and out["eval"]["images_per_s"] > 0
@@ -45,6 +48,13 @@ def test_benchmark_times_only_the_steps_asked_for(tmp_path):
     out = run_benchmark(config)
     assert set(out["steps"]) == {"generator_phase1"}
     assert out["phase2_iteration_over_phase1_step"] is None and "eval" not in out
+    # without the shared forward, the iteration is the separate steps (compile-cache hits)
+    config.phase2.share_generator_forward = False
+    config.benchmark.steps = ("adversary", "generator_phase2", "phase2_iteration")
+    steps = run_benchmark(config)["steps"]
+    assert steps["phase2_iteration"]["shared_generator_forward"] is False
+    assert steps["phase2_iteration"]["flops_per_device"] == (
+        steps["adversary"]["flops_per_device"] + steps["generator_phase2"]["flops_per_device"])
     config.benchmark.steps = ("generator_phase3",)
     with pytest.raises(ValueError, match="generator_phase3"):
         run_benchmark(config)

@@ -8,7 +8,6 @@ import pytest
 from flax import jax_utils
 
 from ssgan_jax import steps
-from ssgan_jax.models import build_adversary, build_generator
 
 from .data.conftest import COLOURS
 from .train_fixtures import tiny_config
@@ -37,7 +36,8 @@ def _state(config, nets, h=32, w=48):
 
 def _sgd(nets):
     """Adam maps rounding-noise gradients (~1e-9) to +-lr steps; plain SGD shows the gradient."""
-    return steps.Networks(nets.generator, nets.adversary, optax.sgd(0.1), optax.sgd(0.1))
+    sgd = optax.sgd(0.1, momentum=0.9)  # the first step is plain SGD; the state is not empty
+    return steps.Networks(nets.generator, nets.adversary, sgd, sgd)
 
 
 def _run(config, role, adversarial, state, batch, devices, sgd=False):
@@ -108,26 +108,18 @@ def test_batchnorm_statistics_are_shared_across_devices(config):
     np.testing.assert_allclose(m1["ce"][0], m2["ce"][0], rtol=1e-4)
     noise = _max_diff(one.g_params, perm.g_params)
     assert _max_diff(one.g_params, two.g_params) <= 3 * noise + 1e-6
-    # per-device statistics (no axis_name) would be a different computation altogether
-    config.model.bn_mode = "train"
-    unsynced = steps.Networks(build_generator(config.model, C, axis_name=None),
-                              build_adversary(config.adversary), optax.sgd(0.1), optax.sgd(0.1))
-    fn = jax.pmap(steps.make_train_step("generator", unsynced, config, adversarial=False),
-                  axis_name=steps.AXIS, devices=jax.devices()[:2])
-    split = {k: v.reshape(2, 2, *v.shape[1:]) for k, v in batch.items()}
-    bad, _ = fn(jax_utils.replicate(state, jax.devices()[:2]), split,
-                jax_utils.replicate(np.int32(0), jax.devices()[:2]))
-    bad = jax.device_get(jax.tree.map(lambda x: x[0], bad))
-    assert _max_diff(one.g_batch_stats, bad.g_batch_stats) > 10 * _max_diff(
-        one.g_batch_stats, two.g_batch_stats)
+    # (that the statistics are those of the global batch, not per device, is also checked at
+    # the model level: tests/models/test_networks.py, averaged over axis_name)
 
 
 def test_each_step_leaves_the_other_network_untouched(config):
     batch = _batch()
-    state = _state(config, _networks(config, 2))
+    nets = _sgd(_networks(config, 2))
+    state = steps.fresh_optimizers(_state(config, nets), nets)
     devices = jax.devices()[:2]
-    after_d, _ = _run(config, "adversary", True, state, batch, devices)
-    after_g, _ = _run(config, "generator", True, state, batch, devices)
+    # the same programs as the fused-iteration test below (compile-cache hits there)
+    after_d, _ = _run(config, "adversary", True, state, batch, devices, sgd=True)
+    after_g, _ = _run(config, "generator", True, state, batch, devices, sgd=True)
     same = lambda a, b: all(np.array_equal(x, y) for x, y in  # noqa: E731
                             zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
     assert same(after_d.g_params, state.g_params)
@@ -193,3 +185,33 @@ def test_optimizer_schedules_and_structure():
     assert a == b  # both phases' states fit one checkpoint layout
     with pytest.raises(ValueError, match="optimizer kind"):
         steps.make_optimizer("rmsprop", 1e-3, 1e-3, 1)
+
+
+def test_phase2_iteration_equals_the_separate_steps(config):
+    """Without dropout the fused iteration (one G forward) is exactly d A steps then a G step:
+    same weights, optimizer states, BatchNorm statistics, step counter and metrics."""
+    config.phase2.d_steps = 2
+    nets = _sgd(_networks(config, 2))
+    state = steps.fresh_optimizers(_state(config, nets), nets)
+    batch = _batch()
+    devices = jax.devices()[:2]
+    split = {k: v.reshape(2, 2, *v.shape[1:]) for k, v in batch.items()}
+    rep = jax_utils.replicate(state, devices)
+    sub = jax_utils.replicate(np.int32(0), devices)
+    pmap = lambda fn: jax.pmap(fn, axis_name=steps.AXIS, devices=devices)  # noqa: E731
+    fused, m_fused = pmap(steps.make_phase2_iteration(nets, config, d_steps=2))(
+        rep, split, sub)
+    d_step = pmap(steps.make_train_step("adversary", nets, config, adversarial=True))
+    g_step = pmap(steps.make_train_step("generator", nets, config, adversarial=True))
+    sep, _ = d_step(rep, split, sub)
+    sep, m_d = d_step(sep, split, sub)
+    sep, m_g = g_step(sep, split, sub)
+    fused, sep = (jax.device_get(jax.tree.map(lambda x: x[0], s)) for s in (fused, sep))
+    assert int(fused.step) == int(sep.step) == 1
+    for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(sep), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    assert set(m_fused) == set(m_d) | set(m_g)
+    for key, value in {**m_d, **m_g}.items():
+        np.testing.assert_allclose(m_fused[key][0], value[0], rtol=1e-4, atol=1e-5)
+    assert _max_diff(state.d_params, fused.d_params) > 1e-3  # both networks moved
+    assert _max_diff(state.g_params, fused.g_params) > 1e-3

@@ -132,6 +132,12 @@ def test_missing_weights_file_and_bad_values_are_named(tmp_path):
     config.phase2.d_steps = 0
     with pytest.raises(ValueError, match="phase2.d_steps"):
         train.check_config(config)
+    config = _config(tmp_path)
+    config.phase2.g_steps = 2  # a second G update needs its own forward
+    with pytest.raises(ValueError, match="share_generator_forward=False"):
+        train.check_config(config)
+    config.phase2.share_generator_forward = False
+    train.check_config(config)
 
 
 def _cli(args, env=None, cwd=REPO):

@@ -35,7 +35,10 @@ IMAGE_BRANCHES = ("vgg16", "resnet50")
 
 
 class Adversary(nn.Module):
-    """A(images [N, H, W, 3], maps [N, H, W, C]) -> logits [N, grid, grid].
+    """A(images [N, H, W, 3], maps [k*N, H, W, C]) -> logits [k*N, grid, grid].
+
+    ``maps[j*N + i]`` is judged against ``images[i]``: the adversary step judges the real and
+    the generated map of each image (k = 2) with one pass of the image branch.
 
     Attributes:
       image_branch: "vgg16" or "resnet50".
@@ -59,10 +62,11 @@ class Adversary(nn.Module):
     @nn.compact
     def __call__(self, images: jax.Array, maps: jax.Array) -> jax.Array:
         check_images(images, "Adversary")
-        if maps.ndim != 4 or maps.shape[:3] != images.shape[:3]:
+        n = images.shape[0]
+        if maps.ndim != 4 or maps.shape[1:3] != images.shape[1:3] or maps.shape[0] % n:
             raise ValueError(
-                "Adversary expects maps [N, H, W, C] with the images' N, H, W; got images "
-                f"{tuple(images.shape)} and maps {tuple(maps.shape)}"
+                "Adversary expects maps [k*N, H, W, C] with the images' H, W and a multiple "
+                f"of their N; got images {tuple(images.shape)} and maps {tuple(maps.shape)}"
             )
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
@@ -90,6 +94,9 @@ class Adversary(nn.Module):
                 f"image_branch must be one of {IMAGE_BRANCHES}; got {self.image_branch!r}"
             )
 
+        # k maps per image: the image branch runs once and its features are shared (exact:
+        # its BatchNorm is frozen, so the batch composition does not change its output).
+        img = jnp.tile(img, (maps.shape[0] // n, 1, 1, 1))
         _, fh, fw, _ = img.shape
         if fh < 4 or fw < 4:  # Table 2 pools twice by 2
             raise ValueError(

@@ -187,3 +187,20 @@ def test_default_config_builds_paper_networks():
     a = build_adversary(config.adversary)
     out = _shapes(a, jnp.zeros((1, 500, 500, 3)), jnp.zeros((1, 500, 500, 21)))
     assert out.shape == (1, config.adversary.grid, config.adversary.grid)
+
+
+@pytest.mark.parametrize("branch", ["resnet50", "vgg16"])
+def test_adversary_judges_k_maps_per_image_with_one_image_branch_pass(branch):
+    """A(x, [m1; m2]) == [A(x, m1); A(x, m2)]: the adversary step's shared image branch."""
+    adversary = Adversary(image_branch=branch, width=32, map_features=(4,),
+                          trunk_features=(4, 4, 4, 4))
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    images = jax.random.normal(k[0], (2, 32, 32, 3))
+    maps = jax.nn.softmax(jax.random.normal(k[1], (4, 32, 32, 5)), axis=-1)
+    variables = adversary.init(k[2], images, maps[:2])
+    apply = jax.jit(adversary.apply)
+    both = apply(variables, images, maps)
+    each = jnp.concatenate([apply(variables, images, maps[:2]), apply(variables, images, maps[2:])])
+    np.testing.assert_allclose(both, each, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="multiple"):
+        adversary.apply(variables, images, maps[:3])
