@@ -11,7 +11,8 @@ PORT="${PORT:-$((20000 + RANDOM % 20000))}"
 DEVICES_PER_PROC="${DEVICES_PER_PROC:-1}"
 PYTHON="${PYTHON:-python}"
 export SSGAN_COORDINATOR="localhost:${PORT}" SSGAN_NUM_PROCESSES=2
-export XLA_FLAGS="--xla_force_host_platform_device_count=${DEVICES_PER_PROC}"
+# The caller's XLA flags are kept; the device count is appended (the last value wins).
+export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${DEVICES_PER_PROC}"
 export JAX_PLATFORMS=cpu
 SSGAN_PROCESS_ID=1 "$PYTHON" -m ssgan_jax.main "$@" > "${LOG1:-/dev/null}" 2>&1 &
 OTHER=$!
