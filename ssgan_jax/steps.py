@@ -360,16 +360,9 @@ def make_phase2_iteration(
             lambda p: u.generator_forward(state, p, images, rng), state.g_params, has_aux=True)
         probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
 
-        def adversary_update(carry, _):  # a loop, not unrolled: one A update to compile
-            d_params, d_opt = carry
-            s, m = u.adversary_update(state.replace(d_params=d_params, d_opt=d_opt), images,
-                                      labels, probs)
-            return (s.d_params, s.d_opt), m
-
-        (d_params, d_opt), metrics = jax.lax.scan(
-            adversary_update, (state.d_params, state.d_opt), length=d_steps)
-        state = state.replace(d_params=d_params, d_opt=d_opt)
-        metrics = jax.tree.map(lambda m: m[-1], metrics)
+        metrics: dict[str, Any] = {}
+        for _ in range(d_steps):  # unrolled: a lax.scan here cost 430 ms per DeepLabv3 iteration
+            state, metrics = u.adversary_update(state, images, labels, probs)
 
         (_, parts), d_logits = jax.value_and_grad(
             lambda lg: u.generator_head(lg, images, labels, state.d_params, state.d_batch_stats,
