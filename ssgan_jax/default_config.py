@@ -137,7 +137,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.benchmark.iterations = 10  # timed iterations per step (median/min/max reported)
     config.benchmark.warmup = 2  # untimed iterations after compilation
     config.benchmark.eval = True  # also time the eval forward pass at data.eval_size
-    # which train steps to compile and time; the phase-2 iteration needs both phase-2 steps
+    # which train steps to compile and time; "phase2_iteration" times what training runs
+    # (the fused program, or the separate phase-2 steps; it compiles what it needs)
     config.benchmark.steps = ("generator_phase1", "adversary", "generator_phase2",
                               "phase2_iteration")
     return config

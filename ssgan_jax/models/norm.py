@@ -69,14 +69,19 @@ def _compute_dtype(x: jax.Array) -> Dtype:
     return jnp.promote_types(x.dtype, jnp.float32)
 
 
-def _forward(x, scale, bias, epsilon, axis_name, dtype):
+def normalize(x, scale, bias, mean, var, epsilon, dtype):
+    """``(x - mean) * rsqrt(var + eps) * scale + bias`` as one multiply-add per element, in
+    at least float32, cast to ``dtype``. Returns ``(y, rsqrt(var + eps))``."""
     ct = _compute_dtype(x)
-    x32 = x.astype(ct)
-    mean, var = _stats(x32, axis_name)
-    rstd = lax.rsqrt(var + epsilon)
+    rstd = lax.rsqrt(var.astype(ct) + epsilon)
     a = scale.astype(ct) * rstd
-    b = bias.astype(ct) - mean * a
-    y = (x32 * a + b).astype(dtype)
+    b = bias.astype(ct) - mean.astype(ct) * a
+    return (x.astype(ct) * a + b).astype(dtype), rstd
+
+
+def _forward(x, scale, bias, epsilon, axis_name, dtype):
+    mean, var = _stats(x.astype(_compute_dtype(x)), axis_name)
+    y, rstd = normalize(x, scale, bias, mean, var, epsilon, dtype)
     return y, mean, var, rstd
 
 
@@ -139,9 +144,7 @@ class BatchNorm(nn.Module):
         ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
         dtype = self.dtype or jnp.result_type(x, scale)
         if self.use_running_average:
-            a = scale.astype(jnp.float32) * lax.rsqrt(ra_var.value + self.epsilon)
-            b = bias.astype(jnp.float32) - ra_mean.value * a
-            return (x.astype(jnp.float32) * a + b).astype(dtype)
+            return normalize(x, scale, bias, ra_mean.value, ra_var.value, self.epsilon, dtype)[0]
         initializing = self.is_initializing()
         axis_name = None if initializing else self.axis_name
         y, mean, var = batch_norm_train(x, scale, bias, self.epsilon, axis_name, dtype)
