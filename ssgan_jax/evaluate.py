@@ -100,5 +100,6 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard)."""
     batches = pipeline.as_numpy(pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
-        process_index=jax.process_index(), process_count=jax.process_count()))
+        process_index=jax.process_index(), process_count=jax.process_count()),
+        eval_size=config.data.eval_size)
     return evaluate(p_eval_step, variables, batches, num_classes, class_names)

@@ -163,9 +163,10 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     items = _glob_inputs(pattern) if pattern else _split_inputs(config, split)
     generator, variables, step, _, path = load_generator(config, workdir, len(class_names))
     tag = settings.tag()
+    source = "files" if pattern else pipeline.split_tag(split)
     out_dir = config.predict.output_dir or os.path.join(
         os.path.abspath(workdir), "predictions",
-        f"{'files' if pattern else split}_step_{step}" + (f"_{tag}" if tag else ""))
+        f"{source}_step_{step}" + (f"_{tag}" if tag else ""))
     devices = jax.local_device_count()
     per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
     size = (devices * per_device)
@@ -188,6 +189,10 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
                              config.predict.overlay_alpha, server_labels)
             written += 1
         print(f"  {written} images", flush=True)
+    if jax.process_count() > 1:  # every process wrote its share of the images
+        from jax.experimental import multihost_utils
+
+        written = int(np.sum(multihost_utils.process_allgather(np.int64(written))))
     summary = {"step": step, "checkpoint": path, "source": pattern or split,
                "images": written, "output_dir": out_dir, "class_names": list(class_names),
                "inference": settings.as_dict()}

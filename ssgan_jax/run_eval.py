@@ -18,7 +18,7 @@ import ml_collections
 
 from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import inference, steps
-from ssgan_jax.data import builder_class
+from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.metrics import format_table
 
@@ -75,7 +75,7 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str, num_classes:
 
 def result_path(workdir: str, split: str, step: int, settings: inference.Settings) -> str:
     tag = settings.tag()
-    name = f"{split}_step_{step}" + (f"_{tag}" if tag else "") + ".json"
+    name = f"{pipeline.split_tag(split)}_step_{step}" + (f"_{tag}" if tag else "") + ".json"
     return os.path.join(os.path.abspath(workdir), "eval", name)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import ml_collections
@@ -112,12 +113,34 @@ def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
     return both[..., :3], tf.cast(tf.round(both[..., 3]), tf.int32)
 
 
-def check_split(builder, split: str) -> None:
-    """DataError naming the dataset's splits if ``split`` is not one of them."""
-    if split not in builder.info.splits:
+_OVERSIZE = "image larger than data.eval_size"
+
+
+def check_split(builder, split: str) -> int:
+    """The number of examples ``split`` selects: a split name or a TFDS split expression over
+    the dataset's splits ("train+val", "train[:50%]", "train[:100]+val"). DataError naming the
+    dataset's splits if it is neither, or selects no example."""
+    splits = sorted(builder.info.splits)
+    try:
+        selected = builder.info.splits[split].num_examples
+    except (KeyError, ValueError) as e:
+        reason = str(e).splitlines()[-1] if str(e).strip() else type(e).__name__
         raise DataError(
-            f"dataset {builder.name} has no split {split!r}; it has {sorted(builder.info.splits)}"
-        )
+            f"dataset {builder.name} has no split {split!r}; it has {splits} (TFDS split "
+            f"expressions over them work too, e.g. 'train+val' or 'train[:50%]'); TFDS says: "
+            f"{reason}") from e
+    if selected < 1:
+        sizes = {k: builder.info.splits[k].num_examples for k in splits}
+        raise DataError(f"split {split!r} of dataset {builder.name} selects no examples; its "
+                        f"splits have {sizes} examples")
+    return selected
+
+
+def split_tag(split: str) -> str:
+    """``split`` as a file-name part: names and "a+b" unchanged; slices spelled out
+    ("train[:50%]" -> "train-to50pct", "train[10:20]" -> "train-10to20")."""
+    tag = re.sub(r"[^\w+.-]+", "-", split.replace("%", "pct").replace(":", "to"))
+    return tag.strip("-") or "split"
 
 
 def _split_for_process(builder, split: str, process_index: int, process_count: int) -> str:
@@ -222,10 +245,10 @@ def eval_dataset(
         image = _normalize(tf, decode_image(tf, ex["image"]), data)
         label = tf.cast(ex["label"][..., 0], tf.int32)
         h, w = tf.shape(image)[0], tf.shape(image)[1]
-        with tf.control_dependencies([tf.debugging.assert_less_equal(
-                tf.stack([h, w]), tf.constant([eh, ew]),
-                message=f"an image is larger than data.eval_size={tuple(data.eval_size)}; "
-                        "raise it (or use sliding-window evaluation)")]):
+        fits = tf.reduce_all(tf.stack([h, w]) <= tf.constant([eh, ew]))
+        # tf.data can only stop with an error; as_numpy turns this one into a DataError
+        with tf.control_dependencies([tf.debugging.Assert(
+                fits, [_OVERSIZE, ex["file_name"], h, w], summarize=4)]):
             image = tf.pad(image, [[0, eh - h], [0, ew - w], [0, 0]])
         label = tf.pad(label, [[0, eh - h], [0, ew - w]], constant_values=IGNORE_LABEL)
         mask = tf.pad(tf.ones([h, w], tf.bool), [[0, eh - h], [0, ew - w]])
@@ -246,9 +269,28 @@ def eval_dataset(
     return ds.map(pad_batch).prefetch(2)
 
 
-def as_numpy(ds):
-    """Iterate a tf.data dataset as dicts of numpy arrays."""
+def as_numpy(ds, eval_size: tuple[int, int] | None = None):
+    """Iterate a tf.data dataset as dicts of numpy arrays. An image larger than ``eval_size``
+    in ``eval_dataset`` ends the iteration with a DataError naming it and the fix."""
     import tensorflow_datasets as tfds
 
-    return tfds.as_numpy(ds)
+    tf = _tf()
+    it = iter(tfds.as_numpy(ds))
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except tf.errors.InvalidArgumentError as e:
+            found = re.search(re.escape(_OVERSIZE) + r"\]\s*\[(.*?)\]\s*\[(\d+)\]\s*\[(\d+)\]",
+                              e.message or "")
+            if not found:
+                raise
+            name, h, w = found.group(1), int(found.group(2)), int(found.group(3))
+            size = tuple(eval_size) if eval_size else None
+            target = f"({max(h, size[0])}, {max(w, size[1])})" if size else f"({h}, {w})"
+            raise DataError(
+                f"{name} is {h}x{w} (HxW), larger than data.eval_size={size}; set "
+                f"--config.data.eval_size='{target}' (or larger; with --config.eval.mode=sliding "
+                f"a larger eval_size does not enlarge the forward pass)") from None
 

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from ssgan_jax.data.pipeline import as_numpy, eval_dataset, prepare, train_dataset
+from ssgan_jax.data.common import DataError
+from ssgan_jax.data.pipeline import (
+    as_numpy,
+    check_split,
+    ensure_prepared,
+    eval_dataset,
+    prepare,
+    split_tag,
+    train_dataset,
+)
 
 from .conftest import COLOURS
 
@@ -112,3 +121,37 @@ def test_eval_batches_keep_full_images_with_mask(prepared):
 def test_eval_unknown_split_is_named(prepared):
     with pytest.raises(ValueError, match=r"no split 'validation'.*\['test', 'train', 'val'\]"):
         eval_dataset(prepared, "validation", local_devices=1)
+
+
+def test_split_expressions_select_examples_and_bad_ones_are_named(prepared):
+    builder = ensure_prepared(prepared.data)
+    # the generated dataset has 6 train, 3 val and 2 test images
+    assert check_split(builder, "train+val") == 9
+    assert check_split(builder, "train[:50%]") == 3
+    assert check_split(builder, "train[:2]+test") == 4
+    for split, n in (("train+val", 9), ("train[:50%]", 3)):
+        batches = list(as_numpy(eval_dataset(prepared, split, local_devices=2)))
+        assert sum(int(b["valid"].sum()) for b in batches) == n
+    with pytest.raises(DataError, match=r"no split 'train\[10:\]'.*TFDS says: .*6 examples"):
+        check_split(builder, "train[10:]")
+    with pytest.raises(DataError, match=r"no split 'tr ain'.*\['test', 'train', 'val'\]"):
+        check_split(builder, "tr ain")
+    with pytest.raises(DataError, match=r"'train\[:0\]' .* selects no examples"):
+        check_split(builder, "train[:0]")
+
+
+def test_split_tags_are_file_name_safe_and_distinct():
+    assert split_tag("val") == "val" and split_tag("train+val") == "train+val"
+    assert split_tag("train[:50%]") == "train-to50pct"
+    assert split_tag("train[50%:]") == "train-50pctto"
+    assert split_tag("train[10:20]") == "train-10to20"
+
+
+def test_eval_image_larger_than_eval_size_is_a_data_error(prepared):
+    # the val images are 40x56, 48x56 and 56x56 (HxW); TFDS hashes their order
+    prepared.data.eval_size = (40, 56)
+    with pytest.raises(DataError, match=r"val_00[12]\.png is (48|56)x56 \(HxW\), larger than "
+                                        r"data\.eval_size=\(40, 56\); set "
+                                        r"--config\.data\.eval_size='\((48|56), 56\)'"):
+        list(as_numpy(eval_dataset(prepared, "val", local_devices=1),
+                      eval_size=prepared.data.eval_size))
