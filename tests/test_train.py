@@ -11,6 +11,7 @@ import sys
 
 import flax.jax_utils
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -219,6 +220,24 @@ def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
     assert counts and set(counts) == {2}  # G's optimizer re-created at step 1: 2 updates since
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert not any("train/loss_d" in x for x in lines)
+
+
+def test_phase2_as_separate_steps_trains_like_the_fused_iteration(reference, tmp_path):
+    """share_generator_forward=False: the loop runs d_steps A steps, then a G step, each with
+    its own G forward. Without dropout that computes what the fused iteration did in the
+    reference run (4 phase-1 + 4 phase-2 iterations)."""
+    config, workdir, _ = reference
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.phase2.share_generator_forward = False
+    train.train_and_evaluate(config, str(tmp_path / "separate"))
+    separate, meta, step = _final_state(tmp_path / "separate", config)
+    fused, _, _ = _final_state(workdir, config)
+    assert step == 8 and meta["phase"] == 2
+    counts = [int(v) for path, v in jax.tree_util.tree_flatten_with_path(separate.d_opt)[0]
+              if "count" in jax.tree_util.keystr(path)]
+    assert counts and set(counts) == {4}  # one A update in each of the 4 phase-2 iterations
+    for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(separate), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
 
 def test_no_recompilation_after_the_first_step_of_each_phase(tmp_path, monkeypatch):
