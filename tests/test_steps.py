@@ -117,7 +117,7 @@ def test_each_step_leaves_the_other_network_untouched(config):
     nets = _sgd(_networks(config, 2))
     state = steps.fresh_optimizers(_state(config, nets), nets)
     devices = jax.devices()[:2]
-    # the same programs as the fused-iteration test below (compile-cache hits there)
+    # the same programs as the fused-iteration test below
     after_d, _ = _run(config, "adversary", True, state, batch, devices, sgd=True)
     after_g, _ = _run(config, "generator", True, state, batch, devices, sgd=True)
     same = lambda a, b: all(np.array_equal(x, y) for x, y in  # noqa: E731
