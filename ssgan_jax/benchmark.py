@@ -28,6 +28,7 @@ import numpy as np
 from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class
 from ssgan_jax.evaluate import make_predict_fn
+from ssgan_jax.models import conv as conv_lib
 
 STEPS = ("generator_phase1", "adversary", "generator_phase2", "phase2_iteration")
 
@@ -43,6 +44,12 @@ def _flops(compiled) -> float | None:
     if not cost or "flops" not in cost:
         return None
     return float(cost["flops"])
+
+
+def _gemm_forms(mode: str) -> bool:
+    """Whether the convs run in their GEMM forms (``model.conv_rewrites`` on this backend)."""
+    with conv_lib.rewrites(mode):
+        return conv_lib.rewrites_enabled()
 
 
 def _timings(seconds: list[float]) -> dict[str, float]:
@@ -151,6 +158,8 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "width": config.model.width,
         "dtype": config.model.dtype,
         "bn_mode": config.model.bn_mode,
+        "conv_rewrites": config.model.conv_rewrites,
+        "conv_gemm_forms": _gemm_forms(config.model.conv_rewrites),
         "global_batch": config.batch_size,
         "per_device_batch": per_device,
         "crop": [ch, cw],

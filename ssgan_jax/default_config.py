@@ -43,6 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
     # no update (PAPER.md section 6 trains with batch 2, where batch statistics are noisy).
     config.model.bn_mode = "frozen"
     config.model.dtype = "float32"  # compute dtype: "float32" or "bfloat16"
+    # convs of G and A as GEMMs (models/conv.py, tuned on XLA:CPU): "auto" = on the CPU only,
+    # XLA's own convolution elsewhere (cuDNN on GPUs); "on"/"off" force it
+    config.model.conv_rewrites = "auto"
 
     # Adversary A (PAPER.md section 3, Table 2).
     config.adversary = ml_collections.ConfigDict()

@@ -148,7 +148,8 @@ def build_networks(config: ml_collections.ConfigDict, num_classes: int, phase: i
     g_tx, d_tx, _ = phase_optimizers(config, phase)
     return Networks(
         generator=build_generator(config.model, num_classes, axis_name=AXIS),
-        adversary=build_adversary(config.adversary, config.model.dtype),
+        adversary=build_adversary(config.adversary, config.model.dtype,
+                                  config.model.conv_rewrites),
         g_tx=g_tx,
         d_tx=d_tx,
     )

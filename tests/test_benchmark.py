@@ -20,6 +20,7 @@ def test_benchmark_reports_every_figure(tmp_path):
         assert key in out, key
     assert out["backend"] == "cpu" and out["device_count"] == 2 and out["per_device_batch"] == 2
     assert out["crop"] == [32, 48]
+    assert out["conv_rewrites"] == "auto" and out["conv_gemm_forms"] is True  # auto on CPU
     assert set(out["steps"]) == {"generator_phase1", "adversary", "generator_phase2",
                                  "phase2_iteration"}
     for name, r in out["steps"].items():

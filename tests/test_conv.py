@@ -12,6 +12,13 @@ from jax import lax
 from ssgan_jax.models import conv as fast
 
 
+@pytest.fixture(autouse=True)
+def _gemm_rewrites_on():
+    """These tests are about the GEMM forms, whatever JAX's default backend."""
+    with fast.rewrites("on"):
+        yield
+
+
 def _reference(x, w, stride, dilation, padding):
     return lax.conv_general_dilated(x, w, stride, padding, rhs_dilation=dilation,
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -158,3 +165,27 @@ def test_tap_gemm_kernel_gradient_is_assembled_once():
         return count
 
     assert kernel_sized(jaxpr.jaxpr.eqns) <= 1
+
+
+def test_rewrites_off_is_xla_convolution_of_the_pruned_kernel():
+    k1, k2 = jax.random.split(jax.random.PRNGKey(3))
+    x = jax.random.normal(k1, (2, 23, 30, 16))
+    w = jax.random.normal(k2, (3, 3, 16, 8))
+    for rate, kernel in ((1, (3, 3, 16, 8)), (12, (3, 3, 16, 8)), (24, (1, 3, 16, 8)),
+                         (36, (1, 1, 16, 8))):
+        def loss(a, b, rate=rate):
+            pad = ((rate, rate), (rate, rate))
+            return jnp.sum(fast.pruned_conv2d(a, b, (1, 1), (rate, rate), pad) ** 2)
+
+        on = jax.value_and_grad(loss, (0, 1))(x, w)
+        with fast.rewrites("off"):
+            assert not fast.rewrites_enabled()
+            assert _conv_kernels_and_dots(x, w, rate) == ([kernel], 0)
+            off = jax.value_and_grad(loss, (0, 1))(x, w)
+        for a, b in zip(jax.tree.leaves(on), jax.tree.leaves(off), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+    with fast.rewrites("auto"):
+        assert fast.rewrites_enabled() == (jax.default_backend() == "cpu")
+    with pytest.raises(ValueError, match="conv_rewrites must be one of"):
+        with fast.rewrites("gpu"):
+            pass

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssgan_jax.models.adversary import Adversary
+from ssgan_jax.models.conv import check_rewrites
 from ssgan_jax.models.deeplab import DeepLabV3
 from ssgan_jax.models.fcn import FCN8s
 from ssgan_jax.models.resnet import ResNet
@@ -52,6 +53,7 @@ def build_generator(
             bn_frozen=model.bn_mode == "frozen",
             bn_axis_name=axis_name,
             dtype=dtype,
+            conv_rewrites=check_rewrites(model.conv_rewrites),
         )
     if model.name == "fcn8s_vgg16":
         return FCN8s(
@@ -59,12 +61,15 @@ def build_generator(
             width=model.width,
             dropout_rate=model.dropout_rate,
             dtype=dtype,
+            conv_rewrites=check_rewrites(model.conv_rewrites),
         )
     raise ValueError(f"model.name must be one of {GENERATORS}; got {model.name!r}")
 
 
-def build_adversary(adv: ml_collections.ConfigDict, dtype: str = "float32") -> Adversary:
-    """The adversarial network A (PAPER.md section 3)."""
+def build_adversary(adv: ml_collections.ConfigDict, dtype: str = "float32",
+                    conv_rewrites: str = "auto") -> Adversary:
+    """The adversarial network A (PAPER.md section 3); ``dtype`` and ``conv_rewrites`` are the
+    generator's (``config.model``)."""
     return Adversary(
         image_branch=adv.image_branch,
         image_branch_depth=adv.image_branch_depth,
@@ -74,4 +79,5 @@ def build_adversary(adv: ml_collections.ConfigDict, dtype: str = "float32") -> A
         grid=adv.grid,
         activation=adv.activation,
         dtype=_dtype(dtype),
+        conv_rewrites=check_rewrites(conv_rewrites),
     )

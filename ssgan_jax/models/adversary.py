@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import adaptive_avg_pool, check_images, conv, resize_bilinear
 from ssgan_jax.models.resnet import ResNet
@@ -58,9 +59,14 @@ class Adversary(nn.Module):
     grid: int = 4
     activation: str = "leaky_relu"
     dtype: Any = jnp.float32
+    conv_rewrites: str = "auto"  # conv.rewrites: the XLA:CPU GEMM forms of the convs
+
+    def __call__(self, images: jax.Array, maps: jax.Array) -> jax.Array:
+        with conv_lib.rewrites(self.conv_rewrites):
+            return self._forward(images, maps)
 
     @nn.compact
-    def __call__(self, images: jax.Array, maps: jax.Array) -> jax.Array:
+    def _forward(self, images: jax.Array, maps: jax.Array) -> jax.Array:
         check_images(images, "Adversary")
         n = images.shape[0]
         if maps.ndim != 4 or maps.shape[1:3] != images.shape[1:3] or maps.shape[0] % n:

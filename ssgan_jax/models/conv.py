@@ -20,6 +20,12 @@ against ``lax.conv_general_dilated`` and its autodiff):
   region (``tap_gemm_conv2d``): ASPP's rate-12 3x3 on a 23x30 map does 48% of the dense
   multiply-adds this way. So do stride-1 kernels of 5x5 and larger (FCN's fc6).
 
+The GEMM rewrites (the last three) were measured and tuned on XLA:CPU only. Which convs use
+them is ``rewrites(mode)``'s choice, set by the networks from ``config.model.conv_rewrites``:
+"auto" (default) uses them when JAX's default backend is the CPU and otherwise leaves every
+conv (after dropping the padding-only taps, which is exact and saves work anywhere) to XLA's
+own convolution and its autodiff, i.e. cuDNN on NVIDIA GPUs; "on" and "off" force them.
+
 ``Conv`` is a drop-in for the subset of ``flax.linen.Conv`` the networks use (same parameter
 names, shapes, initialisers and dtype promotion), so checkpoints and torchvision weights load
 unchanged.
@@ -27,6 +33,8 @@ unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from typing import Any
 
@@ -38,6 +46,32 @@ from jax import lax
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]
 _DIMS = ("NHWC", "HWIO", "NHWC")
+
+REWRITE_MODES = ("auto", "on", "off")
+_REWRITES = contextvars.ContextVar("ssgan_conv_rewrites", default="auto")
+
+
+def check_rewrites(mode: str) -> str:
+    if mode not in REWRITE_MODES:
+        raise ValueError(f"config.model.conv_rewrites must be one of {REWRITE_MODES}; got "
+                         f"{mode!r}")
+    return mode
+
+
+@contextlib.contextmanager
+def rewrites(mode: str):
+    """Within this context (while a network is traced), convs use the GEMM rewrites when
+    ``mode`` is "on", never when "off", and when "auto" if JAX's default backend is the CPU."""
+    token = _REWRITES.set(check_rewrites(mode))
+    try:
+        yield
+    finally:
+        _REWRITES.reset(token)
+
+
+def rewrites_enabled() -> bool:
+    mode = _REWRITES.get()
+    return jax.default_backend() == "cpu" if mode == "auto" else mode == "on"
 
 
 def useful_taps(size: int, kernel: int, stride: int, dilation: int, pad: Pair) -> Pair:
@@ -245,9 +279,13 @@ tap_gemm_conv2d.defvjp(_tap_gemm_fwd, _tap_gemm_bwd)
 
 def pruned_conv2d(x, w, stride: Pair, dilation: Pair, padding: Padding):
     """``conv2d`` after dropping the taps that only read padding (identical result); a conv
-    that would still mostly read padding runs as ``tap_gemm_conv2d``."""
+    that would still mostly read padding runs as ``tap_gemm_conv2d``. Without the GEMM
+    rewrites (``rewrites``), XLA's convolution of the pruned kernel."""
     (sh, sw), padding = prune(x.shape, w.shape, stride, dilation, padding)
     w = w[sh, sw]
+    if not rewrites_enabled():
+        return lax.conv_general_dilated(x, w, window_strides=stride, padding=padding,
+                                        rhs_dilation=dilation, dimension_numbers=_DIMS)
     if stride == (1, 1) and (w.shape[0] * w.shape[1] >= TAP_GEMM_MIN_TAPS or useful_fraction(
             x.shape, w.shape, stride, dilation, padding) < TAP_GEMM_BELOW):
         return tap_gemm_conv2d(x, w, dilation, padding)

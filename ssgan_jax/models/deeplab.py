@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models.layers import batch_norm, check_images, conv, resize_bilinear
 from ssgan_jax.models.resnet import ResNet
 
@@ -83,9 +84,14 @@ class DeepLabV3(nn.Module):
     bn_frozen: bool = False
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    conv_rewrites: str = "auto"  # conv.rewrites: the XLA:CPU GEMM forms of the convs
+
+    def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+        with conv_lib.rewrites(self.conv_rewrites):
+            return self._forward(x, train, return_features)
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+    def _forward(self, x: jax.Array, train: bool, return_features: bool):
         check_images(x, "DeepLabV3")
         _, h, w, _ = x.shape
         norm = batch_norm(train, self.bn_frozen, self.bn_axis_name)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import check_images, conv, resize_bilinear
 from ssgan_jax.models.vgg import vgg16_features
@@ -71,9 +72,14 @@ class FCN8s(nn.Module):
     width: int = 1
     dropout_rate: float = 0.5
     dtype: Any = jnp.float32
+    conv_rewrites: str = "auto"  # conv.rewrites: the XLA:CPU GEMM forms of the convs
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        with conv_lib.rewrites(self.conv_rewrites):
+            return self._forward(x, train)
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def _forward(self, x: jax.Array, train: bool) -> jax.Array:
         check_images(x, "FCN8s")
         _, h, w, _ = x.shape
         hp = -(-h // FCN_STRIDE) * FCN_STRIDE

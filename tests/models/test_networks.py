@@ -160,9 +160,14 @@ def test_batchnorm_statistics_are_averaged_over_axis_name():
 def test_builders_from_config():
     model = ml_collections.ConfigDict(dict(
         name="deeplabv3_resnet50", width=16, output_stride=16, dropout_rate=0.1,
-        bn_mode="frozen", dtype="float32"))
+        bn_mode="frozen", dtype="float32", conv_rewrites="off"))
     g = build_generator(model, num_classes=7)
     assert isinstance(g, DeepLabV3) and g.bn_frozen and g.output_stride == 16
+    assert g.conv_rewrites == "off"
+    model.conv_rewrites = "cpu"
+    with pytest.raises(ValueError, match=r"conv_rewrites must be one of \('auto', 'on', 'off'\)"):
+        build_generator(model, 7)
+    model.conv_rewrites = "auto"
     model.name = "fcn8s_vgg16"
     assert isinstance(build_generator(model, 7), FCN8s)
     model.name = "unet"
@@ -204,3 +209,52 @@ def test_adversary_judges_k_maps_per_image_with_one_image_branch_pass(branch):
     np.testing.assert_allclose(both, each, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="multiple"):
         adversary.apply(variables, images, maps[:3])
+
+
+def _conv_calls(fn, *args):
+    """(custom-VJP convs, XLA convolutions) in ``fn``'s jaxpr, nested calls included."""
+    custom = xla = 0
+    todo = [jax.make_jaxpr(fn)(*args).jaxpr]
+    while todo:
+        jaxpr = todo.pop()
+        for e in jaxpr.eqns:
+            if e.primitive.name == "custom_vjp_call":
+                inner = [q.primitive.name for q in e.params["call_jaxpr"].jaxpr.eqns]
+                custom += "conv_general_dilated" in inner or "dot_general" in inner
+                continue
+            xla += e.primitive.name == "conv_general_dilated"
+            todo += [sub.jaxpr if hasattr(sub, "jaxpr") else sub
+                     for sub in jax.core.jaxprs_in_params(e.params)]
+    return custom, xla
+
+
+@pytest.mark.parametrize("name", ["deeplabv3_resnet50", "fcn8s_vgg16", "adversary"])
+def test_conv_rewrites_reach_every_conv_and_do_not_change_the_outputs(name):
+    """model.conv_rewrites="off": every conv of G and A (nested backbones included), and its
+    gradient, is XLA's convolution; "on": the GEMM forms (models/conv.py). Same outputs."""
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    images = jax.random.normal(k[0], (2, 32, 48, 3))
+    maps = jax.nn.softmax(jax.random.normal(k[1], (2, 32, 48, 5)), axis=-1)
+    results = {}
+    for mode in ("on", "off"):
+        if name == "adversary":
+            net = Adversary(width=32, map_features=(4,), trunk_features=(4, 4, 4, 4),
+                            conv_rewrites=mode)
+            inputs = (images, maps)
+        else:
+            model = ml_collections.ConfigDict(dict(
+                name=name, width=32, output_stride=8, dropout_rate=0.0, bn_mode="frozen",
+                dtype="float32", conv_rewrites=mode))
+            net = build_generator(model, num_classes=5)
+            inputs = (images,)
+        variables = net.init(k[2], *inputs)
+
+        def loss(params, net=net, variables=variables, inputs=inputs):
+            return jnp.sum(net.apply({**variables, "params": params}, *inputs) ** 2)
+
+        custom, xla = _conv_calls(jax.grad(loss), variables["params"])
+        results[mode] = (custom, xla, jax.jit(loss)(variables["params"]))
+    assert results["off"][0] == 0 and results["off"][1] > 0
+    assert results["on"][0] > 0
+    # gradients of the two forms are compared conv by conv in tests/test_conv.py
+    np.testing.assert_allclose(results["on"][2], results["off"][2], rtol=1e-4)
