@@ -246,12 +246,14 @@ def eval_dataset(
         label = tf.cast(ex["label"][..., 0], tf.int32)
         h, w = tf.shape(image)[0], tf.shape(image)[1]
         fits = tf.reduce_all(tf.stack([h, w]) <= tf.constant([eh, ew]))
-        # tf.data can only stop with an error; as_numpy turns this one into a DataError
+        # tf.data can only stop with an error; as_numpy turns this one into a DataError. Every
+        # pad waits for the check: a pad by a negative amount would otherwise fail first
+        # (ops of one map call run in parallel) with TF's own "Paddings must be non-negative".
         with tf.control_dependencies([tf.debugging.Assert(
                 fits, [_OVERSIZE, ex["file_name"], h, w], summarize=4)]):
             image = tf.pad(image, [[0, eh - h], [0, ew - w], [0, 0]])
-        label = tf.pad(label, [[0, eh - h], [0, ew - w]], constant_values=IGNORE_LABEL)
-        mask = tf.pad(tf.ones([h, w], tf.bool), [[0, eh - h], [0, ew - w]])
+            label = tf.pad(label, [[0, eh - h], [0, ew - w]], constant_values=IGNORE_LABEL)
+            mask = tf.pad(tf.ones([h, w], tf.bool), [[0, eh - h], [0, ew - w]])
         return {"image": tf.ensure_shape(image, [eh, ew, 3]),
                 "label": tf.ensure_shape(label, [eh, ew]),
                 "mask": tf.ensure_shape(mask, [eh, ew]), "valid": tf.constant(True)}
