@@ -6,9 +6,11 @@ phase-1 generator step, the adversary step, the phase-2 generator step and a ful
 iteration as training runs it (with ``phase2.share_generator_forward`` one program, else
 ``phase2.d_steps`` adversary + ``phase2.g_steps`` generator steps); images/s;
 eval forward images/s at ``data.eval_size``; peak host RSS and, where the backend reports it,
-peak device memory. Inputs are random arrays already on the devices (no input pipeline);
-warm-up iterations are excluded and every timing ends with ``block_until_ready``. Knobs:
-``config.benchmark.*`` (iterations, warm-up, eval on/off, which steps to time).
+peak device memory; achieved FLOP/s as a fraction of the devices' peak, where the peak is
+known (``config.benchmark.peak_flops_per_s``, or ``PEAK_FLOPS`` by device kind and dtype).
+Inputs are random arrays already on the devices (no input pipeline); warm-up iterations are
+excluded and every timing ends with ``block_until_ready``. Knobs: ``config.benchmark.*``
+(iterations, warm-up, eval on/off, which steps to time, peak FLOP/s).
 """
 
 from __future__ import annotations
@@ -26,11 +28,22 @@ import ml_collections
 import numpy as np
 
 from ssgan_jax import inference, steps
-from ssgan_jax.data import builder_class
-from ssgan_jax.evaluate import make_predict_fn
+from ssgan_jax.data.classes import class_names
 from ssgan_jax.models import conv as conv_lib
 
 STEPS = ("generator_phase1", "adversary", "generator_phase2", "phase2_iteration")
+
+# Dense (no sparsity) tensor-core peak FLOP/s of one device, from NVIDIA's data sheets, by
+# compute dtype: XLA runs float32 convs and matmuls on these GPUs in TF32 at default precision,
+# so "float32" is the TF32 peak. Matched against jax's device_kind by its substrings (all must
+# occur), first match wins; anything else needs config.benchmark.peak_flops_per_s.
+PEAK_FLOPS = (
+    (("H200",), {"bfloat16": 989.4e12, "float32": 494.7e12}),
+    (("H100", "PCIe"), {"bfloat16": 756.0e12, "float32": 378.0e12}),
+    (("H100", "HBM3"), {"bfloat16": 989.4e12, "float32": 494.7e12}),  # SXM5
+    (("H100", "SXM"), {"bfloat16": 989.4e12, "float32": 494.7e12}),
+    (("A100",), {"bfloat16": 312.0e12, "float32": 156.0e12}),
+)
 
 
 def _flops(compiled) -> float | None:
@@ -50,6 +63,21 @@ def _gemm_forms(mode: str) -> bool:
     """Whether the convs run in their GEMM forms (``model.conv_rewrites`` on this backend)."""
     with conv_lib.rewrites(mode):
         return conv_lib.rewrites_enabled()
+
+
+def peak_flops(device_kind: str, dtype: str, configured: float = 0.0) -> tuple[float | None, str]:
+    """(peak FLOP/s of one device, where the figure comes from): ``configured`` when > 0,
+    else ``PEAK_FLOPS``'s entry for ``device_kind`` and ``dtype``, else (None, why not)."""
+    if configured < 0:
+        raise ValueError(f"config.benchmark.peak_flops_per_s must be >= 0 (0 = look up the "
+                         f"device kind); got {configured}")
+    if configured:
+        return float(configured), "config.benchmark.peak_flops_per_s"
+    for words, by_dtype in PEAK_FLOPS:
+        if all(w in device_kind for w in words) and dtype in by_dtype:
+            return by_dtype[dtype], f"data sheet, dense {dtype}: {' '.join(words)}"
+    return None, (f"unknown for {device_kind!r} ({dtype}); set "
+                  "--config.benchmark.peak_flops_per_s to the peak of one device")
 
 
 def _timings(seconds: list[float]) -> dict[str, float]:
@@ -87,7 +115,9 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     if unknown or not wanted:
         raise ValueError(f"config.benchmark.steps has {unknown or 'nothing'}; choose from "
                          f"{list(STEPS)}")
-    num_classes = len(builder_class(config.data.name).CLASS_NAMES)
+    kind = jax.local_devices()[0].device_kind
+    peak, peak_source = peak_flops(kind, config.model.dtype, bench.peak_flops_per_s)
+    num_classes = len(class_names(config.data.name))
     devices = jax.local_device_count()
     if config.batch_size % devices:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {devices} "
@@ -144,6 +174,8 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     for r in result_steps.values():
         f = r.get("flops_per_device")
         r["achieved_flops_per_s"] = (f * devices / (r["median_ms"] / 1000)) if f else None
+        r["fraction_of_peak"] = (r["achieved_flops_per_s"] / (peak * devices)
+                                 if peak and f else None)
         r["images_per_s"] = images / (r["median_ms"] / 1000)
     ratio = None
     if {"generator_phase1", "phase2_iteration"} <= set(result_steps):
@@ -151,7 +183,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
                  / result_steps["generator_phase1"]["median_ms"])
     out: dict[str, Any] = {
         "backend": jax.default_backend(),
-        "device_kind": jax.local_devices()[0].device_kind,
+        "device_kind": kind,
         "device_count": jax.device_count(),
         "local_device_count": devices,
         "model": config.model.name,
@@ -167,6 +199,8 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "warmup": warm,
         "steps": result_steps,
         "phase2_iteration_over_phase1_step": ratio,
+        "peak_flops_per_s_per_device": peak,
+        "peak_flops_source": peak_source,
     }
     if bench.eval:
         out["eval"] = _eval_speed(config, nets1.generator, state, num_classes, it, warm)
@@ -183,7 +217,7 @@ def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> di
         size=(devices, per_device, eh, ew, 3)).astype(np.float32))
     variables = steps.generator_variables(state)
     start = time.perf_counter()
-    fn = jax.pmap(make_predict_fn(generator, inference.from_config(config))).lower(
+    fn = jax.pmap(inference.make_predict_fn(generator, inference.from_config(config))).lower(
         variables, images).compile()
     compile_s = time.perf_counter() - start
     seconds = []

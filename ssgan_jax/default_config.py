@@ -144,6 +144,9 @@ def get_config() -> ml_collections.ConfigDict:
     # (the fused program, or the separate phase-2 steps; it compiles what it needs)
     config.benchmark.steps = ("generator_phase1", "adversary", "generator_phase2",
                               "phase2_iteration")
+    # peak FLOP/s of one device for the "fraction_of_peak" figures; 0 = benchmark.PEAK_FLOPS's
+    # entry for the device kind and model.dtype (NVIDIA data sheets), none known on CPUs
+    config.benchmark.peak_flops_per_s = 0.0
     return config
 
 

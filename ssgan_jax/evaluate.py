@@ -14,22 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax import inference
 from ssgan_jax.data import pipeline
 from ssgan_jax.metrics import confusion_matrix, summarize
-
-
-def make_predict_fn(generator, settings: inference.Settings):
-    """``predict(variables, images [B, H, W, 3]) -> class indices [B, H, W] int32``."""
-
-    def predict(variables, images):
-        apply = lambda x: generator.apply(variables, x, train=False)
-        return jnp.argmax(inference.predict_logits(apply, images, settings), axis=-1)
-
-    return predict
 
 
 def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
@@ -40,7 +29,7 @@ def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
     "valid": [B] bool}; padding and filler examples are not counted. ``settings``: test-time
     inference (default: the whole padded image, one scale, no flip).
     """
-    predict = make_predict_fn(generator, settings or inference.Settings())
+    predict = inference.make_predict_fn(generator, settings or inference.Settings())
 
     def step(variables, batch):
         preds = predict(variables, batch["image"])

@@ -151,3 +151,13 @@ def predict_logits(apply, images: jax.Array, settings: Settings) -> jax.Array:
                 logits = logits[:, :, ::-1]
             total = logits if total is None else total + logits
     return total / (len(settings.scales) * len(views))
+
+
+def make_predict_fn(generator, settings: Settings):
+    """``predict(variables, images [B, H, W, 3]) -> class indices [B, H, W] int32``."""
+
+    def predict(variables, images):
+        apply = lambda x: generator.apply(variables, x, train=False)
+        return jnp.argmax(predict_logits(apply, images, settings), axis=-1)
+
+    return predict

@@ -28,7 +28,6 @@ import numpy as np
 from ssgan_jax import inference
 from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.data.common import DataError, decode_rgb
-from ssgan_jax.evaluate import make_predict_fn
 from ssgan_jax.run_eval import load_generator
 
 OUTPUTS = ("train_ids", "color", "overlay")
@@ -171,7 +170,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
     size = (devices * per_device)
     eh, ew = config.data.eval_size
-    p_predict = jax.pmap(make_predict_fn(generator, settings))
+    p_predict = jax.pmap(inference.make_predict_fn(generator, settings))
     rep = flax.jax_utils.replicate(variables)
     server_labels = getattr(builder, "SERVER_LABELS", None)
     written = 0

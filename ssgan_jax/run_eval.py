@@ -18,7 +18,7 @@ import ml_collections
 
 from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import inference, steps
-from ssgan_jax.data import builder_class, pipeline
+from ssgan_jax.data import classes, pipeline
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.metrics import format_table
 
@@ -83,7 +83,7 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Evaluate ``config.eval.checkpoint`` on ``config.eval.split``; write and return the JSON."""
     settings = inference.from_config(config)
     split = config.eval.split or config.data.val_split
-    class_names = tuple(builder_class(config.data.name).CLASS_NAMES)
+    class_names = classes.class_names(config.data.name)
     generator, variables, step, meta, path = load_generator(config, workdir, len(class_names))
     p_eval = jax.pmap(make_eval_step(generator, len(class_names), config.loss.ignore_label,
                                      settings))

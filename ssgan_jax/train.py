@@ -22,7 +22,7 @@ import numpy as np
 
 from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import distributed, inference, monitor, steps
-from ssgan_jax.data import builder_class, pipeline
+from ssgan_jax.data import classes, pipeline
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.losses import ADV_FORMS
 from ssgan_jax.weights import load_pretrained
@@ -80,7 +80,7 @@ def _dataset_classes(config) -> tuple[str, ...]:
     if jax.process_index() == 0:
         pipeline.ensure_prepared(config.data)
     distributed.barrier("ssgan_dataset_prepared")
-    return tuple(builder_class(config.data.name).CLASS_NAMES)
+    return classes.class_names(config.data.name)
 
 
 def _parse_init_from(spec: str) -> tuple[str, int | None]:

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
 import pytest
 
-from ssgan_jax.benchmark import run_benchmark
+from ssgan_jax.benchmark import peak_flops, run_benchmark
+from ssgan_jax.data.classes import class_names
 
 from .train_fixtures import tiny_config
+
+LAUNCH = pathlib.Path(__file__).resolve().parents[1] / "launch"
+
+
+def _bench_table():
+    spec = importlib.util.spec_from_file_location("bench_table", LAUNCH / "bench_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_benchmark_reports_every_figure(tmp_path):
@@ -38,18 +54,41 @@ def test_benchmark_reports_every_figure(tmp_path):
         "flops_per_device"]  # the adversary's forward/backward through G's output
     assert out["eval"]["size"] == [96, 64] and out["eval"]["images_per_s"] > 0
     assert out["peak_host_rss_mb"] > 100
+    # no peak is known for a CPU: no fraction, and the JSON says how to give one
+    assert out["peak_flops_per_s_per_device"] is None
+    assert "--config.benchmark.peak_flops_per_s" in out["peak_flops_source"]
+    assert all(r["fraction_of_peak"] is None for r in steps.values())
+
+    # launch/bench_table.py: the PERFORMANCE.md row of this JSON
+    (tmp_path / "tiny.json").write_text("log line before the object\n" + json.dumps(out))
+    bench_table = _bench_table()
+    lines = bench_table.table([tmp_path / "tiny.json"]).splitlines()
+    cells = dict(zip(bench_table.COLUMNS, (c.strip() for c in lines[2].strip("|").split("|")),
+                     strict=True))
+    g1 = steps["generator_phase1"]
+    assert cells["run"] == "tiny" and cells["batch"] == "4" and cells["crop"] == "32x48"
+    assert cells["G phase 1 ms"] == f"{g1['median_ms']:.1f}"
+    assert cells["phase-2 iteration ms"] == f"{steps['phase2_iteration']['median_ms']:.1f}"
+    assert cells["GFLOP / step"] == f"{g1['flops_per_device'] * 2 / 1e9:.1f}"
+    assert cells["of peak"] == "-" and cells["device"] == "2 x cpu"
 
 
 def test_benchmark_times_only_the_steps_asked_for(tmp_path):
-    config = tiny_config(tmp_path, "fcn8s_vgg16")  # same step as above: a compile-cache hit
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
     config.benchmark.iterations = 1
     config.benchmark.warmup = 0
     config.benchmark.eval = False
     config.benchmark.steps = ("generator_phase1",)
+    config.benchmark.peak_flops_per_s = 2e11
     out = run_benchmark(config)
     assert set(out["steps"]) == {"generator_phase1"}
+    step = out["steps"]["generator_phase1"]
+    # achieved FLOP/s of both devices over both devices' peak
+    assert out["peak_flops_per_s_per_device"] == 2e11
+    assert step["fraction_of_peak"] == pytest.approx(
+        step["flops_per_device"] * 2 / (step["median_ms"] / 1000) / (2 * 2e11))
     assert out["phase2_iteration_over_phase1_step"] is None and "eval" not in out
-    # without the shared forward, the iteration is the separate steps (compile-cache hits)
+    # without the shared forward, the iteration is the separate steps
     config.phase2.share_generator_forward = False
     config.benchmark.steps = ("adversary", "generator_phase2", "phase2_iteration")
     steps = run_benchmark(config)["steps"]
@@ -59,3 +98,44 @@ def test_benchmark_times_only_the_steps_asked_for(tmp_path):
     config.benchmark.steps = ("generator_phase3",)
     with pytest.raises(ValueError, match="generator_phase3"):
         run_benchmark(config)
+
+
+def test_peak_flops_by_device_kind_and_dtype():
+    """Dense tensor-core peaks of NVIDIA's data sheets; float32 is TF32 (XLA's default on these
+    GPUs); a configured peak wins; unknown devices say which flag to set."""
+    assert peak_flops("NVIDIA H100 80GB HBM3", "float32") == (
+        494.7e12, "data sheet, dense float32: H100 HBM3")
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bfloat16")[0] == 989.4e12
+    assert peak_flops("NVIDIA H100 PCIe", "bfloat16")[0] == 756.0e12
+    assert peak_flops("NVIDIA H200", "bfloat16")[0] == 989.4e12
+    assert peak_flops("NVIDIA A100-SXM4-80GB", "float32")[0] == 156.0e12
+    assert peak_flops("NVIDIA H100 80GB HBM3", "float32", 1e12) == (
+        1e12, "config.benchmark.peak_flops_per_s")
+    peak, why = peak_flops("cpu", "float32")
+    assert peak is None and "'cpu'" in why and "peak_flops_per_s" in why
+    assert peak_flops("NVIDIA H100 NVL", "float32")[0] is None  # not in the table
+    with pytest.raises(ValueError, match="peak_flops_per_s must be >= 0"):
+        peak_flops("cpu", "float32", -1.0)
+
+
+def test_benchmark_needs_no_tensorflow():
+    """GPU machines may have JAX but no TF/TFDS: the benchmark's imports and its class lookup
+    work with both made unimportable (the TFDS builders take their classes from the same
+    table, so the counts cannot drift)."""
+    code = (
+        "import sys\n"
+        "for m in ('tensorflow', 'tensorflow_datasets'):\n"
+        "    sys.modules[m] = None  # import raises ImportError\n"
+        "import ssgan_jax.benchmark\n"
+        "from ssgan_jax.data.classes import class_names\n"
+        "print([len(class_names(n)) for n in ('camvid', 'voc2012_aug', 'cityscapes')])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[11, 21, 19]"
+    from ssgan_jax.data import builder_class
+
+    for name in ("camvid", "voc2012_aug", "cityscapes"):
+        assert builder_class(name).CLASS_NAMES == class_names(name)
+    with pytest.raises(ValueError, match="config.data.name must be one of"):
+        class_names("ade20k")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ssgan_jax.data import classes
 from ssgan_jax.data.common import (
     IGNORE_LABEL,
     DataError,
@@ -20,8 +21,7 @@ from ssgan_jax.data.common import (
     require,
 )
 
-CLASS_NAMES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
-               "Car", "Pedestrian", "Bicyclist")
+CLASS_NAMES = classes.CAMVID
 PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
            (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
            (0, 128, 192))

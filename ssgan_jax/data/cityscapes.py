@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from ssgan_jax.data import classes
 from ssgan_jax.data.common import (
     DataError,
     Pair,
@@ -28,22 +29,11 @@ URL = "https://www.cityscapes-dataset.com/downloads/ (login required)"
 IMAGES_ZIP = "leftImg8bit_trainvaltest.zip"
 LABELS_ZIP = "gtFine_trainvaltest.zip"
 
-# (labelId, name, trainId) from cityscapesScripts' labels.py; 255 = ignored in evaluation.
-LABELS = (
-    (0, "unlabeled", 255), (1, "ego vehicle", 255), (2, "rectification border", 255),
-    (3, "out of roi", 255), (4, "static", 255), (5, "dynamic", 255), (6, "ground", 255),
-    (7, "road", 0), (8, "sidewalk", 1), (9, "parking", 255), (10, "rail track", 255),
-    (11, "building", 2), (12, "wall", 3), (13, "fence", 4), (14, "guard rail", 255),
-    (15, "bridge", 255), (16, "tunnel", 255), (17, "pole", 5), (18, "polegroup", 255),
-    (19, "traffic light", 6), (20, "traffic sign", 7), (21, "vegetation", 8),
-    (22, "terrain", 9), (23, "sky", 10), (24, "person", 11), (25, "rider", 12),
-    (26, "car", 13), (27, "truck", 14), (28, "bus", 15), (29, "caravan", 255),
-    (30, "trailer", 255), (31, "train", 16), (32, "motorcycle", 17), (33, "bicycle", 18),
-)
+LABELS = classes.CITYSCAPES_LABELS  # (labelId, name, trainId); 255 = ignored
 LABEL_ID_TO_TRAIN_ID = {label_id: train_id for label_id, _, train_id in LABELS}
 TRAIN_ID_TO_LABEL_ID = np.array(
     [next(i for i, _, t in LABELS if t == train_id) for train_id in range(19)], np.uint8)
-CLASS_NAMES = tuple(name for _, name, t in sorted(LABELS, key=lambda x: x[2]) if t != 255)
+CLASS_NAMES = classes.CITYSCAPES
 PALETTE = ((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
            (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
            (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from ssgan_jax.data import classes
 from ssgan_jax.data.common import (
     IGNORE_LABEL,
     DataError,
@@ -25,9 +26,7 @@ from ssgan_jax.data.common import (
     require,
 )
 
-CLASS_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
-               "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
-               "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+CLASS_NAMES = classes.VOC
 VOC_ARCHIVE = "VOCtrainval_11-May-2012.tar"
 SBD_ARCHIVE = "benchmark.tgz"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
