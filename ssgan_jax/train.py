@@ -25,7 +25,7 @@ from ssgan_jax import distributed, inference, monitor, steps
 from ssgan_jax.data import classes, pipeline
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.losses import ADV_FORMS
-from ssgan_jax.weights import load_pretrained
+from ssgan_jax.weights import check_weights_file, load_pretrained
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -84,10 +84,28 @@ def _dataset_classes(config) -> tuple[str, ...]:
 
 
 def _parse_init_from(spec: str) -> tuple[str, int | None]:
+    """``<workdir>[:<step>]`` -> (workdir, step or None); CheckpointError if it has no
+    checkpoints folder."""
     path, sep, step = spec.rpartition(":")
-    if sep and step.isdigit():
-        return path, int(step)
-    return spec, None
+    path, step = (path, int(step)) if sep and step.isdigit() else (spec, None)
+    if not os.path.isdir(os.path.join(path, "checkpoints")):
+        raise ckpt_lib.CheckpointError(
+            f"config.init_from={spec!r}: {path}/checkpoints does not exist; give "
+            "the workdir of a finished phase-1 run (optionally '<workdir>:<step>')")
+    return path, step
+
+
+def _check_start_files(config, workdir: str) -> None:
+    """A fresh run's weight files and init_from run exist, checked before the dataset is
+    prepared or anything compiles (a run that resumes from its checkpoints reads neither)."""
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if os.path.isdir(ckpt_dir) and any(name.isdigit() for name in os.listdir(ckpt_dir)):
+        return
+    for path in (config.weights.generator, config.weights.adversary):
+        if path:
+            check_weights_file(path)
+    if config.init_from:
+        _parse_init_from(config.init_from)
 
 
 def _initial_weights(config, state: steps.TrainState, num_classes: int) -> steps.TrainState:
@@ -114,10 +132,6 @@ def _initial_weights(config, state: steps.TrainState, num_classes: int) -> steps
                   "random weights, not ImageNet (PAPER.md section 3)", flush=True)
     if config.init_from:
         path, step = _parse_init_from(config.init_from)
-        if not os.path.isdir(os.path.join(path, "checkpoints")):
-            raise ckpt_lib.CheckpointError(
-                f"config.init_from={config.init_from!r}: {path}/checkpoints does not exist; give "
-                "the workdir of a finished phase-1 run (optionally '<workdir>:<step>')")
         source = ckpt_lib.Checkpoints(path, read_only=True)
         restored = source.restore(jax.device_get(state), step)
         if restored is None:
@@ -268,6 +282,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """Train both phases (resuming if possible); returns the final validation summary."""
     check_config(config)
     workdir = os.path.abspath(workdir)
+    _check_start_files(config, workdir)
     os.makedirs(workdir, exist_ok=True)
     class_names = _dataset_classes(config)
     num_classes = len(class_names)

@@ -82,17 +82,22 @@ def torch_name(collection: str, path: Sequence[str]) -> str:
     return ".".join([*modules, leaf])
 
 
+def check_weights_file(path: str | os.PathLike) -> None:
+    """FileNotFoundError naming ``path`` and what to give instead, if it is not a file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"weights file {os.fspath(path)!r} does not exist; give the path of a "
+            "torchvision/timm state dict saved as .safetensors (see README, 'Pretrained weights')"
+        )
+
+
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All tensors of a safetensors file as float32 numpy arrays, with clear errors."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"weights file {path!r} does not exist; give the path of a torchvision/timm "
-            "state dict saved as .safetensors (see README, 'Pretrained weights')"
-        )
+    check_weights_file(path)
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:

@@ -125,6 +125,22 @@ def test_missing_weights_file_and_bad_values_are_named(tmp_path):
     config.weights.generator = str(tmp_path / "vgg16.safetensors")
     with pytest.raises(FileNotFoundError, match="vgg16.safetensors"):
         train.train_and_evaluate(config, str(tmp_path / "run"))
+    # checked first: before the dataset is prepared and before the workdir is made
+    assert not (tmp_path / "tfds").exists() and not (tmp_path / "run").exists()
+    config.weights.generator = ""
+    config.weights.adversary = str(tmp_path / "resnet50.safetensors")
+    with pytest.raises(FileNotFoundError, match="resnet50.safetensors"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    config.weights.adversary = ""
+    config.init_from = f"{tmp_path / 'baseline'}:4"
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"init_from=.*baseline:4.*baseline/"
+                                                       r"checkpoints does not exist"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "tfds").exists()
+    # a run that resumes from its own checkpoints reads neither, so they need not exist
+    (tmp_path / "run" / "checkpoints" / "4").mkdir(parents=True)
+    config.weights.generator = str(tmp_path / "vgg16.safetensors")
+    train._check_start_files(config, str(tmp_path / "run"))
     config = _config(tmp_path)
     config.rescaling.eps = 1.5
     with pytest.raises(ValueError, match=r"rescaling.eps must be in \(0, 1\)"):
