@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import pathlib
 import subprocess
 import sys
 
@@ -13,16 +11,8 @@ import pytest
 from ssgan_jax.benchmark import peak_flops, run_benchmark
 from ssgan_jax.data.classes import class_names
 
+from .launch_scripts import load
 from .train_fixtures import tiny_config
-
-LAUNCH = pathlib.Path(__file__).resolve().parents[1] / "launch"
-
-
-def _bench_table():
-    spec = importlib.util.spec_from_file_location("bench_table", LAUNCH / "bench_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_benchmark_reports_every_figure(tmp_path):
@@ -61,7 +51,7 @@ def test_benchmark_reports_every_figure(tmp_path):
 
     # launch/bench_table.py: the PERFORMANCE.md row of this JSON
     (tmp_path / "tiny.json").write_text("log line before the object\n" + json.dumps(out))
-    bench_table = _bench_table()
+    bench_table = load("bench_table")
     lines = bench_table.table([tmp_path / "tiny.json"]).splitlines()
     cells = dict(zip(bench_table.COLUMNS, (c.strip() for c in lines[2].strip("|").split("|")),
                      strict=True))

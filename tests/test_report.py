@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 from scipy import stats
 
-LAUNCH = pathlib.Path(__file__).resolve().parents[1] / "launch"
+from .launch_scripts import load
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location("camvid_report", LAUNCH / "camvid_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("camvid_report")
 
 
 MIOU = {"baseline": [0.40, 0.42, 0.38], "gan": [0.41, 0.44, 0.385]}
