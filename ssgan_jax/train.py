@@ -98,8 +98,7 @@ def _parse_init_from(spec: str) -> tuple[str, int | None]:
 def _check_start_files(config, workdir: str) -> None:
     """A fresh run's weight files and init_from run exist, checked before the dataset is
     prepared or anything compiles (a run that resumes from its checkpoints reads neither)."""
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    if os.path.isdir(ckpt_dir) and any(name.isdigit() for name in os.listdir(ckpt_dir)):
+    if ckpt_lib.Checkpoints(workdir, read_only=True).steps():
         return
     for path in (config.weights.generator, config.weights.adversary):
         if path:

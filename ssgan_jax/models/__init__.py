@@ -44,6 +44,7 @@ def build_generator(
     if model.bn_mode not in BN_MODES:
         raise ValueError(f"model.bn_mode must be one of {BN_MODES}; got {model.bn_mode!r}")
     dtype = _dtype(model.dtype)
+    conv_rewrites = check_rewrites(model.conv_rewrites)
     if model.name == "deeplabv3_resnet50":
         return DeepLabV3(
             num_classes=num_classes,
@@ -53,7 +54,7 @@ def build_generator(
             bn_frozen=model.bn_mode == "frozen",
             bn_axis_name=axis_name,
             dtype=dtype,
-            conv_rewrites=check_rewrites(model.conv_rewrites),
+            conv_rewrites=conv_rewrites,
         )
     if model.name == "fcn8s_vgg16":
         return FCN8s(
@@ -61,7 +62,7 @@ def build_generator(
             width=model.width,
             dropout_rate=model.dropout_rate,
             dtype=dtype,
-            conv_rewrites=check_rewrites(model.conv_rewrites),
+            conv_rewrites=conv_rewrites,
         )
     raise ValueError(f"model.name must be one of {GENERATORS}; got {model.name!r}")
 
