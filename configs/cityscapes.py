@@ -25,5 +25,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval_batch_size = 2
     config.phase1.steps = 100_000
     config.phase2.steps = 100_000
-    default.apply_variant(config, arg, "deeplabv3_resnet50_gan")
+    args = default.parse_arg(arg, "cityscapes")
+    default.apply_variant(config, args["generator"], args["training"])
     return config

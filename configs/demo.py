@@ -51,5 +51,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # --mode=eval / predict: the best-on-val checkpoint on the test split
     config.eval.checkpoint = "best"
     config.eval.split = "test"
-    default.apply_variant(config, arg, "deeplabv3_resnet50_gan")
+    args = default.parse_arg(arg, "demo")
+    default.apply_variant(config, args["generator"], args["training"])
     return config

@@ -26,5 +26,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.eval_size = (512, 512)  # VOC images are at most 500x500
     config.phase1.steps = 100_000
     config.phase2.steps = 100_000
-    default.apply_variant(config, arg, "deeplabv3_resnet50_gan")
+    args = default.parse_arg(arg, "voc2012")
+    default.apply_variant(config, args["generator"], args["training"])
     return config

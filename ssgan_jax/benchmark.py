@@ -2,9 +2,10 @@
 
 Prints one JSON object: backend, device kind and count, per-device batch, crop; compile
 seconds, median/min/max milliseconds, FLOPs (XLA cost analysis) and achieved FLOP/s of the
-phase-1 generator step, the adversary step, the phase-2 generator step and a full phase-2
-iteration as training runs it (with ``phase2.share_generator_forward`` one program, else
-``phase2.d_steps`` adversary + ``phase2.g_steps`` generator steps); images/s;
+phase-1 generator step, one adversary update, one phase-2 generator update and a full
+phase-2 iteration as training runs it (one program: ``phase2.d_steps`` adversary and
+``phase2.g_steps`` generator updates, sharing G's forward pass with
+``phase2.share_generator_forward``); images/s;
 eval forward images/s at ``data.eval_size``; peak host RSS and, where the backend reports it,
 peak device memory; achieved FLOP/s as a fraction of the devices' peak, where the peak is
 known (``config.benchmark.peak_flops_per_s``, or ``PEAK_FLOPS`` by device kind and dtype).
@@ -22,14 +23,15 @@ import sys
 import time
 from typing import Any
 
-import flax.jax_utils
 import jax
 import ml_collections
 import numpy as np
 
 from ssgan_jax import inference, steps
 from ssgan_jax.data.classes import class_names
+from ssgan_jax.errors import ConfigError
 from ssgan_jax.models import conv as conv_lib
+from ssgan_jax.models import norm as norm_lib
 
 STEPS = ("generator_phase1", "adversary", "generator_phase2", "phase2_iteration")
 
@@ -59,17 +61,11 @@ def _flops(compiled) -> float | None:
     return float(cost["flops"])
 
 
-def _gemm_forms(mode: str) -> bool:
-    """Whether the convs run in their GEMM forms (``model.conv_rewrites`` on this backend)."""
-    with conv_lib.rewrites(mode):
-        return conv_lib.rewrites_enabled()
-
-
 def peak_flops(device_kind: str, dtype: str, configured: float = 0.0) -> tuple[float | None, str]:
     """(peak FLOP/s of one device, where the figure comes from): ``configured`` when > 0,
     else ``PEAK_FLOPS``'s entry for ``device_kind`` and ``dtype``, else (None, why not)."""
     if configured < 0:
-        raise ValueError(f"config.benchmark.peak_flops_per_s must be >= 0 (0 = look up the "
+        raise ConfigError(f"config.benchmark.peak_flops_per_s must be >= 0 (0 = look up the "
                          f"device kind); got {configured}")
     if configured:
         return float(configured), "config.benchmark.peak_flops_per_s"
@@ -109,67 +105,51 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """Measure; returns the JSON-ready dict that ``main`` prints."""
     bench = config.benchmark
     if bench.iterations < 1 or bench.warmup < 0:
-        raise ValueError("config.benchmark.iterations must be >= 1 and warmup >= 0")
+        raise ConfigError("config.benchmark.iterations must be >= 1 and warmup >= 0")
     wanted = tuple(bench.steps)
     unknown = [name for name in wanted if name not in STEPS]
     if unknown or not wanted:
-        raise ValueError(f"config.benchmark.steps has {unknown or 'nothing'}; choose from "
+        raise ConfigError(f"config.benchmark.steps has {unknown or 'nothing'}; choose from "
                          f"{list(STEPS)}")
     kind = jax.local_devices()[0].device_kind
     peak, peak_source = peak_flops(kind, config.model.dtype, bench.peak_flops_per_s)
     num_classes = len(class_names(config.data.name))
     devices = jax.local_device_count()
     if config.batch_size % devices:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {devices} "
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {devices} "
                          "devices; set --config.batch_size to a multiple")
     per_device = config.batch_size // devices
     ch, cw = config.data.crop_size
     rng = np.random.default_rng(config.seed)
-    batch = steps.shard({
+    batch = steps.shard_batch({
         "image": rng.normal(size=(devices, per_device, ch, cw, 3)).astype(np.float32),
         "label": rng.integers(0, num_classes, size=(devices, per_device, ch, cw)).astype(
             np.int32)})
 
     nets1, nets2 = (steps.build_networks(config, num_classes, p) for p in (1, 2))
-    root = jax.random.PRNGKey(config.seed)
-    state = jax.device_get(steps.init_state(nets2, root, root, (1, ch, cw, 3), num_classes))
-    state = steps.replicate(state)
-    d, g = config.phase2.d_steps, config.phase2.g_steps
-    donate = (0,) if config.train.donate else ()
+    state = steps.on_devices(jax.device_get(steps.init_state(
+        nets2, *steps.run_keys(config.seed), (1, ch, cw, 3), num_classes)))
     makers = {
-        "generator_phase1": lambda: steps.make_train_step("generator", nets1, config,
-                                                          adversarial=False),
-        "adversary": lambda: steps.make_train_step("adversary", nets2, config, adversarial=True),
-        "generator_phase2": lambda: steps.make_train_step(
-            "generator", nets2, config, adversarial=True, advances=lambda s: s == d + g - 1),
-        "phase2_iteration": lambda: steps.make_phase2_iteration(nets2, config, d_steps=d),
+        "generator_phase1": lambda: steps.make_train_step(nets1, config, phase=1),
+        "adversary": lambda: steps.make_update("adversary", nets2, config),
+        "generator_phase2": lambda: steps.make_update("generator", nets2, config),
+        "phase2_iteration": lambda: steps.make_train_step(nets2, config, phase=2),
     }
-    fused = config.phase2.share_generator_forward
-    # What training runs per phase-2 iteration: the fused program, or d + g separate steps.
-    chain = ["phase2_iteration"] if fused else ["adversary"] * d + ["generator_phase2"] * g
-    needed = [n for n in makers if n in wanted and n != "phase2_iteration"]
-    if "phase2_iteration" in wanted:
-        needed += [n for n in dict.fromkeys(chain) if n not in needed]
-    subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(len(chain))]
     compiled, result_steps = {}, {}
-    for name in needed:
+    for name in (n for n in makers if n in wanted):
         start = time.perf_counter()
-        compiled[name] = jax.pmap(makers[name](), axis_name=steps.AXIS,
-                                  donate_argnums=donate).lower(state, batch, subs[0]).compile()
+        compiled[name] = steps.pmap_step(makers[name](), donate=config.train.donate).lower(
+            state, batch).compile()
         result_steps[name] = {"compile_s": time.perf_counter() - start,
                               "flops_per_device": _flops(compiled[name])}
     it, warm = bench.iterations, bench.warmup
     images = config.batch_size
-    for name in (n for n in compiled if n in wanted and n != "phase2_iteration"):
-        state, seconds = _time_chain([compiled[name]], state, [(batch, subs[0])], it, warm)
+    for name, fn in compiled.items():
+        state, seconds = _time_chain([fn], state, [(batch,)], it, warm)
         result_steps[name].update(_timings(seconds))
-    if "phase2_iteration" in wanted:
-        fns = [compiled[n] for n in chain]
-        state, seconds = _time_chain(fns, state, [(batch, s) for s in subs], it, warm)
-        flops = [result_steps[n]["flops_per_device"] for n in chain]
-        iteration = result_steps.setdefault("phase2_iteration", {})
-        iteration.update(_timings(seconds), shared_generator_forward=fused,
-                         flops_per_device=None if None in flops else sum(flops))
+    if "phase2_iteration" in result_steps:
+        result_steps["phase2_iteration"]["shared_generator_forward"] = bool(
+            config.phase2.share_generator_forward)
     result_steps = {n: r for n, r in result_steps.items() if n in wanted}
     for r in result_steps.values():
         f = r.get("flops_per_device")
@@ -191,7 +171,9 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "dtype": config.model.dtype,
         "bn_mode": config.model.bn_mode,
         "conv_rewrites": config.model.conv_rewrites,
-        "conv_gemm_forms": _gemm_forms(config.model.conv_rewrites),
+        "conv_gemm_forms": conv_lib.use_gemm_forms(config.model.conv_rewrites),
+        "bn_vjp": config.model.bn_vjp,
+        "bn_custom_vjp": norm_lib.module_for(config.model.bn_vjp) is norm_lib.BatchNorm,
         "global_batch": config.batch_size,
         "per_device_batch": per_device,
         "crop": [ch, cw],
@@ -213,12 +195,12 @@ def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> di
     devices = jax.local_device_count()
     per_device = max(1, config.eval_batch_size // devices)
     eh, ew = config.data.eval_size
-    images = steps.shard(np.random.default_rng(0).normal(
+    images = steps.shard_batch(np.random.default_rng(0).normal(
         size=(devices, per_device, eh, ew, 3)).astype(np.float32))
     variables = steps.generator_variables(state)
     start = time.perf_counter()
-    fn = jax.pmap(inference.make_predict_fn(generator, inference.from_config(config))).lower(
-        variables, images).compile()
+    fn = steps.pmap_eval(inference.make_predict_fn(generator, inference.from_config(config))
+                         ).lower(variables, images).compile()
     compile_s = time.perf_counter() - start
     seconds = []
     for i in range(warmup + iterations):

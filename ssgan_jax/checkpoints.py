@@ -1,23 +1,28 @@
 """Orbax checkpoints of a run: ``<workdir>/checkpoints/<step>/{state, meta}``.
 
 ``state`` is the whole ``TrainState`` (host copy); ``meta`` is JSON: the config, the phase,
-the validation summary when there was one. Kept: the latest ``keep`` checkpoints plus the
-best by validation mIoU. Nothing is ever deleted by us: a checkpoint that cannot be restored
-is moved to ``<workdir>/checkpoints_corrupt/`` once an older one has restored instead.
+the validation summary when there was one. A checkpoint saved with a validation also carries
+Orbax's metrics item (``{"miou": ...}``): Orbax tracks the best step by it (``best_fn``) across
+restarts. Kept: the latest ``keep`` checkpoints plus the best by validation mIoU. Nothing is
+ever deleted by us: a checkpoint that cannot be restored is moved to
+``<workdir>/checkpoints_corrupt/`` once an older one has restored instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging as std_logging
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from ssgan_jax.errors import ConfigError, UserError
 
 # Config fields that fix the state's shapes: a checkpoint with other values cannot continue.
 IDENTITY_KEYS = (
@@ -34,7 +39,30 @@ IDENTITY_KEYS = (
 )
 
 
-class CheckpointError(RuntimeError):
+class Restored(NamedTuple):
+    """A restored checkpoint: the state, its meta JSON and its step."""
+
+    state: Any
+    meta: dict[str, Any]
+    step: int
+
+
+class _NoMetricsNote(std_logging.Filter):
+    """Drops Orbax's warning for a save without metrics: only checkpoints saved with a
+    validation have an mIoU to rank, the others are kept as the latest."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+std_logging.getLogger("absl").addFilter(_NoMetricsNote())
+
+
+def _miou(metrics: dict[str, Any]) -> float:
+    return metrics["miou"]
+
+
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to another experiment."""
 
 
@@ -79,16 +107,18 @@ class Checkpoints:
 
     def __init__(self, workdir: str, keep: int = 3, *, read_only: bool = False):
         if keep < 1:
-            raise ValueError(f"train.keep_checkpoints must be >= 1; got {keep}")
+            raise ConfigError(f"train.keep_checkpoints must be >= 1; got {keep}")
         self.workdir = os.path.abspath(workdir)
         self.directory = os.path.join(self.workdir, "checkpoints")
         policy = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policy.AnyPreservationPolicy([
                 policy.LatestN(n=keep),
-                policy.BestN(get_metric_fn=lambda m: m["miou"], n=1,
+                policy.BestN(get_metric_fn=_miou, n=1,
                              keep_checkpoints_without_metrics=False),
             ]),
+            best_fn=_miou,  # manager.best_step(): the highest validation mIoU
+            best_mode="max",
             create=not read_only,
             read_only=read_only,
             save_interval_steps=0 if read_only else 1,
@@ -121,16 +151,9 @@ class Checkpoints:
             step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
     def best_step(self) -> int | None:
-        """The step with the highest validation mIoU among the kept checkpoints."""
-        best, best_miou = None, None
-        for step in self.steps():
-            try:
-                miou = (self.read_meta(step).get("validation") or {}).get("miou")
-            except Exception:  # noqa: BLE001 - unreadable: not a candidate
-                continue
-            if miou is not None and (best_miou is None or miou > best_miou):
-                best, best_miou = step, miou
-        return best
+        """The step with the highest validation mIoU among the kept checkpoints (None when
+        none was saved with a validation)."""
+        return self.manager.best_step()
 
     def check_compatible(self, current: dict[str, Any], step: int | None = None) -> None:
         """Raise CheckpointError if checkpoint ``step`` (default: the newest readable one) is
@@ -152,8 +175,9 @@ class Checkpoints:
                 )
             return
 
-    def restore(self, target, step: int | None = None):
-        """(state, meta, step) of ``step`` or else the newest checkpoint that restores.
+    def restore(self, target, step: int | None = None) -> Restored | None:
+        """``Restored(state, meta, step)`` of ``step`` or else the newest checkpoint that
+        restores.
 
         ``target`` is a host state with the expected structure. Newer checkpoints that fail
         to restore are moved to ``checkpoints_corrupt/`` (with a warning) once an older one
@@ -183,7 +207,7 @@ class Checkpoints:
                 continue
             if failures:
                 self._move_aside([s for s, _ in failures])
-            return restored.state, restored.meta, candidate
+            return Restored(restored.state, restored.meta, candidate)
         if failures:
             raise CheckpointError(
                 f"no checkpoint in {self.directory} could be restored:\n  "

@@ -5,13 +5,15 @@ Each number that changes results sits here with the PAPER.md section it comes fr
 
 import ml_collections
 
+from ssgan_jax.errors import ConfigError
+
 GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
 TRAININGS = ("baseline", "gan")
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.variant = ""  # set by configs/X.py:<variant>
+    config.variant = ""  # "<generator>_<training>", set from configs/X.py:<arg>
     config.seed = 0
     config.batch_size = 2  # global batch per step (PAPER.md section 6)
     config.eval_batch_size = 2
@@ -46,6 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
     # convs of G and A as GEMMs (models/conv.py, tuned on XLA:CPU): "auto" = on the CPU only,
     # XLA's own convolution elsewhere (cuDNN on GPUs); "on"/"off" force it
     config.model.conv_rewrites = "auto"
+    # BatchNorm's backward: "on" = models/norm.py's one-pass VJP (measured faster on XLA:CPU),
+    # "off" = autodiff of flax.linen.BatchNorm; "auto" = "on" on the CPU only, until a GPU
+    # measurement says otherwise (same variables and results either way)
+    config.model.bn_vjp = "auto"
 
     # Adversary A (PAPER.md section 3, Table 2).
     config.adversary = ml_collections.ConfigDict()
@@ -115,6 +121,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.adversary_won_accuracy = 0.99  # mean accuracy above this: "A has won"
     config.train.adversary_idle_margin = 0.02  # |accuracy - 0.5| below this: "A learns nothing"
     config.train.donate = True  # donate the state's buffers to each step (saves memory)
+    # a profile of this many steps into <workdir>/profile (clu periodic_actions.Profile;
+    # TensorBoard's profile plugin or Perfetto reads it); 0 = none
+    config.train.profile_steps = 0
+    config.train.profile_first_step = 10  # the step it starts at (after compilation)
 
     # Evaluation (--mode=eval) and test-time inference. Training's validation uses the same
     # inference settings, so its logged mIoU is what --mode=eval reports for that checkpoint.
@@ -150,21 +160,60 @@ def get_config() -> ml_collections.ConfigDict:
     return config
 
 
-def apply_variant(
-    config: ml_collections.ConfigDict, arg: str | None, default: str
-) -> ml_collections.ConfigDict:
-    """Set generator and training from ``<generator>_<baseline|gan>`` (``configs/X.py:arg``).
+BASELINES = ("no_phase2", "phase2_without_adversary")
 
-    ``baseline`` trains G alone for ``phase1.steps``; ``gan`` adds phase 2 (the adversary)
-    for ``phase2.steps`` after it, which the dataset config sets.
+
+def parse_arg(arg: str | None, file: str, sizes: tuple[str, ...] = ()) -> dict[str, str]:
+    """``configs/<file>.py:<arg>`` -> ``{"generator", "training"[, "size"]}``.
+
+    ``arg`` is comma-separated named values in big_vision's style,
+    ``generator=fcn8s_vgg16,training=gan,size=cpu`` (any subset; the rest take their
+    defaults: ``deeplabv3_resnet50``, ``gan``, the first of ``sizes``), or the short spellings
+    ``<generator>_<training>`` and a bare size (``fcn8s_vgg16_gan,cpu``). ConfigError names the
+    choices for anything else.
     """
-    arg = arg or default
-    generator, _, training = arg.rpartition("_")
-    if generator not in GENERATORS or training not in TRAININGS:
-        choices = [f"{g}_{t}" for g in GENERATORS for t in TRAININGS]
-        raise ValueError(f"unknown config variant {arg!r}; choose one of {choices}")
+    choices = {"generator": GENERATORS, "training": TRAININGS}
+    if sizes:
+        choices["size"] = sizes
+    out = {"generator": GENERATORS[0], "training": "gan", **({"size": sizes[0]} if sizes else {})}
+    usage = (f"configs/{file}.py:" + ",".join(f"{k}=<{'|'.join(v)}>" for k, v in choices.items())
+             + f" (or <generator>_<training>{',<size>' if sizes else ''})")
+    for part in filter(None, (p.strip() for p in (arg or "").split(","))):
+        key, eq, value = part.partition("=")
+        if eq:
+            if key not in choices or value not in choices[key]:
+                raise ConfigError(f"unknown config argument {part!r}; use {usage}")
+            out[key] = value
+        elif part in choices.get("size", ()):
+            out["size"] = part
+        elif sizes and "_" not in part:
+            raise ConfigError(f"unknown size {part!r} in configs/{file}.py:{arg}; use one of "
+                              f"{sizes}")
+        else:
+            generator, _, training = part.rpartition("_")
+            if generator not in GENERATORS or training not in TRAININGS:
+                raise ConfigError(f"unknown config variant {part!r}; use {usage}, e.g. "
+                                  f"{[f'{g}_{t}' for g in GENERATORS for t in TRAININGS]}")
+            out["generator"], out["training"] = generator, training
+    return out
+
+
+def apply_variant(config: ml_collections.ConfigDict, generator: str, training: str,
+                  baseline: str = "no_phase2") -> ml_collections.ConfigDict:
+    """Set the generator and the training (``parse_arg``'s values).
+
+    ``gan`` trains phase 1 then phase 2 (the adversary) for the phase lengths the dataset
+    config set. ``baseline`` trains G alone: for ``no_phase2`` only phase 1
+    (``phase2.steps = 0``); for ``phase2_without_adversary`` both phases with ``loss.lam = 0``,
+    phase 2 resetting G's optimizer as the GAN run does (the matched control, configs/camvid.py).
+    """
+    if baseline not in BASELINES:
+        raise ConfigError(f"baseline must be one of {BASELINES}; got {baseline!r}")
     config.model.name = generator
-    config.variant = arg
+    config.variant = f"{generator}_{training}"
     if training == "baseline":
-        config.phase2.steps = 0
+        if baseline == "no_phase2":
+            config.phase2.steps = 0
+        else:
+            config.loss.lam = 0.0
     return config

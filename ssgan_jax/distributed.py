@@ -15,6 +15,8 @@ import os
 
 import jax
 
+from ssgan_jax.errors import ConfigError
+
 
 def initialize() -> None:
     """Call once, before any JAX computation."""
@@ -29,7 +31,7 @@ def initialize() -> None:
             num = int(os.environ["SSGAN_NUM_PROCESSES"])
             pid = int(os.environ["SSGAN_PROCESS_ID"])
         except (KeyError, ValueError) as e:
-            raise ValueError(
+            raise ConfigError(
                 "SSGAN_COORDINATOR is set, so SSGAN_NUM_PROCESSES and SSGAN_PROCESS_ID must be "
                 f"integers too ({e})"
             ) from e

@@ -3,13 +3,12 @@
 Training's periodic validation and ``--mode=eval`` both call ``evaluate_split`` with a step
 from ``make_eval_step``, so the two give the same numbers for the same weights. The
 per-batch step counts on each device without collectives, so processes holding different
-numbers of batches never wait on each other; the matrices are summed over all devices once
-at the end.
+numbers of batches never wait on each other; each process sums its devices' matrices, and
+the processes' sums are added once at the end (``multihost_utils.process_allgather``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,8 @@ from ssgan_jax.metrics import confusion_matrix, summarize
 
 def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
                    settings: inference.Settings | None = None):
-    """``step(variables, batch) -> confusion [C, C]`` of one device's batch (to be pmapped).
+    """``step(variables, batch) -> confusion [C, C]`` of one device's batch (to be pmapped,
+    ``steps.pmap_eval``).
 
     batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
     "valid": [B] bool}; padding and filler examples are not counted. ``settings``: test-time
@@ -39,20 +39,14 @@ def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
     return step
 
 
-def _psum_all(x):
-    return jax.lax.psum(x, "all")
+def sum_over_processes(local: np.ndarray) -> np.ndarray:
+    """This process's ``local`` array summed with every other process's (itself alone in a
+    single-process run)."""
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
 
-
-@functools.cache
-def _p_sum():
-    """The pmapped sum, built once (a fresh pmap per call would recompile every validation)."""
-    return jax.pmap(_psum_all, axis_name="all")
-
-
-def _sum_over_devices(local: np.ndarray) -> np.ndarray:
-    """Sum [local_devices, ...] over every device of every process."""
-    summed = _p_sum()(local)
-    return np.asarray(jax.device_get(summed[0]))
+    return np.asarray(multihost_utils.process_allgather(local)).sum(axis=0)
 
 
 def evaluate(
@@ -64,22 +58,18 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run a pmapped eval step over ``batches`` (numpy dicts [D, B, ...]) and summarise.
 
-    ``variables`` are replicated over the local devices. Returns ``metrics.summarize``'s dict
-    plus ``num_images`` and the raw ``confusion`` matrix (a nested list).
+    ``variables``: host arrays or placed on the devices (``steps.on_devices``). Returns
+    ``metrics.summarize``'s dict plus ``num_images`` and the raw ``confusion`` matrix (nested
+    lists).
     """
-    local = jax.local_device_count()
-    total = np.zeros((local, num_classes, num_classes), np.int64)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
     images = 0
     for batch in batches:
-        total += np.asarray(jax.device_get(p_eval_step(variables, batch)), np.int64)
+        confusion += np.asarray(jax.device_get(p_eval_step(variables, batch)), np.int64).sum(0)
         images += int(np.sum(batch["valid"]))
-    # int32 on device: per-split counts stay far below 2**31 per device and class pair
-    confusion = _sum_over_devices(total.astype(np.int32)).astype(np.int64)
-    counts = np.zeros((local,), np.int32)
-    counts[0] = images  # this process's images, counted once
-    count = _sum_over_devices(counts)
+    confusion = sum_over_processes(confusion)
     summary = summarize(confusion, class_names)
-    summary["num_images"] = int(count)
+    summary["num_images"] = int(sum_over_processes(np.asarray(images, np.int64)))
     summary["confusion"] = confusion.tolist()
     return summary
 

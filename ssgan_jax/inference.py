@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ssgan_jax.errors import ConfigError
 from ssgan_jax.models.layers import resize_bilinear
 
 MODES = ("whole", "sliding")
@@ -35,18 +36,18 @@ class Settings:
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise ValueError(f"config.eval.mode must be one of {MODES}; got {self.mode!r}")
+            raise ConfigError(f"config.eval.mode must be one of {MODES}; got {self.mode!r}")
         if len(self.window) != 2 or min(self.window) < 1:
-            raise ValueError(f"config.eval.window must be (h, w) >= 1; got {self.window}")
+            raise ConfigError(f"config.eval.window must be (h, w) >= 1; got {self.window}")
         if len(self.stride) != 2 or min(self.stride) < 1:
-            raise ValueError(f"config.eval.stride must be (h, w) >= 1; got {self.stride}")
+            raise ConfigError(f"config.eval.stride must be (h, w) >= 1; got {self.stride}")
         if any(s > w for s, w in zip(self.stride, self.window, strict=True)):
-            raise ValueError(f"config.eval.stride {self.stride} is larger than the window "
+            raise ConfigError(f"config.eval.stride {self.stride} is larger than the window "
                              f"{self.window}: pixels between windows would get no prediction")
         if not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"config.eval.scales must be positive; got {self.scales}")
+            raise ConfigError(f"config.eval.scales must be positive; got {self.scales}")
         if self.windows_per_call < 0:
-            raise ValueError("config.eval.windows_per_call must be >= 0 (0 = all at once)")
+            raise ConfigError("config.eval.windows_per_call must be >= 0 (0 = all at once)")
 
     def tag(self) -> str:
         """'' for plain whole-image inference, else a short name of the settings."""

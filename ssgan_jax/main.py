@@ -1,17 +1,27 @@
 """Command line: ``python -m ssgan_jax.main --config=configs/X.py --workdir=DIR --mode=...``.
 
 Parses flags and dispatches on ``--mode``; nothing else lives here. Any config value can be
-overridden as ``--config.a.b=value``.
+overridden as ``--config.a.b=value``. A mistake of the user's (config, data, weights,
+checkpoint, a workdir another run trains into) ends the command with one line ``error: ...``
+(``config error: ...`` while parsing flags) and exit status 1, without a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+# TensorFlow (the input pipeline) logs C++ INFO lines while it runs ("The default buffer size
+# is ..."): show its warnings and errors only (set before TF is imported). Its INFO lines at
+# import ignore this setting: see _import_tensorflow_quietly.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from ssgan_jax.errors import UserError, one_line  # noqa: E402
 
 MODES = ("train", "eval", "predict", "prepare")
 
@@ -27,6 +37,29 @@ def _resolve_paths(config, workdir: str | None) -> None:
         config.data.data_dir = os.path.join(workdir, "tensorflow_datasets")
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow (the input pipeline's library) with the process's stderr closed.
+
+    Its C++ start-up writes INFO lines straight to file descriptor 2 before any log setting
+    applies ("oneDNN custom operations are on ...", "All log messages before
+    absl::InitializeLog() ..."; TF_CPP_MIN_LOG_LEVEL does not silence them in TF 2.21). An
+    import error still surfaces: it is raised after stderr is restored.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -36,6 +69,7 @@ def main(argv):
     if config is None:
         raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
     _resolve_paths(config, FLAGS.workdir)
+    _import_tensorflow_quietly()  # every mode reads data through tf.data / TFDS
     if FLAGS.mode == "train":
         if not FLAGS.workdir:
             raise app.UsageError("--workdir is required for --mode=train (checkpoints, metrics)")
@@ -75,27 +109,36 @@ def _parse_or_exit(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
-        texts, cause = [], e
-        while cause is not None:  # the most informative message in the exception chain
-            texts.append(str(cause).strip().strip("'").replace("\\n", " ").replace("\n", " "))
-            cause = cause.__cause__ or cause.__context__
-        text = max(texts, key=len)
-        sys.exit(f"config error: {text or type(e).__name__} (from {' '.join(argv[1:])})")
+        sys.exit(f"config error: {_config_error_text(e)} (from {' '.join(argv[1:])})")
+
+
+_RAISED = re.compile(r"(?:^|\n)\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*?)\s*$", re.S)
+
+
+def _config_error_text(error: BaseException) -> str:
+    """The message the user needs from a flag-parsing failure. config_flags re-raises an
+    error of the config file's ``get_config`` with the whole traceback as its text: keep the
+    last line (``SomeError: message``) of such a text; else the longest message in the
+    exception chain."""
+    texts, cause = [], error
+    while cause is not None:
+        text = str(cause).strip().strip("'").replace("\\n", "\n")
+        if "Traceback (most recent call last)" in text:
+            match = _RAISED.search(text.rsplit("Traceback (most recent call last)", 1)[1])
+            if match:
+                return " ".join(match.group(2).split())
+        texts.append(" ".join(text.split()))
+        cause = cause.__cause__ or cause.__context__
+    return max(texts, key=len) or type(error).__name__
 
 
 def _run() -> None:
     """app.run, with the errors that name their own fix shown as one line, not a traceback."""
-    from ssgan_jax.checkpoints import CheckpointError
-    from ssgan_jax.data.common import DataError
-    from ssgan_jax.monitor import TrainingDiverged
-    from ssgan_jax.weights import WeightImportError
-
     remaining = _parse_or_exit(sys.argv)
     try:
         app.run(main, flags_parser=lambda argv: remaining)
-    except (CheckpointError, DataError, TrainingDiverged, WeightImportError,
-            FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    except UserError as e:
+        sys.exit(f"error: {one_line(e)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 * ``create_writer``: clu writers: TensorBoard events in ``<workdir>/tensorboard`` and one JSON
   object per line in ``<workdir>/metrics.jsonl`` (process 0 only).
-* ``Progress``: a concise stdout line with steps/s and the ETA.
+* ``ReportProgress``: clu's progress action (steps/s and uptime to the writers, time spent in
+  validation and checkpoints), remembering its last rate for ``progress_line``, our concise
+  stdout line with the ETA; ``profiler``: clu's profiler action, when asked for.
 * ``AdversaryHealth``: warns when A has won (accuracy near 1) or learns nothing (near 0.5)
   over a window of iterations (PAPER.md section 8: adversarial training can collapse).
 * ``check_finite``: stops the run with a clear message on a NaN/Inf loss.
@@ -14,15 +16,16 @@ import collections
 import json
 import math
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from clu import metric_writers
+from clu import metric_writers, periodic_actions
+
+from ssgan_jax.errors import UserError
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """A loss became NaN or Inf; the last good checkpoint is kept."""
 
 
@@ -85,24 +88,38 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-class Progress:
-    """Steps/s since the previous report and the ETA for ``total`` steps."""
+class ReportProgress(periodic_actions.ReportProgress):
+    """clu's ReportProgress, called after every step from ``start_step`` on; it reports every
+    ``every_steps`` steps, at ``on_steps`` and at ``total``. ``rate`` is the steps/s of the last
+    report."""
 
-    def __init__(self, total: int, start_step: int):
+    def __init__(self, total: int, start_step: int, every_steps: int, writer,
+                 on_steps: tuple[int, ...] = ()):
+        super().__init__(num_train_steps=total, writer=writer, every_steps=every_steps,
+                         every_secs=None, on_steps=on_steps)
         self.total = total
-        self._last_step = start_step
-        self._last_time = time.perf_counter()
+        self.rate = 0.0
+        self(start_step)  # the first call only starts the clock
 
-    def rate(self, step: int) -> float:
-        now = time.perf_counter()
-        rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
-        self._last_step, self._last_time = step, now
-        return rate
+    def _apply(self, step: int, t: float) -> None:
+        self.rate = (step - self._previous_step) / max(t - self._previous_time, 1e-9)
+        super()._apply(step, t)
 
-    def line(self, step: int, phase: int, metrics: Mapping[str, float], rate: float) -> str:
-        eta = _duration((self.total - step) / rate) if rate > 0 else "?"
-        shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        return f"[phase {phase}] step {step}/{self.total} | {shown} | {rate:.2f} steps/s ETA {eta}"
+
+def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float],
+                  rate: float) -> str:
+    """``[phase P] step S/T | metric value ... | R steps/s ETA 1h02m``."""
+    eta = _duration((total - step) / rate) if rate > 0 else "?"
+    shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    return f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s ETA {eta}"
+
+
+def profiler(workdir: str, first_step: int, num_steps: int):
+    """clu's Profile action: one profile of ``num_steps`` steps from ``first_step`` on, into
+    ``<workdir>/profile`` (open it with TensorBoard's profile plugin or Perfetto)."""
+    return periodic_actions.Profile(logdir=os.path.join(workdir, "profile"),
+                                    num_profile_steps=num_steps, profile_duration_ms=None,
+                                    first_profile=first_step, every_steps=None, every_secs=None)
 
 
 class AdversaryHealth:

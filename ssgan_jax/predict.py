@@ -20,14 +20,14 @@ import json
 import os
 from collections.abc import Callable, Iterator
 
-import flax.jax_utils
 import jax
 import ml_collections
 import numpy as np
 
-from ssgan_jax import inference
+from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.data.common import DataError, decode_rgb
+from ssgan_jax.errors import ConfigError
 from ssgan_jax.run_eval import load_generator
 
 OUTPUTS = ("train_ids", "color", "overlay")
@@ -157,10 +157,11 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     pattern = config.predict.input
     split = config.eval.split or config.data.val_split
     if not 0.0 <= config.predict.overlay_alpha <= 1.0:
-        raise ValueError(f"config.predict.overlay_alpha must be in [0, 1]; got "
+        raise ConfigError(f"config.predict.overlay_alpha must be in [0, 1]; got "
                          f"{config.predict.overlay_alpha}")
     items = _glob_inputs(pattern) if pattern else _split_inputs(config, split)
-    generator, variables, step, _, path = load_generator(config, workdir, len(class_names))
+    loaded = load_generator(config, workdir, len(class_names))
+    step, path = loaded.step, loaded.path
     tag = settings.tag()
     source = "files" if pattern else pipeline.split_tag(split)
     out_dir = config.predict.output_dir or os.path.join(
@@ -170,8 +171,8 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
     size = (devices * per_device)
     eh, ew = config.data.eval_size
-    p_predict = jax.pmap(inference.make_predict_fn(generator, settings))
-    rep = flax.jax_utils.replicate(variables)
+    p_predict = steps.pmap_eval(inference.make_predict_fn(loaded.generator, settings))
+    variables = steps.on_devices(loaded.variables)
     server_labels = getattr(builder, "SERVER_LABELS", None)
     written = 0
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
@@ -180,7 +181,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         x = np.zeros((size, eh, ew, 3), np.float32)
         for i, ((name, _), image) in enumerate(zip(batch, images, strict=True)):
             x[i] = _normalized(image, config.data, (eh, ew), name)
-        preds = np.asarray(p_predict(rep, x.reshape(devices, per_device, eh, ew, 3)))
+        preds = np.asarray(p_predict(variables, x.reshape(devices, per_device, eh, ew, 3)))
         preds = preds.reshape(size, eh, ew)
         for (name, _), image, pred in zip(batch, images, preds, strict=False):
             h, w = image.shape[:2]

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
-import flax.jax_utils
 import jax
 import ml_collections
 
 from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import inference, steps
 from ssgan_jax.data import classes, pipeline
+from ssgan_jax.errors import ConfigError
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.metrics import format_table
 
@@ -44,13 +44,25 @@ def resolve_step(checkpoints: ckpt_lib.Checkpoints, which: str | int) -> int:
                 f"{available}); use --config.eval.checkpoint=latest or a step number")
         return best
     if not which.isdigit():
-        raise ValueError(f"config.eval.checkpoint must be 'latest', 'best' or a step number; "
+        raise ConfigError(f"config.eval.checkpoint must be 'latest', 'best' or a step number; "
                          f"got {which!r}")
     return int(which)  # Checkpoints.restore names the kept steps if this one is not among them
 
 
-def load_generator(config: ml_collections.ConfigDict, workdir: str, num_classes: int):
-    """(generator, variables, step, meta, path) of the checkpoint ``config.eval.checkpoint``.
+class LoadedGenerator(NamedTuple):
+    """G of one checkpoint: the module, its variables (host arrays), the checkpoint's step,
+    meta JSON and folder."""
+
+    generator: Any
+    variables: dict[str, Any]
+    step: int
+    meta: dict[str, Any]
+    path: str
+
+
+def load_generator(config: ml_collections.ConfigDict, workdir: str,
+                   num_classes: int) -> LoadedGenerator:
+    """G of the checkpoint ``config.eval.checkpoint``.
 
     The checkpoint must belong to this config's experiment (network, width, dataset,
     classes): otherwise CheckpointError lists the differences.
@@ -67,10 +79,10 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str, num_classes:
     nets = steps.build_networks(config, num_classes, 1)
     ch, cw = config.data.crop_size
     target = jax.eval_shape(lambda: steps.init_state(
-        nets, jax.random.PRNGKey(0), jax.random.PRNGKey(0), (1, ch, cw, 3), num_classes))
-    state, meta, _ = checkpoints.restore(target, step)
-    return nets.generator, jax.device_get(steps.generator_variables(state)), step, meta, \
-        os.path.join(checkpoints.directory, str(step))
+        nets, *steps.run_keys(config.seed), (1, ch, cw, 3), num_classes))
+    restored = checkpoints.restore(target, step)
+    return LoadedGenerator(nets.generator, jax.device_get(steps.generator_variables(
+        restored.state)), step, restored.meta, os.path.join(checkpoints.directory, str(step)))
 
 
 def result_path(workdir: str, split: str, step: int, settings: inference.Settings) -> str:
@@ -84,10 +96,11 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     settings = inference.from_config(config)
     split = config.eval.split or config.data.val_split
     class_names = classes.class_names(config.data.name)
-    generator, variables, step, meta, path = load_generator(config, workdir, len(class_names))
-    p_eval = jax.pmap(make_eval_step(generator, len(class_names), config.loss.ignore_label,
-                                     settings))
-    summary = evaluate_split(config, p_eval, flax.jax_utils.replicate(variables), split,
+    loaded = load_generator(config, workdir, len(class_names))
+    step, meta, path = loaded.step, loaded.meta, loaded.path
+    p_eval = steps.pmap_eval(make_eval_step(loaded.generator, len(class_names),
+                                            config.loss.ignore_label, settings))
+    summary = evaluate_split(config, p_eval, steps.on_devices(loaded.variables), split,
                              len(class_names), class_names)
     result = {
         "step": step,

@@ -15,27 +15,30 @@ import os
 import time
 from typing import Any
 
-import flax.jax_utils
 import jax
 import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from ssgan_jax import checkpoints as ckpt_lib
-from ssgan_jax import distributed, inference, monitor, steps
+from ssgan_jax import distributed, inference, monitor, steps, workdir_lock
 from ssgan_jax.data import classes, pipeline
+from ssgan_jax.errors import ConfigError
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.losses import ADV_FORMS
+from ssgan_jax.models import conv as conv_lib
+from ssgan_jax.models import norm as norm_lib
 from ssgan_jax.weights import check_weights_file, load_pretrained
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Raise ValueError naming the first bad training value and what it must be."""
+    """Raise ConfigError naming the first bad training value and what it must be."""
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             value = config
             for part in key.split("."):
                 value = value[part]
-            raise ValueError(f"config.{key} must be {what}; got {value!r}")
+            raise ConfigError(f"config.{key} must be {what}; got {value!r}")
 
     need(config.batch_size > 0, "batch_size", "> 0")
     need(config.eval_batch_size > 0, "eval_batch_size", "> 0")
@@ -56,6 +59,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         need(config.train[key] >= 1, f"train.{key}", ">= 1")
     need(len(config.data.crop_size) == 2 and min(config.data.crop_size) > 0,
          "data.crop_size", "(height, width) > 0")
+    need(config.train.profile_steps >= 0, "train.profile_steps", ">= 0 (0 = no profile)")
+    need(config.train.profile_first_step >= 1, "train.profile_first_step", ">= 1")
+    conv_lib.use_gemm_forms(config.model.conv_rewrites)  # ConfigError for unknown modes
+    norm_lib.module_for(config.model.bn_vjp)
     inference.from_config(config)  # ValueError for bad config.eval inference settings
 
 
@@ -135,7 +142,7 @@ def _initial_weights(config, state: steps.TrainState, num_classes: int) -> steps
         restored = source.restore(jax.device_get(state), step)
         if restored is None:
             raise ckpt_lib.CheckpointError(f"config.init_from: no checkpoint in {path}/checkpoints")
-        other, meta, at = restored
+        other, meta, at = restored.state, restored.meta, restored.step
         current = {**ckpt_lib.config_json(config), "num_classes": num_classes}
         diffs = [d for d in ckpt_lib.identity_differences(meta["config"], current)
                  if not d.startswith("adversary.")]
@@ -163,23 +170,15 @@ def _record_config(workdir: str, record: dict[str, Any]) -> None:
         f.write(text)
 
 
-def _unreplicate(rep_state) -> steps.TrainState:
-    return jax.device_get(jax.tree.map(lambda x: x[0], rep_state))
-
-
-def _tree_finite(tree) -> bool:
-    return all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(tree)
-               if np.issubdtype(np.asarray(x).dtype, np.floating))
-
-
-def _validate(run: Run, rep_state) -> dict[str, Any]:
-    return evaluate_split(run.config, run.p_eval, steps.generator_variables(rep_state),
+def _validate(run: Run, state) -> dict[str, Any]:
+    return evaluate_split(run.config, run.p_eval, steps.generator_variables(state),
                           run.config.data.val_split, run.num_classes, run.class_names)
 
 
-def _save(run: Run, rep_state, step: int, phase: int, validation=None) -> None:
-    host = _unreplicate(rep_state)
-    if not _tree_finite((host.g_params, host.d_params)):
+def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
+    host = jax.device_get(state)  # the state is one copy on every device: fetches one
+    if not jax.tree_util.tree_all(jax.tree.map(lambda x: np.isfinite(x).all(),
+                                               (host.g_params, host.d_params))):
         raise monitor.TrainingDiverged(
             f"parameters hold NaN/Inf at step {step}; not saving. The last good checkpoint "
             f"(step {run.last_saved}) is kept; lower the learning rate or clip gradients.")
@@ -209,34 +208,21 @@ def adversarial_phase2(config) -> bool:
     return config.loss.lam > 0
 
 
-def _run_phase(run: Run, phase: int, rep_state, batches, start: int, end: int, progress):
-    """Iterations start..end-1 of one phase; returns the replicated state."""
+def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
+               progress: monitor.ReportProgress, profile):
+    """Iterations start..end-1 of one phase; returns the state (one copy on every device)."""
     config = run.config
     nets = steps.build_networks(config, run.num_classes, phase)
-    donate = (0,) if config.train.donate else ()
-    if phase == 1 or not adversarial_phase2(config):
-        updates = [("generator", steps.make_train_step(
-            "generator", nets, config, adversarial=False))]
-    elif config.phase2.share_generator_forward:
-        updates = [("iteration", steps.make_phase2_iteration(
-            nets, config, d_steps=config.phase2.d_steps))]
-    else:
-        d, g = config.phase2.d_steps, config.phase2.g_steps
-        d_step = steps.make_train_step("adversary", nets, config, adversarial=True)
-        g_step = steps.make_train_step("generator", nets, config, adversarial=True,
-                                       advances=lambda sub: sub == d + g - 1)
-        updates = [("adversary", d_step)] * d + [("generator", g_step)] * g
-    compiled = {role: jax.pmap(fn, axis_name=steps.AXIS, donate_argnums=donate)
-                for role, fn in updates}
-    subs = [flax.jax_utils.replicate(np.int32(i)) for i in range(len(updates))]
-    _, _, schedule = steps.phase_optimizers(config, phase)
+    step_fn = steps.pmap_step(steps.make_train_step(nets, config, phase),
+                              donate=config.train.donate)
+    schedule = steps.phase_optimizers(config, phase).g_schedule
     health = monitor.AdversaryHealth(config.train.health_window,
                                      config.train.adversary_won_accuracy,
                                      config.train.adversary_idle_margin)
     pending: list[dict[str, Any]] = []
 
     def flush(step: int) -> dict[str, float]:
-        fetched = [{k: float(v[0]) for k, v in m.items()} for m in jax.device_get(pending)]
+        fetched = [{k: float(v) for k, v in m.items()} for m in jax.device_get(pending)]
         pending.clear()
         for i, m in enumerate(fetched):
             monitor.check_finite(step - len(fetched) + i + 1, m, run.last_saved)
@@ -248,41 +234,53 @@ def _run_phase(run: Run, phase: int, rep_state, batches, start: int, end: int, p
         return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]} if fetched else {}
 
     for step in range(start, end):
-        batch = next(batches)
-        metrics: dict[str, Any] = {}
-        for (role, _), sub in zip(updates, subs, strict=True):
-            rep_state, m = compiled[role](rep_state, batch, sub)
-            metrics.update(m)
+        state, metrics = step_fn(state, next(batches))
         pending.append(metrics)
         done = step + 1
-        is_last = done == end
-        if done % config.train.log_every == 0 or is_last:
-            means = flush(done)
-            rate = progress.rate(done)
+        log_now = done % config.train.log_every == 0 or done == end
+        if log_now:
+            means = flush(done)  # waits for the steps to finish: the rate is of computed steps
+        progress(done)
+        if profile is not None:
+            profile(done)
+        if log_now:
             lr = float(schedule(done if phase == 1 else done - config.phase1.steps))
+            # (steps_per_sec and uptime: written by ReportProgress at these steps)
             run.writer.write_scalars(done, {**{f"train/{k}": v for k, v in means.items()},
-                                            "train/g_lr": lr, "train/phase": phase,
-                                            "train/steps_per_sec": rate})
+                                            "train/g_lr": lr, "train/phase": phase})
             shown = {k: means[k] for k in ("ce", "adv", "loss_g", "loss_d", "d_acc_real",
                                            "d_acc_fake") if k in means}
-            print(progress.line(done, phase, shown, rate), flush=True)
+            print(monitor.progress_line(done, progress.total, phase, shown, progress.rate),
+                  flush=True)
         validate_now = done % config.train.eval_every == 0 or done == progress.total
         if validate_now or done % config.train.checkpoint_every == 0:
             if pending:
                 flush(done)
-            summary = _validate(run, rep_state) if validate_now else None
-            if summary is not None:
+            summary = None
+            if validate_now:
+                with progress.timed("validation"):
+                    summary = _validate(run, state)
                 _report_validation(run, done, summary)
-            _save(run, rep_state, done, phase, summary)
-    return rep_state
+            with progress.timed("checkpoint"):
+                _save(run, state, done, phase, summary)
+    return state
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Train both phases (resuming if possible); returns the final validation summary."""
+    """Train both phases (resuming if possible); returns the final validation summary.
+
+    Only one training process (or multi-process job) at a time writes into ``workdir``: a
+    second one stops with ``workdir_lock.WorkdirLocked`` naming the first.
+    """
     check_config(config)
     workdir = os.path.abspath(workdir)
     _check_start_files(config, workdir)
     os.makedirs(workdir, exist_ok=True)
+    with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
+        return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     class_names = _dataset_classes(config)
     num_classes = len(class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
@@ -291,17 +289,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
     checkpoints.check_compatible(record)
 
-    root = jax.random.PRNGKey(config.seed)
+    init_key, train_key = steps.run_keys(config.seed)
     nets = steps.build_networks(config, num_classes, 1 if p1 > 0 else 2)
     ch, cw = config.data.crop_size
-    fresh = jax.device_get(steps.init_state(
-        nets, jax.random.fold_in(root, 1), jax.random.fold_in(root, 2), (1, ch, cw, 3),
-        num_classes))
+    fresh = jax.device_get(steps.init_state(nets, init_key, train_key, (1, ch, cw, 3),
+                                            num_classes))
     restored = checkpoints.restore(fresh)
     if restored is not None:
-        state, meta, at = restored
-        print(f"resuming from {checkpoints.directory}/{at} (phase {meta['phase']}, "
-              f"step {int(state.step)})", flush=True)
+        state = restored.state
+        print(f"resuming from {checkpoints.directory}/{restored.step} (phase "
+              f"{restored.meta['phase']}, step {int(state.step)})", flush=True)
     else:
         state = _initial_weights(config, fresh, num_classes)
     _record_config(workdir, record)
@@ -311,33 +308,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
               f"{total} ({p1} + {p2}); raise phase1.steps/phase2.steps to train on", flush=True)
 
     generator = nets.generator
+    writer = monitor.create_writer(workdir, jax.process_index())
     run = Run(config=config, workdir=workdir, num_classes=num_classes, class_names=class_names,
-              generator=generator, checkpoints=checkpoints,
-              writer=monitor.create_writer(workdir, jax.process_index()),
-              p_eval=jax.pmap(make_eval_step(generator, num_classes, config.loss.ignore_label,
-                                             inference.from_config(config))),
+              generator=generator, checkpoints=checkpoints, writer=writer,
+              p_eval=steps.pmap_eval(make_eval_step(generator, num_classes,
+                                                    config.loss.ignore_label,
+                                                    inference.from_config(config))),
               config_record=record, last_saved=step if restored is not None else None)
     if restored is None:
-        run.writer.write_hparams({k: v for k, v in _flat(record).items()})
-    batches = flax.jax_utils.prefetch_to_device(iter(pipeline.as_numpy(pipeline.train_dataset(
+        run.writer.write_hparams(traverse_util.flatten_dict(record, sep="."))
+    batches = steps.prefetch(iter(pipeline.as_numpy(pipeline.train_dataset(
         config, local_devices=jax.local_device_count(), process_index=jax.process_index(),
-        process_count=jax.process_count(), start_example=step * config.batch_size))), 2)
-    rep_state = steps.replicate(state)
-    progress = monitor.Progress(total, step)
+        process_count=jax.process_count(), start_example=step * config.batch_size))))
+    state = steps.on_devices(state)
+    progress = monitor.ReportProgress(total, step, config.train.log_every,
+                                      writer if jax.process_index() == 0 else None,
+                                      on_steps=(p1,))  # the loop also logs at the phase end
+    profile = (monitor.profiler(workdir, config.train.profile_first_step,
+                                config.train.profile_steps)
+               if config.train.profile_steps and jax.process_index() == 0 else None)
     summary = None
     try:
         if step < p1:
-            rep_state = _run_phase(run, 1, rep_state, batches, step, p1, progress)
+            state = _run_phase(run, 1, state, batches, step, p1, progress, profile)
             step = p1
         if p2 > 0 and step < total:
             if step == p1:  # phase 2 starts here: fresh optimizers (PAPER.md section 6)
-                state = steps.fresh_optimizers(_unreplicate(rep_state),
-                                               steps.build_networks(config, num_classes, 2))
-                rep_state = steps.replicate(state)
+                state = steps.on_devices(steps.fresh_optimizers(
+                    jax.device_get(state), steps.build_networks(config, num_classes, 2)))
                 what = ("adversary on" if adversarial_phase2(config) else
                         "loss.lam = 0, so G trains alone (no adversary)")
                 print(f"phase 2 from step {p1}: {what}, optimizers re-created", flush=True)
-            rep_state = _run_phase(run, 2, rep_state, batches, step, total, progress)
+            state = _run_phase(run, 2, state, batches, step, total, progress, profile)
         best = checkpoints.best_step()
         if best is not None:
             summary = checkpoints.read_meta(best).get("validation")
@@ -349,14 +351,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         checkpoints.wait()
         run.writer.flush()
     return summary or {}
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from ssgan_jax.errors import UserError
+
 # torchvision's ImageNet normalisation (RGB in [0, 1]); its ResNet50 and VGG16 weights expect it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,7 +43,7 @@ _LEAF_TO_TORCH = {
 _IGNORED_BUFFERS = ("*.num_batches_tracked",)
 
 
-class WeightImportError(ValueError):
+class WeightImportError(UserError, ValueError):
     """A weights file does not fit the network; the message names every offending key."""
 
 
@@ -82,13 +84,32 @@ def torch_name(collection: str, path: Sequence[str]) -> str:
     return ".".join([*modules, leaf])
 
 
+class WeightsFileMissing(UserError, FileNotFoundError):
+    """A weights file named in the config does not exist."""
+
+
 def check_weights_file(path: str | os.PathLike) -> None:
-    """FileNotFoundError naming ``path`` and what to give instead, if it is not a file."""
+    """WeightsFileMissing naming ``path`` if it is not a file; WeightImportError if its
+    safetensors header cannot be read (only the header is read: this is quick)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"weights file {os.fspath(path)!r} does not exist; give the path of a "
+        raise WeightsFileMissing(
+            f"weights file {path!r} does not exist; give the path of a "
             "torchvision/timm state dict saved as .safetensors (see README, 'Pretrained weights')"
         )
+    try:
+        with safe_open(path, framework="numpy") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable(path, e) from e
+
+
+def _unreadable(path: str, e: Exception) -> WeightImportError:
+    return WeightImportError(
+        f"cannot read {path!r} as safetensors ({e}); is it a .pth file? convert it with "
+        "safetensors.torch.save_file(torch.load(p), 'out.safetensors')")
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -101,10 +122,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightImportError(
-            f"cannot read {path!r} as safetensors ({e}); is it a .pth file? convert it with "
-            "safetensors.torch.save_file(torch.load(p), 'out.safetensors')"
-        ) from e
+        raise _unreadable(path, e) from e
     return {k: np.asarray(v, np.float32) for k, v in tensors.items()}
 
 
@@ -295,6 +313,6 @@ def imagenet_logits(weights_path: str | os.PathLike, images: np.ndarray | jax.Ar
         )
     width = 64 // tensors["conv1.weight"].shape[0]
     model = ResNet(width=width, num_classes=tensors["fc.weight"].shape[0])
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
     variables, _ = load_torch_weights(shapes, tensors, source=repr(os.fspath(weights_path)))
     return model.apply(variables, normalize_imagenet(images), train=False)["logits"]

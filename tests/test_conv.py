@@ -12,13 +12,6 @@ from jax import lax
 from ssgan_jax.models import conv as fast
 
 
-@pytest.fixture(autouse=True)
-def _gemm_rewrites_on():
-    """These tests are about the GEMM forms, whatever JAX's default backend."""
-    with fast.rewrites("on"):
-        yield
-
-
 def _reference(x, w, stride, dilation, padding):
     return lax.conv_general_dilated(x, w, stride, padding, rhs_dilation=dilation,
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -92,10 +85,10 @@ def test_prune_drops_taps_and_keeps_output_size():
     assert slices == (slice(1, 2), slice(0, 3)) and padding == ((0, 0), (24, 24))
 
 
-def _conv_kernels_and_dots(x, w, rate):
+def _conv_kernels_and_dots(x, w, rate, gemm_forms=True):
     """Kernel shapes of the convolutions and the number of GEMMs in ``pruned_conv2d``'s jaxpr."""
     jaxpr = jax.make_jaxpr(lambda a, b: fast.pruned_conv2d(
-        a, b, (1, 1), (rate, rate), ((rate, rate), (rate, rate))))(x, w).jaxpr
+        a, b, (1, 1), (rate, rate), ((rate, rate), (rate, rate)), gemm_forms))(x, w).jaxpr
     eqns = list(jaxpr.eqns)
     for e in jaxpr.eqns:
         if e.primitive.name == "custom_vjp_call":
@@ -130,17 +123,17 @@ def test_useful_fraction_by_hand():
 
 
 def test_module_matches_flax_conv_parameters_and_outputs():
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 10, 3))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 10, 3))
     kwargs = dict(features=4, kernel_size=(3, 3), strides=(2, 2), kernel_dilation=(1, 1),
                   padding=((1, 1), (1, 1)), use_bias=True)
-    ours = fast.Conv(**kwargs, bias_init=nn.initializers.normal(1.0))
+    ours = fast.Conv(**kwargs, bias_init=nn.initializers.normal(1.0), gemm_forms=True)
     flax_conv = nn.Conv(**kwargs)
-    variables = ours.init(jax.random.PRNGKey(1), x)
+    variables = ours.init(jax.random.key(1), x)
     assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
-        jnp.shape, flax_conv.init(jax.random.PRNGKey(1), x))
+        jnp.shape, flax_conv.init(jax.random.key(1), x))
     np.testing.assert_allclose(ours.apply(variables, x), flax_conv.apply(variables, x),
                                rtol=1e-5, atol=1e-5)
-    bf16 = fast.Conv(**kwargs, dtype=jnp.bfloat16)
+    bf16 = fast.Conv(**kwargs, dtype=jnp.bfloat16, gemm_forms=True)
     assert bf16.apply(variables, x).dtype == jnp.bfloat16
     grads = jax.jit(jax.grad(lambda v: bf16.apply(v, x).astype(jnp.float32).sum()))(variables)
     assert grads["params"]["kernel"].dtype == jnp.float32
@@ -168,24 +161,21 @@ def test_tap_gemm_kernel_gradient_is_assembled_once():
 
 
 def test_rewrites_off_is_xla_convolution_of_the_pruned_kernel():
-    k1, k2 = jax.random.split(jax.random.PRNGKey(3))
+    k1, k2 = jax.random.split(jax.random.key(3))
     x = jax.random.normal(k1, (2, 23, 30, 16))
     w = jax.random.normal(k2, (3, 3, 16, 8))
     for rate, kernel in ((1, (3, 3, 16, 8)), (12, (3, 3, 16, 8)), (24, (1, 3, 16, 8)),
                          (36, (1, 1, 16, 8))):
-        def loss(a, b, rate=rate):
+        def loss(a, b, gemm_forms, rate=rate):
             pad = ((rate, rate), (rate, rate))
-            return jnp.sum(fast.pruned_conv2d(a, b, (1, 1), (rate, rate), pad) ** 2)
+            return jnp.sum(fast.pruned_conv2d(a, b, (1, 1), (rate, rate), pad, gemm_forms) ** 2)
 
-        on = jax.value_and_grad(loss, (0, 1))(x, w)
-        with fast.rewrites("off"):
-            assert not fast.rewrites_enabled()
-            assert _conv_kernels_and_dots(x, w, rate) == ([kernel], 0)
-            off = jax.value_and_grad(loss, (0, 1))(x, w)
+        on = jax.value_and_grad(loss, (0, 1))(x, w, True)
+        assert _conv_kernels_and_dots(x, w, rate, gemm_forms=False) == ([kernel], 0)
+        off = jax.value_and_grad(loss, (0, 1))(x, w, False)
         for a, b in zip(jax.tree.leaves(on), jax.tree.leaves(off), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
-    with fast.rewrites("auto"):
-        assert fast.rewrites_enabled() == (jax.default_backend() == "cpu")
+    assert fast.use_gemm_forms("auto") == (jax.default_backend() == "cpu")
+    assert fast.use_gemm_forms("on") and not fast.use_gemm_forms("off")
     with pytest.raises(ValueError, match="conv_rewrites must be one of"):
-        with fast.rewrites("gpu"):
-            pass
+        fast.use_gemm_forms("gpu")

@@ -3,12 +3,12 @@ several batches over 2 devices, ignore pixels, padding, filler examples, an abse
 
 from __future__ import annotations
 
-import flax.jax_utils
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssgan_jax import steps
 from ssgan_jax.evaluate import evaluate, make_eval_step
 from ssgan_jax.inference import Settings
 
@@ -56,8 +56,8 @@ def _numpy_iou(batches):
 def test_evaluate_matches_numpy(settings):
     rng = np.random.default_rng(0)
     batches = _batches(rng, 4)
-    p_eval = jax.pmap(make_eval_step(_ChannelZeroIsTheClass(), C, 255, settings))
-    variables = flax.jax_utils.replicate({"scale": jnp.float32(1.0)})
+    p_eval = steps.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255, settings))
+    variables = steps.on_devices({"scale": jnp.float32(1.0)})
     got = evaluate(p_eval, variables, iter(batches), C, [str(c) for c in range(C)])
     cm, ious, miou = _numpy_iou(batches)
     np.testing.assert_array_equal(np.array(got["confusion"]), cm)

@@ -59,7 +59,7 @@ def test_matches_loop_rows_sum_to_one_and_ignore_keeps_probs():
 
 
 def test_no_gradient_into_probs_and_works_under_jit():
-    u = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(1), (1, 3, 3, 4)), -1)
+    u = jax.nn.softmax(jax.random.normal(jax.random.key(1), (1, 3, 3, 4)), -1)
     labels = jnp.array([[[0, 1, 2], [3, 255, 0], [1, 1, 1]]])
     g = jax.grad(lambda p: jnp.sum(epsilon_rescale(p, labels) ** 2))(u)
     np.testing.assert_array_equal(np.asarray(g), 0.0)

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import jax_utils
 
 from ssgan_jax import steps
 
@@ -30,7 +29,7 @@ def _batch(n=4, h=32, w=48, seed=0):
 
 
 def _state(config, nets, h=32, w=48):
-    return jax.device_get(steps.init_state(nets, jax.random.PRNGKey(1), jax.random.PRNGKey(2),
+    return jax.device_get(steps.init_state(nets, jax.random.key(1), jax.random.key(2),
                                            (1, h, w, 3), C))
 
 
@@ -40,17 +39,19 @@ def _sgd(nets):
     return steps.Networks(nets.generator, nets.adversary, sgd, sgd)
 
 
+def _split(batch, d):
+    return {k: v.reshape(d, v.shape[0] // d, *v.shape[1:]) for k, v in batch.items()}
+
+
 def _run(config, role, adversarial, state, batch, devices, sgd=False):
+    """One G or A update (``steps.make_update``) on ``devices``: (host state, metrics)."""
     nets = _networks(config, 2 if adversarial else 1)
     if sgd:
         nets = _sgd(nets)
-    fn = jax.pmap(steps.make_train_step(role, nets, config, adversarial=adversarial),
-                  axis_name=steps.AXIS, devices=devices)
-    d = len(devices)
-    split = {k: v.reshape(d, v.shape[0] // d, *v.shape[1:]) for k, v in batch.items()}
-    new, metrics = fn(jax_utils.replicate(state, devices), split,
-                      jax_utils.replicate(np.int32(0), devices))
-    return jax.device_get(jax.tree.map(lambda x: x[0], new)), jax.device_get(metrics)
+    fn = steps.pmap_step(steps.make_update(role, nets, config, adversarial=adversarial),
+                         devices=devices)
+    new, metrics = fn(state, _split(batch, len(devices)))
+    return jax.device_get(new), jax.device_get(metrics)
 
 
 @pytest.fixture
@@ -80,9 +81,9 @@ def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path):
                     jax.tree.leaves((b[0].g_params, b[0].d_params)), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
     for key in ("loss_d", "d_acc_real", "d_acc_fake"):
-        np.testing.assert_allclose(a[1][key][0], b[1][key][0], rtol=1e-4)
+        np.testing.assert_allclose(a[1][key], b[1][key], rtol=1e-4)
     for key in ("ce", "adv", "loss_g"):
-        np.testing.assert_allclose(a[2][key][0], b[2][key][0], rtol=1e-4)
+        np.testing.assert_allclose(a[2][key], b[2][key], rtol=1e-4)
     assert _max_diff(state.g_params, a[0].g_params) > 1e-3  # the update did something
     assert _max_diff(state.d_params, a[0].d_params) > 1e-3
 
@@ -105,7 +106,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config):
     for x, y in zip(jax.tree.leaves(one.g_batch_stats), jax.tree.leaves(two.g_batch_stats),
                     strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
-    np.testing.assert_allclose(m1["ce"][0], m2["ce"][0], rtol=1e-4)
+    np.testing.assert_allclose(m1["ce"], m2["ce"], rtol=1e-4)
     noise = _max_diff(one.g_params, perm.g_params)
     assert _max_diff(one.g_params, two.g_params) <= 3 * noise + 1e-6
     # (that the statistics are those of the global batch, not per device, is also checked at
@@ -130,7 +131,10 @@ def test_each_step_leaves_the_other_network_untouched(config):
     assert same(after_g.d_params, state.d_params) and same(after_g.d_opt, state.d_opt)
     assert not same(after_g.g_params, state.g_params)
     assert not same(after_g.g_batch_stats, state.g_batch_stats)  # bn_mode "train" updates
-    assert int(after_g.step) == 1 and int(after_d.step) == 0  # G's update ends the iteration
+    assert int(after_g.step) == int(after_d.step) == 0  # single updates leave the step alone
+    iteration = steps.pmap_step(steps.make_train_step(nets, config, phase=2), devices=devices)
+    after_it, _ = iteration(state, _split(batch, 2))
+    assert int(after_it.step) == 1  # the whole iteration advances it, once
     config.model.bn_mode = "frozen"
     frozen_state = _state(config, _networks(config, 1))
     after, _ = _run(config, "generator", False, frozen_state, batch, devices)
@@ -143,24 +147,21 @@ def test_losses_fall_on_a_fixed_batch(tmp_path):
     batch = _batch()
     devices = jax.devices()[:2]
     nets = _networks(config, 1)
-    state = _state(config, nets)
-    g = jax.pmap(steps.make_train_step("generator", nets, config, adversarial=False),
-                 axis_name=steps.AXIS, devices=devices)
-    split = {k: v.reshape(2, 2, *v.shape[1:]) for k, v in batch.items()}
-    rep, sub = jax_utils.replicate(state, devices), jax_utils.replicate(np.int32(0), devices)
+    state = steps.on_devices(_state(config, nets))
+    g = steps.pmap_step(steps.make_train_step(nets, config, phase=1), devices=devices)
+    split = _split(batch, 2)
     ce = []
     for _ in range(25):
-        rep, m = g(rep, split, sub)
-        ce.append(float(m["ce"][0]))
+        state, m = g(state, split)
+        ce.append(float(m["ce"]))
     assert ce[-1] < 0.7 * ce[0], ce
     # the adversary learns to tell rescaled real maps from G's maps on a fixed batch
     nets2 = _networks(config, 2)
-    d = jax.pmap(steps.make_train_step("adversary", nets2, config, adversarial=True),
-                 axis_name=steps.AXIS, devices=devices)
+    d = steps.pmap_step(steps.make_update("adversary", nets2, config), devices=devices)
     loss_d = []
     for _ in range(15):
-        rep, m = d(rep, split, sub)
-        loss_d.append(float(m["loss_d"][0]))
+        state, m = d(state, split)
+        loss_d.append(float(m["loss_d"]))
     assert loss_d[-1] < loss_d[0] - 0.05, loss_d
 
 
@@ -188,30 +189,33 @@ def test_optimizer_schedules_and_structure():
 
 
 def test_phase2_iteration_equals_the_separate_steps(config):
-    """Without dropout the fused iteration (one G forward) is exactly d A steps then a G step:
-    same weights, optimizer states, BatchNorm statistics, step counter and metrics."""
+    """Without dropout the fused iteration (one G forward) is exactly d A updates then a G
+    update, each with its own G forward: same weights, optimizer states, BatchNorm
+    statistics, step counter and metrics; and both equal those updates run one by one."""
     config.phase2.d_steps = 2
     nets = _sgd(_networks(config, 2))
     state = steps.fresh_optimizers(_state(config, nets), nets)
     batch = _batch()
     devices = jax.devices()[:2]
-    split = {k: v.reshape(2, 2, *v.shape[1:]) for k, v in batch.items()}
-    rep = jax_utils.replicate(state, devices)
-    sub = jax_utils.replicate(np.int32(0), devices)
-    pmap = lambda fn: jax.pmap(fn, axis_name=steps.AXIS, devices=devices)  # noqa: E731
-    fused, m_fused = pmap(steps.make_phase2_iteration(nets, config, d_steps=2))(
-        rep, split, sub)
-    d_step = pmap(steps.make_train_step("adversary", nets, config, adversarial=True))
-    g_step = pmap(steps.make_train_step("generator", nets, config, adversarial=True))
-    sep, _ = d_step(rep, split, sub)
-    sep, m_d = d_step(sep, split, sub)
-    sep, m_g = g_step(sep, split, sub)
-    fused, sep = (jax.device_get(jax.tree.map(lambda x: x[0], s)) for s in (fused, sep))
-    assert int(fused.step) == int(sep.step) == 1
-    for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(sep), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
-    assert set(m_fused) == set(m_d) | set(m_g)
+    split = _split(batch, 2)
+    fused, m_fused = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
+                                     devices=devices)(state, split)
+    config.phase2.share_generator_forward = False
+    sep, m_sep = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
+                                 devices=devices)(state, split)
+    d_update = steps.pmap_step(steps.make_update("adversary", nets, config), devices=devices)
+    g_update = steps.pmap_step(steps.make_update("generator", nets, config), devices=devices)
+    one, _ = d_update(state, split)
+    one, m_d = d_update(one, split)
+    one, m_g = g_update(one, split)
+    fused, sep, one = jax.device_get((fused, sep, one))
+    assert int(fused.step) == int(sep.step) == 1 and int(one.step) == 0
+    for other in (sep, one.replace(step=one.step + 1)):
+        for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(other), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    assert set(m_fused) == set(m_sep) == set(m_d) | set(m_g)
     for key, value in {**m_d, **m_g}.items():
-        np.testing.assert_allclose(m_fused[key][0], value[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(m_fused[key], value, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(m_sep[key], value, rtol=1e-4, atol=1e-5)
     assert _max_diff(state.d_params, fused.d_params) > 1e-3  # both networks moved
     assert _max_diff(state.g_params, fused.g_params) > 1e-3

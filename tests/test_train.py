@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 
-import flax.jax_utils
 import jax
 import ml_collections
 import numpy as np
@@ -31,7 +30,7 @@ def _config(tmp):
 def _final_state(workdir, config):
     nets = train.steps.build_networks(config, 11, 1)
     fresh = jax.device_get(train.steps.init_state(
-        nets, jax.random.PRNGKey(0), jax.random.PRNGKey(0), (1, 32, 48, 3), 11))
+        nets, jax.random.key(0), jax.random.key(0), (1, 32, 48, 3), 11))
     state, meta, step = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(fresh)
     return state, meta, step
 
@@ -67,22 +66,23 @@ def test_run_writes_checkpoints_metrics_and_validation(reference):
 
 def test_killed_and_resumed_run_equals_uninterrupted(reference, tmp_path, monkeypatch):
     config, ref_dir, _ = reference
-    real = flax.jax_utils.prefetch_to_device
+    real = train.steps.prefetch
 
     def dies_at_batch(k):
-        def prefetch(it, size):
+        def prefetch(it, size=2):
             for i, x in enumerate(real(it, size)):
                 if i == k:
                     raise KeyboardInterrupt("killed")
                 yield x
         return prefetch
 
-    monkeypatch.setattr(flax.jax_utils, "prefetch_to_device", dies_at_batch(5))
+    monkeypatch.setattr(train.steps, "prefetch", dies_at_batch(5))
     workdir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(_config(tmp_path), str(workdir))
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]  # died during step 6
-    monkeypatch.setattr(flax.jax_utils, "prefetch_to_device", real)
+    monkeypatch.setattr(train.steps, "prefetch", real)
+    assert not (workdir / "train.lock").exists()  # released on the way out
     train.train_and_evaluate(_config(tmp_path), str(workdir))  # the same command again
     resumed, _, step = _final_state(workdir, config)
     want, _, _ = _final_state(ref_dir, config)
@@ -227,8 +227,8 @@ def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
     state, meta, step = _final_state(tmp_path / "run", config)
     nets = train.steps.build_networks(config, 11, 1)
     fresh = jax.device_get(train.steps.init_state(
-        nets, jax.random.fold_in(jax.random.PRNGKey(config.seed), 1),
-        jax.random.fold_in(jax.random.PRNGKey(config.seed), 2), (1, 32, 48, 3), 11))
+        nets, jax.random.fold_in(jax.random.key(config.seed), 1),
+        jax.random.fold_in(jax.random.key(config.seed), 2), (1, 32, 48, 3), 11))
     assert step == 3 and meta["phase"] == 2
     _assert_same(state.d_params, fresh.d_params)  # A untouched
     counts = [int(v) for path, v in jax.tree_util.tree_flatten_with_path(state.g_opt)[0]
@@ -271,13 +271,13 @@ def test_no_recompilation_after_the_first_step_of_each_phase(tmp_path, monkeypat
         if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":  # a new lowering
             events.append("lowered")
 
-    real_line = train.monitor.Progress.line
+    real_line = train.monitor.progress_line
 
-    def line(self, done, *args, **kwargs):
+    def line(done, *args, **kwargs):
         events.append(done)
-        return real_line(self, done, *args, **kwargs)
+        return real_line(done, *args, **kwargs)
 
-    monkeypatch.setattr(train.monitor.Progress, "line", line)
+    monkeypatch.setattr(train.monitor, "progress_line", line)
     monitoring.register_event_duration_secs_listener(listener)
     try:
         train.train_and_evaluate(config, str(tmp_path / "run"))

@@ -66,7 +66,7 @@ def test_fcn8s_from_imagenet_vgg16(tmp_path):
     path = tmp_path / "vgg16.safetensors"
     save_file(sd, str(path))
     model = FCN8s(num_classes=4, width=64)
-    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     loaded, report = load_pretrained("fcn8s_vgg16", variables, path)
     assert set(report.unexpected_unused) == {"classifier.6.weight", "classifier.6.bias"}
     assert {n.split(".")[0] for n in report.missing_kept_init} == {
@@ -81,7 +81,7 @@ def test_fcn8s_from_imagenet_vgg16(tmp_path):
 
 def test_deeplab_backbone_from_imagenet_resnet50(parity_dir):
     model = DeepLabV3(num_classes=3, width=8)
-    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 33, 33, 3)))
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 33, 33, 3)))
     loaded, report = load_pretrained("deeplabv3_resnet50", variables,
                                      parity_dir / "resnet50_w8.safetensors")
     tensors = read_safetensors(parity_dir / "resnet50_w8.safetensors")
@@ -98,7 +98,7 @@ def test_deeplab_backbone_from_imagenet_resnet50(parity_dir):
 def test_adversary_image_branch_from_imagenet(parity_dir, branch, file):
     adv = Adversary(image_branch=branch, image_branch_depth=2, width=8, map_features=(8,),
                     trunk_features=(8, 8, 8, 8))
-    variables = adv.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)),
+    variables = adv.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)),
                          jnp.zeros((1, 64, 64, 3)))
     loaded, report = load_pretrained("adversary", variables, parity_dir / f"{file}.safetensors")
     assert all(n.startswith("image_branch.") for n in report.loaded)
@@ -114,7 +114,7 @@ def test_adversary_image_branch_from_imagenet(parity_dir, branch, file):
 
 def test_wrong_architecture_names_keys(parity_dir):
     model = ResNet(width=8, num_classes=1000)
-    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     with pytest.raises(WeightImportError) as e:
         load_torch_weights(variables, read_safetensors(parity_dir / "vgg16_w8.safetensors"))
     msg = str(e.value)
@@ -126,7 +126,7 @@ def test_wrong_architecture_names_keys(parity_dir):
 
 def test_wrong_width_names_misshaped_keys(parity_dir):
     model = ResNet(width=16, num_classes=1000)
-    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     with pytest.raises(WeightImportError, match=r"wrong shape .*conv1\.weight"):
         load_torch_weights(variables, read_safetensors(parity_dir / "resnet50_w8.safetensors"))
 
@@ -147,7 +147,7 @@ def test_imagenet_logits(parity_dir):
     assert logits.shape == (2, 1000)
     model = ResNet(width=8, num_classes=1000)
     variables, _ = load_torch_weights(
-        model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))), read_safetensors(path))
+        model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))), read_safetensors(path))
     x = (images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     want = model.apply(variables, jnp.asarray(x, jnp.float32))["logits"]
     np.testing.assert_allclose(logits, want, atol=1e-4, rtol=1e-4)

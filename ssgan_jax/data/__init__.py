@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ssgan_jax.errors import ConfigError
+
 # config.data.name -> (module, builder class); imported lazily so that TF loads only when needed.
 DATASETS = {
     "camvid": ("ssgan_jax.data.camvid", "Camvid"),
@@ -14,6 +16,6 @@ def builder_class(name: str):
     import importlib
 
     if name not in DATASETS:
-        raise ValueError(f"config.data.name must be one of {sorted(DATASETS)}; got {name!r}")
+        raise ConfigError(f"config.data.name must be one of {sorted(DATASETS)}; got {name!r}")
     module, cls = DATASETS[name]
     return getattr(importlib.import_module(module), cls)

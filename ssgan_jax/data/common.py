@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import tensorflow_datasets as tfds
 
+from ssgan_jax.errors import UserError
+
 IGNORE_LABEL = 255
 INVALID = -1  # marks raw label values that must not occur
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A problem with dataset files; the message names the file and what to do."""
 
 

@@ -49,10 +49,17 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
             f"config.data.manual_dir is not set: point it at the downloaded {data.name} files "
             f"({builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS})"
         )
+    manual_dir = os.path.expanduser(data.manual_dir)
+    if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
+        raise DataError(
+            f"config.data.manual_dir={data.manual_dir!r} "
+            f"{'is empty' if os.path.isdir(manual_dir) else 'does not exist'}: point it at the "
+            f"downloaded {data.name} files "
+            f"({builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()})")
     builder = get_builder(data)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
-            manual_dir=os.path.expanduser(data.manual_dir)
+            manual_dir=manual_dir
         )
     )
     return {

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import ml_collections
 
+from ssgan_jax.errors import ConfigError
+from ssgan_jax.models import norm as norm_lib
 from ssgan_jax.models.adversary import Adversary
-from ssgan_jax.models.conv import check_rewrites
+from ssgan_jax.models.conv import Conv, use_gemm_forms
 from ssgan_jax.models.deeplab import DeepLabV3
 from ssgan_jax.models.fcn import FCN8s
 from ssgan_jax.models.resnet import ResNet
@@ -29,8 +33,14 @@ __all__ = [
 
 def _dtype(name: str):
     if name not in DTYPES:
-        raise ValueError(f"config dtype must be one of {sorted(DTYPES)}; got {name!r}")
+        raise ConfigError(f"config dtype must be one of {sorted(DTYPES)}; got {name!r}")
     return DTYPES[name]
+
+
+def _conv(model: ml_collections.ConfigDict):
+    """The conv class of every network of the run: ``Conv`` in the form
+    ``model.conv_rewrites`` chooses for this backend (``conv.use_gemm_forms``)."""
+    return functools.partial(Conv, gemm_forms=use_gemm_forms(model.conv_rewrites))
 
 
 def build_generator(
@@ -42,9 +52,9 @@ def build_generator(
     ``model.bn_mode == "train"`` (ignored for "frozen" and for FCN-8s, which has no BN).
     """
     if model.bn_mode not in BN_MODES:
-        raise ValueError(f"model.bn_mode must be one of {BN_MODES}; got {model.bn_mode!r}")
+        raise ConfigError(f"model.bn_mode must be one of {BN_MODES}; got {model.bn_mode!r}")
     dtype = _dtype(model.dtype)
-    conv_rewrites = check_rewrites(model.conv_rewrites)
+    conv, norm = _conv(model), norm_lib.module_for(model.bn_vjp)
     if model.name == "deeplabv3_resnet50":
         return DeepLabV3(
             num_classes=num_classes,
@@ -54,7 +64,8 @@ def build_generator(
             bn_frozen=model.bn_mode == "frozen",
             bn_axis_name=axis_name,
             dtype=dtype,
-            conv_rewrites=conv_rewrites,
+            conv=conv,
+            norm=norm,
         )
     if model.name == "fcn8s_vgg16":
         return FCN8s(
@@ -62,15 +73,19 @@ def build_generator(
             width=model.width,
             dropout_rate=model.dropout_rate,
             dtype=dtype,
-            conv_rewrites=conv_rewrites,
+            conv=conv,
         )
-    raise ValueError(f"model.name must be one of {GENERATORS}; got {model.name!r}")
+    raise ConfigError(f"model.name must be one of {GENERATORS}; got {model.name!r}")
 
 
-def build_adversary(adv: ml_collections.ConfigDict, dtype: str = "float32",
-                    conv_rewrites: str = "auto") -> Adversary:
-    """The adversarial network A (PAPER.md section 3); ``dtype`` and ``conv_rewrites`` are the
-    generator's (``config.model``)."""
+def build_adversary(adv: ml_collections.ConfigDict,
+                    model: ml_collections.ConfigDict | None = None) -> Adversary:
+    """The adversarial network A (PAPER.md section 3) from ``config.adversary``; its compute
+    dtype and conv form are the generator's (``config.model``; default float32 and
+    ``conv_rewrites="auto"``). Its BatchNorm (ResNet image branch) is frozen, so
+    ``model.bn_vjp`` does not apply."""
+    if model is None:
+        model = ml_collections.ConfigDict({"dtype": "float32", "conv_rewrites": "auto"})
     return Adversary(
         image_branch=adv.image_branch,
         image_branch_depth=adv.image_branch_depth,
@@ -79,6 +94,6 @@ def build_adversary(adv: ml_collections.ConfigDict, dtype: str = "float32",
         trunk_features=tuple(adv.trunk_features),
         grid=adv.grid,
         activation=adv.activation,
-        dtype=_dtype(dtype),
-        conv_rewrites=check_rewrites(conv_rewrites),
+        dtype=_dtype(model.dtype),
+        conv=_conv(model),
     )

@@ -25,9 +25,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models.conv import Conv
-from ssgan_jax.models.layers import adaptive_avg_pool, check_images, conv, resize_bilinear
+from ssgan_jax.models.layers import (
+    ModuleDef,
+    adaptive_avg_pool,
+    check_images,
+    conv,
+    resize_bilinear,
+)
 from ssgan_jax.models.resnet import ResNet
 from ssgan_jax.models.vgg import VGG16Features
 
@@ -49,6 +54,7 @@ class Adversary(nn.Module):
       trunk_features: channels of Table 2's four 3x3 convs (64, 128, 256, 512).
       grid: side of the judgement grid (PAPER.md: 4).
       activation: "leaky_relu" (slope 0.2) or "relu".
+      conv: the conv class (``models.build_adversary`` binds it).
     """
 
     image_branch: str = "resnet50"
@@ -59,14 +65,10 @@ class Adversary(nn.Module):
     grid: int = 4
     activation: str = "leaky_relu"
     dtype: Any = jnp.float32
-    conv_rewrites: str = "auto"  # conv.rewrites: the XLA:CPU GEMM forms of the convs
-
-    def __call__(self, images: jax.Array, maps: jax.Array) -> jax.Array:
-        with conv_lib.rewrites(self.conv_rewrites):
-            return self._forward(images, maps)
+    conv: ModuleDef = Conv
 
     @nn.compact
-    def _forward(self, images: jax.Array, maps: jax.Array) -> jax.Array:
+    def __call__(self, images: jax.Array, maps: jax.Array) -> jax.Array:
         check_images(images, "Adversary")
         n = images.shape[0]
         if maps.ndim != 4 or maps.shape[1:3] != images.shape[1:3] or maps.shape[0] % n:
@@ -83,6 +85,7 @@ class Adversary(nn.Module):
                 width=self.width,
                 num_blocks=self.image_branch_depth,
                 dtype=self.dtype,
+                conv=self.conv,
                 name="image_branch",
             )(images)
             img = feats[f"pool{self.image_branch_depth}"]
@@ -92,6 +95,7 @@ class Adversary(nn.Module):
                 num_stages=self.image_branch_depth,
                 bn_frozen=True,
                 dtype=self.dtype,
+                conv=self.conv,
                 name="image_branch",
             )(images)
             img = feats[f"layer{self.image_branch_depth}"]
@@ -112,13 +116,15 @@ class Adversary(nn.Module):
             )
         m = resize_bilinear(maps.astype(jnp.float32), fh, fw).astype(self.dtype)
         for i, ch in enumerate(self.map_features):
-            m = act(conv(ch, 3, use_bias=True, name=f"map_{i}", dtype=self.dtype)(m))
+            m = act(conv(ch, 3, use_bias=True, name=f"map_{i}", dtype=self.dtype,
+                         module=self.conv)(m))
 
         y = jnp.concatenate([img.astype(self.dtype), m], axis=-1)
         f0, f1, f2, f3 = self.trunk_features
 
         def trunk_conv(ch: int, row: int) -> Conv:  # named by the row of Table 2
-            return conv(ch, 3, use_bias=True, name=f"trunk_{row}", dtype=self.dtype)
+            return conv(ch, 3, use_bias=True, name=f"trunk_{row}", dtype=self.dtype,
+                        module=self.conv)
 
         y = act(trunk_conv(f0, 0)(y))
         y = act(trunk_conv(f1, 1)(y))

@@ -20,11 +20,13 @@ against ``lax.conv_general_dilated`` and its autodiff):
   region (``tap_gemm_conv2d``): ASPP's rate-12 3x3 on a 23x30 map does 48% of the dense
   multiply-adds this way. So do stride-1 kernels of 5x5 and larger (FCN's fc6).
 
-The GEMM rewrites (the last three) were measured and tuned on XLA:CPU only. Which convs use
-them is ``rewrites(mode)``'s choice, set by the networks from ``config.model.conv_rewrites``:
-"auto" (default) uses them when JAX's default backend is the CPU and otherwise leaves every
-conv (after dropping the padding-only taps, which is exact and saves work anywhere) to XLA's
-own convolution and its autodiff, i.e. cuDNN on NVIDIA GPUs; "on" and "off" force them.
+The GEMM rewrites (the last three) were measured and tuned on XLA:CPU only. They are the
+``Conv`` module's field ``gemm_forms``, bound once where a network is built
+(``models.build_generator`` / ``build_adversary`` pass ``functools.partial(Conv,
+gemm_forms=...)`` as the networks' ``conv`` field) from ``config.model.conv_rewrites``:
+``use_gemm_forms("auto")`` (default) is true when JAX's default backend is the CPU; elsewhere
+every conv (after dropping the padding-only taps, which is exact and saves work anywhere) is
+XLA's own convolution and its autodiff, i.e. cuDNN on NVIDIA GPUs; "on" and "off" force it.
 
 ``Conv`` is a drop-in for the subset of ``flax.linen.Conv`` the networks use (same parameter
 names, shapes, initialisers and dtype promotion), so checkpoints and torchvision weights load
@@ -33,8 +35,6 @@ unchanged.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 from typing import Any
 
@@ -43,34 +43,21 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ssgan_jax.errors import ConfigError
+
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 REWRITE_MODES = ("auto", "on", "off")
-_REWRITES = contextvars.ContextVar("ssgan_conv_rewrites", default="auto")
 
 
-def check_rewrites(mode: str) -> str:
+def use_gemm_forms(mode: str) -> bool:
+    """``config.model.conv_rewrites`` -> whether convs run in their GEMM forms: "on", never
+    for "off", and for "auto" when JAX's default backend is the CPU (where they were tuned)."""
     if mode not in REWRITE_MODES:
-        raise ValueError(f"config.model.conv_rewrites must be one of {REWRITE_MODES}; got "
+        raise ConfigError(f"config.model.conv_rewrites must be one of {REWRITE_MODES}; got "
                          f"{mode!r}")
-    return mode
-
-
-@contextlib.contextmanager
-def rewrites(mode: str):
-    """Within this context (while a network is traced), convs use the GEMM rewrites when
-    ``mode`` is "on", never when "off", and when "auto" if JAX's default backend is the CPU."""
-    token = _REWRITES.set(check_rewrites(mode))
-    try:
-        yield
-    finally:
-        _REWRITES.reset(token)
-
-
-def rewrites_enabled() -> bool:
-    mode = _REWRITES.get()
     return jax.default_backend() == "cpu" if mode == "auto" else mode == "on"
 
 
@@ -191,13 +178,12 @@ conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 # Below this fraction of useful multiply-adds (the rest read padding), a stride-1 conv runs as
-# one GEMM per tap over the tap's valid region instead of XLA's convolution. Measured on the
-# 2-core Xeon (docs/PERFORMANCE.md): ASPP 3x3 at rate 12 on 23x30 (48% useful) is 2.1x faster
-# forward+backward as tap GEMMs; a rate-4 3x3 (80% useful) or any ordinary 3x3 conv is slower.
+# one GEMM per tap over the tap's valid region instead of XLA's convolution: faster on XLA:CPU
+# for ASPP's sparse dilated 3x3s, slower for ordinary 3x3 convs (docs/PERFORMANCE.md
+# has the measurements behind the threshold).
 TAP_GEMM_BELOW = 0.6
-# Large stride-1 kernels (FCN's 7x7 fc6 on the small pool5 map) also run as tap GEMMs: on an
-# 8x8 map (62% useful) forward+backward takes 549 ms as taps against 1187 ms as XLA's
-# convolution, on 12x12 (73%) 1098 against 1682 ms.
+# Large stride-1 kernels (FCN's 7x7 fc6 on the small pool5 map) also run as tap GEMMs, which
+# measured faster there at every map size tried (docs/PERFORMANCE.md).
 TAP_GEMM_MIN_TAPS = 25
 
 
@@ -277,13 +263,14 @@ def _tap_gemm_bwd(dilation, padding, residuals, g):
 tap_gemm_conv2d.defvjp(_tap_gemm_fwd, _tap_gemm_bwd)
 
 
-def pruned_conv2d(x, w, stride: Pair, dilation: Pair, padding: Padding):
-    """``conv2d`` after dropping the taps that only read padding (identical result); a conv
-    that would still mostly read padding runs as ``tap_gemm_conv2d``. Without the GEMM
-    rewrites (``rewrites``), XLA's convolution of the pruned kernel."""
+def pruned_conv2d(x, w, stride: Pair, dilation: Pair, padding: Padding,
+                  gemm_forms: bool = True):
+    """The conv after dropping the taps that only read padding (identical result). With
+    ``gemm_forms``: ``conv2d``, or ``tap_gemm_conv2d`` for a conv that would still mostly read
+    padding; without, XLA's convolution of the pruned kernel."""
     (sh, sw), padding = prune(x.shape, w.shape, stride, dilation, padding)
     w = w[sh, sw]
-    if not rewrites_enabled():
+    if not gemm_forms:
         return lax.conv_general_dilated(x, w, window_strides=stride, padding=padding,
                                         rhs_dilation=dilation, dimension_numbers=_DIMS)
     if stride == (1, 1) and (w.shape[0] * w.shape[1] >= TAP_GEMM_MIN_TAPS or useful_fraction(
@@ -297,6 +284,7 @@ class Conv(nn.Module):
 
     Parameters ``kernel`` [kh, kw, C_in, features] and ``bias`` [features] (float32), computed
     in ``dtype`` (inputs and parameters are cast, as flax's ``promote_dtype`` does).
+    ``gemm_forms``: the XLA:CPU GEMM rewrites (module doc); off, XLA's convolution.
     """
 
     features: int
@@ -308,6 +296,7 @@ class Conv(nn.Module):
     dtype: Any = jnp.float32
     kernel_init: Any = nn.initializers.lecun_normal()
     bias_init: Any = nn.initializers.zeros
+    gemm_forms: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -317,7 +306,8 @@ class Conv(nn.Module):
             if self.use_bias else None
         dtype = self.dtype or jnp.result_type(x, kernel)
         y = pruned_conv2d(x.astype(dtype), kernel.astype(dtype), tuple(self.strides),
-                          tuple(self.kernel_dilation), tuple(map(tuple, self.padding)))
+                          tuple(self.kernel_dilation), tuple(map(tuple, self.padding)),
+                          self.gemm_forms)
         if bias is not None:
             y = y + bias.astype(dtype)
         return y

@@ -14,8 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssgan_jax.models import conv as conv_lib
-from ssgan_jax.models.layers import batch_norm, check_images, conv, resize_bilinear
+from ssgan_jax.models.conv import Conv
+from ssgan_jax.models.layers import ModuleDef, batch_norm, check_images, conv, resize_bilinear
+from ssgan_jax.models.norm import BatchNorm
 from ssgan_jax.models.resnet import ResNet
 
 # DeepLabv3's atrous rates at output stride 8 (PAPER.md section 2); they scale with 8/OS.
@@ -34,32 +35,35 @@ class ASPP(nn.Module):
 
     rates: tuple[int, ...]
     features: int
-    norm: Any
+    norm: Any  # a configured BatchNorm factory (layers.batch_norm)
     dropout_rate: float = 0.5
     dtype: Any = jnp.float32
+    conv: ModuleDef = Conv
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         n, h, w, _ = x.shape
+        c = self.features
         branches = [
             nn.relu(
                 self.norm(name="convs_0_1")(
-                    conv(self.features, 1, name="convs_0_0", dtype=self.dtype)(x)
+                    conv(c, 1, name="convs_0_0", dtype=self.dtype, module=self.conv)(x)
                 )
             )
         ]
         for i, rate in enumerate(self.rates, start=1):
-            y = conv(self.features, 3, dilation=rate, name=f"convs_{i}_0", dtype=self.dtype)(x)
+            y = conv(c, 3, dilation=rate, name=f"convs_{i}_0", dtype=self.dtype,
+                     module=self.conv)(x)
             branches.append(nn.relu(self.norm(name=f"convs_{i}_1")(y)))
         # Image-level branch: global average pool -> 1x1 conv -> BN -> ReLU -> back to h x w.
         # (torch resizes the 1x1 map bilinearly, which is a broadcast.)
         k = len(self.rates) + 1
         pooled = jnp.mean(x, axis=(1, 2), keepdims=True)
-        pooled = conv(self.features, 1, name=f"convs_{k}_1", dtype=self.dtype)(pooled)
+        pooled = conv(c, 1, name=f"convs_{k}_1", dtype=self.dtype, module=self.conv)(pooled)
         pooled = nn.relu(self.norm(name=f"convs_{k}_2")(pooled))
         branches.append(jnp.broadcast_to(pooled, (n, h, w, pooled.shape[-1])))
         y = jnp.concatenate(branches, axis=-1)
-        y = conv(self.features, 1, name="project_0", dtype=self.dtype)(y)
+        y = conv(c, 1, name="project_0", dtype=self.dtype, module=self.conv)(y)
         y = nn.relu(self.norm(name="project_1")(y))
         return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
 
@@ -73,6 +77,7 @@ class DeepLabV3(nn.Module):
       output_stride: 8 (paper, PAPER.md section 2) or 16/32; ASPP rates follow.
       dropout_rate: dropout after the ASPP projection (torchvision: 0.5).
       bn_frozen / bn_axis_name: BatchNorm mode, see ``layers.batch_norm``.
+      conv / norm: the conv and BatchNorm classes (``models.build_generator`` binds them).
 
     With ``return_features=True`` returns ``(logits, {"backbone_out", "aspp_out"})``.
     """
@@ -84,23 +89,22 @@ class DeepLabV3(nn.Module):
     bn_frozen: bool = False
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
-    conv_rewrites: str = "auto"  # conv.rewrites: the XLA:CPU GEMM forms of the convs
-
-    def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
-        with conv_lib.rewrites(self.conv_rewrites):
-            return self._forward(x, train, return_features)
+    conv: ModuleDef = Conv
+    norm: ModuleDef = BatchNorm
 
     @nn.compact
-    def _forward(self, x: jax.Array, train: bool, return_features: bool):
+    def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
         check_images(x, "DeepLabV3")
         _, h, w, _ = x.shape
-        norm = batch_norm(train, self.bn_frozen, self.bn_axis_name)
+        norm = batch_norm(train, self.bn_frozen, self.bn_axis_name, module=self.norm)
         feats = ResNet(
             width=self.width,
             output_stride=self.output_stride,
             bn_frozen=self.bn_frozen,
             bn_axis_name=self.bn_axis_name,
             dtype=self.dtype,
+            conv=self.conv,
+            norm=self.norm,
             name="backbone",
         )(x, train=train)
         head = 256 // self.width
@@ -110,12 +114,14 @@ class DeepLabV3(nn.Module):
             norm=norm,
             dropout_rate=self.dropout_rate,
             dtype=self.dtype,
+            conv=self.conv,
             name="classifier_0",
         )(feats["layer4"], train)
         aspp_out = y
-        y = conv(head, 3, name="classifier_1", dtype=self.dtype)(y)
+        y = conv(head, 3, name="classifier_1", dtype=self.dtype, module=self.conv)(y)
         y = nn.relu(norm(name="classifier_2")(y))
-        y = conv(self.num_classes, 1, use_bias=True, name="classifier_4", dtype=self.dtype)(y)
+        y = conv(self.num_classes, 1, use_bias=True, name="classifier_4", dtype=self.dtype,
+                 module=self.conv)(y)
         logits = resize_bilinear(y, h, w).astype(jnp.float32)
         if return_features:
             return logits, {"backbone_out": feats["layer4"], "aspp_out": aspp_out}

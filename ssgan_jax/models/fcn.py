@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models.conv import Conv
-from ssgan_jax.models.layers import check_images, conv, resize_bilinear
+from ssgan_jax.models.layers import ModuleDef, check_images, conv, resize_bilinear
 from ssgan_jax.models.vgg import vgg16_features
 
 FCN_STRIDE = 32
@@ -72,24 +71,23 @@ class FCN8s(nn.Module):
     width: int = 1
     dropout_rate: float = 0.5
     dtype: Any = jnp.float32
-    conv_rewrites: str = "auto"  # conv.rewrites: the XLA:CPU GEMM forms of the convs
-
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        with conv_lib.rewrites(self.conv_rewrites):
-            return self._forward(x, train)
+    conv: ModuleDef = Conv  # the conv class (``models.build_generator`` binds it)
 
     @nn.compact
-    def _forward(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         check_images(x, "FCN8s")
         _, h, w, _ = x.shape
         hp = -(-h // FCN_STRIDE) * FCN_STRIDE
         wp = -(-w // FCN_STRIDE) * FCN_STRIDE
         x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
-        feats = vgg16_features(x, width=self.width, num_blocks=5, dtype=self.dtype)
+        feats = vgg16_features(x, width=self.width, num_blocks=5, dtype=self.dtype,
+                               conv_module=self.conv)
         fc_dim = 4096 // self.width
-        y = conv(fc_dim, 7, use_bias=True, name="classifier_0", dtype=self.dtype)(feats["pool5"])
+        y = conv(fc_dim, 7, use_bias=True, name="classifier_0", dtype=self.dtype,
+                 module=self.conv)(feats["pool5"])
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
-        y = conv(fc_dim, 1, use_bias=True, name="classifier_3", dtype=self.dtype)(y)
+        y = conv(fc_dim, 1, use_bias=True, name="classifier_3", dtype=self.dtype,
+                 module=self.conv)(y)
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
 
         def score(name: str) -> Conv:  # FCN zero-initialises its score layers
@@ -100,6 +98,7 @@ class FCN8s(nn.Module):
                 name=name,
                 dtype=self.dtype,
                 kernel_init=nn.initializers.zeros,
+                module=self.conv,
             )
 
         s = score("score_fr")(y)

@@ -18,6 +18,7 @@ from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.norm import BatchNorm
 
 Dtype = Any
+ModuleDef = Any  # a flax module class, or a functools.partial of one
 
 # torchvision initialises convs with kaiming_normal(mode='fan_out', nonlinearity='relu').
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -34,10 +35,15 @@ def conv(
     name: str | None = None,
     dtype: Dtype = jnp.float32,
     kernel_init=kaiming_fan_out,
-) -> Conv:
-    """A 2-D conv with torch's symmetric padding (default: ``dilation * (kernel - 1) // 2``)."""
+    module: ModuleDef = Conv,
+) -> nn.Module:
+    """A 2-D conv with torch's symmetric padding (default: ``dilation * (kernel - 1) // 2``).
+
+    ``module``: the conv class, ``Conv`` or a ``functools.partial`` of it that the network
+    was built with (``models.build_generator``: which conv implementation runs).
+    """
     pad = dilation * (kernel - 1) // 2 if padding is None else padding
-    return Conv(
+    return module(
         features,
         (kernel, kernel),
         strides=(stride, stride),
@@ -50,10 +56,12 @@ def conv(
     )
 
 
-def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = jnp.float32):
+def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = jnp.float32,
+               module: ModuleDef = BatchNorm):
     """BatchNorm factory with torch's constants (eps 1e-5, momentum 0.1 -> flax 0.9).
 
-    ``norm.BatchNorm``: flax's variables and arithmetic, with a one-pass hand-written backward.
+    ``module``: ``norm.BatchNorm`` (flax's variables and arithmetic, with a one-pass
+    hand-written backward) or ``flax.linen.BatchNorm`` (``models.build_generator`` chooses).
 
     Modes (PAPER.md section 6 trains with batch 2, where batch statistics are noisy):
       * ``train and not frozen``: normalise with batch statistics, averaged over ``axis_name``
@@ -62,7 +70,7 @@ def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = 
     """
     use_running = (not train) or frozen
     return functools.partial(
-        BatchNorm,
+        module,
         use_running_average=use_running,
         momentum=0.9,
         epsilon=1e-5,

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ssgan_jax.errors import ConfigError
+
 Dtype = Any
 
 
@@ -118,6 +120,21 @@ def _bwd(epsilon, axis_name, dtype, residuals, cotangents):
 
 
 batch_norm_train.defvjp(_fwd, _bwd)
+
+
+VJP_MODES = ("auto", "on", "off")
+
+
+def module_for(mode: str):
+    """``config.model.bn_vjp`` -> the BatchNorm class the networks use: this module's
+    ``BatchNorm`` (the hand-written VJP) for "on", ``flax.linen.BatchNorm`` (autodiff of its
+    formula) for "off", and for "auto" ours where JAX's default backend is the CPU, where it
+    was measured faster (docs/PERFORMANCE.md), flax's elsewhere until a GPU measurement says
+    otherwise. Both have the same variables, so checkpoints and weights fit either."""
+    if mode not in VJP_MODES:
+        raise ConfigError(f"config.model.bn_vjp must be one of {VJP_MODES}; got {mode!r}")
+    ours = jax.default_backend() == "cpu" if mode == "auto" else mode == "on"
+    return BatchNorm if ours else nn.BatchNorm
 
 
 class BatchNorm(nn.Module):

@@ -12,7 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssgan_jax.models.layers import batch_norm, check_images, conv, max_pool_torch
+from ssgan_jax.models.conv import Conv
+from ssgan_jax.models.layers import ModuleDef, batch_norm, check_images, conv, max_pool_torch
+from ssgan_jax.models.norm import BatchNorm
 
 STAGE_SIZES_50 = (3, 4, 6, 3)
 EXPANSION = 4
@@ -33,12 +35,13 @@ class Bottleneck(nn.Module):
     stride: int
     dilation: int
     downsample: bool
-    norm: Any
+    norm: Any  # a configured BatchNorm factory (layers.batch_norm)
     dtype: Any = jnp.float32
+    conv: ModuleDef = Conv
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        out = conv(self.planes, 1, name="conv1", dtype=self.dtype)(x)
+        out = conv(self.planes, 1, name="conv1", dtype=self.dtype, module=self.conv)(x)
         out = nn.relu(self.norm(name="bn1")(out))
         out = conv(
             self.planes,
@@ -47,9 +50,11 @@ class Bottleneck(nn.Module):
             dilation=self.dilation,
             name="conv2",
             dtype=self.dtype,
+            module=self.conv,
         )(out)
         out = nn.relu(self.norm(name="bn2")(out))
-        out = conv(self.planes * EXPANSION, 1, name="conv3", dtype=self.dtype)(out)
+        out = conv(self.planes * EXPANSION, 1, name="conv3", dtype=self.dtype,
+                   module=self.conv)(out)
         out = self.norm(name="bn3")(out)
         identity = x
         if self.downsample:
@@ -59,6 +64,7 @@ class Bottleneck(nn.Module):
                 stride=self.stride,
                 name="downsample_0",
                 dtype=self.dtype,
+                module=self.conv,
             )(x)
             identity = self.norm(name="downsample_1")(identity)
         return nn.relu(out + identity)
@@ -74,6 +80,7 @@ class ResNet(nn.Module):
       num_stages: how many of the four stages to build (the adversary's image branch uses 1).
       num_classes: if set, global average pool + ``fc`` classifier (ImageNet head).
       bn_frozen / bn_axis_name: BatchNorm mode, see ``layers.batch_norm``.
+      conv / norm: the conv and BatchNorm classes (``models.build_generator`` binds them).
 
     Returns a dict of features: ``stem`` (after max-pool), ``layer1``..``layerK`` and, with a
     classifier, ``logits`` [N, num_classes].
@@ -86,6 +93,8 @@ class ResNet(nn.Module):
     bn_frozen: bool = False
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    conv: ModuleDef = Conv
+    norm: ModuleDef = BatchNorm
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -94,10 +103,10 @@ class ResNet(nn.Module):
             raise ValueError(f"num_stages must be in 1..4; got {self.num_stages}")
         if self.num_classes is not None and self.num_stages != 4:
             raise ValueError("the ImageNet classifier head needs all 4 stages")
-        norm = batch_norm(train, self.bn_frozen, self.bn_axis_name)
+        norm = batch_norm(train, self.bn_frozen, self.bn_axis_name, module=self.norm)
         feats: dict[str, jax.Array] = {}
         stem = 64 // self.width
-        x = conv(stem, 7, stride=2, name="conv1", dtype=self.dtype)(x)
+        x = conv(stem, 7, stride=2, name="conv1", dtype=self.dtype, module=self.conv)(x)
         x = nn.relu(norm(name="bn1")(x))
         x = max_pool_torch(x, 3, 2, 1)
         feats["stem"] = x
@@ -119,6 +128,7 @@ class ResNet(nn.Module):
                     downsample=b == 0 and (stride != 1 or in_ch != planes * EXPANSION),
                     norm=norm,
                     dtype=self.dtype,
+                    conv=self.conv,
                     name=f"layer{s + 1}_{b}",
                 )(x)
                 in_ch = planes * EXPANSION

@@ -12,14 +12,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssgan_jax.models.layers import check_images, conv
+from ssgan_jax.models.conv import Conv
+from ssgan_jax.models.layers import ModuleDef, check_images, conv
 
 # torchvision cfg "D": channels per conv, "M" = 2x2 max-pool.
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
 def vgg16_features(
-    x: jax.Array, *, width: int = 1, num_blocks: int = 5, dtype: Any = jnp.float32
+    x: jax.Array, *, width: int = 1, num_blocks: int = 5, dtype: Any = jnp.float32,
+    conv_module: ModuleDef = Conv,
 ) -> dict[str, jax.Array]:
     """The first ``num_blocks`` conv blocks of VGG16, each ending with a 2x2 max-pool.
 
@@ -41,7 +43,8 @@ def vgg16_features(
                 break
             index += 1
         else:
-            x = conv(item // width, 3, use_bias=True, name=f"features_{index}", dtype=dtype)(x)
+            x = conv(item // width, 3, use_bias=True, name=f"features_{index}", dtype=dtype,
+                     module=conv_module)(x)
             x = nn.relu(x)
             index += 2  # the conv and its ReLU
     return feats
@@ -53,7 +56,9 @@ class VGG16Features(nn.Module):
     width: int = 1
     num_blocks: int = 5
     dtype: Any = jnp.float32
+    conv: ModuleDef = Conv
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-        return vgg16_features(x, width=self.width, num_blocks=self.num_blocks, dtype=self.dtype)
+        return vgg16_features(x, width=self.width, num_blocks=self.num_blocks, dtype=self.dtype,
+                              conv_module=self.conv)

@@ -1,5 +1,8 @@
 """Shapes, BatchNorm modes, the FCN upsampler and the adversary's judgement grid."""
 
+import functools
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -14,12 +17,14 @@ from ssgan_jax.models import (
     build_adversary,
     build_generator,
 )
+from ssgan_jax.models import norm as norm_lib
+from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.fcn import bilinear_upsample_kernel, upsample2x
 from ssgan_jax.models.layers import adaptive_avg_pool, resize_bilinear
 
 
 def _shapes(model, *inputs, **kw):
-    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *inputs, **kw))
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs, **kw))
     return jax.eval_shape(lambda v: model.apply(v, *inputs, **kw), variables)
 
 
@@ -38,9 +43,9 @@ def test_full_width_adversary_gives_4x4_grid(branch, depth):
 
 @pytest.mark.parametrize("h,w", [(37, 53), (64, 64), (100, 75)])
 def test_small_generators_run_on_any_size(h, w):
-    x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, 3))
+    x = jax.random.normal(jax.random.key(0), (1, h, w, 3))
     for model in (DeepLabV3(num_classes=5, width=16), FCN8s(num_classes=5, width=16)):
-        variables = model.init(jax.random.PRNGKey(1), x)
+        variables = model.init(jax.random.key(1), x)
         out = model.apply(variables, x)
         assert out.shape == (1, h, w, 5)
         assert np.all(np.isfinite(np.asarray(out)))
@@ -51,8 +56,8 @@ def test_fcn_output_pixel_is_aligned_with_input_pixel():
     # input needs, only on the image. Crop a 64x64 image to 60x60: the 60x60 result's
     # interior must equal the 64x64 result's top-left, up to the receptive-field border.
     model = FCN8s(num_classes=3, width=16)
-    x = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 3))
-    variables = model.init(jax.random.PRNGKey(1), x)
+    x = jax.random.normal(jax.random.key(0), (1, 64, 64, 3))
+    variables = model.init(jax.random.key(1), x)
     # give the score layers non-zero weights so the output depends on the image
     variables = jax.tree_util.tree_map(lambda a: a + 0.01, variables)
     full = model.apply(variables, x)
@@ -66,8 +71,8 @@ def test_fcn_output_pixel_is_aligned_with_input_pixel():
 def test_upsample2x_bilinear_init_interpolates():
     f = 3
     layer = upsample2x(f, "up", jnp.float32)
-    x = jax.random.normal(jax.random.PRNGKey(0), (1, 6, 8, f))
-    params = layer.init(jax.random.PRNGKey(1), x)
+    x = jax.random.normal(jax.random.key(0), (1, 6, 8, f))
+    params = layer.init(jax.random.key(1), x)
     kernel = params["params"]["kernel"]
     np.testing.assert_array_equal(kernel, bilinear_upsample_kernel(2, f))
     y = layer.apply(params, x)
@@ -91,9 +96,9 @@ def test_adaptive_avg_pool_matches_torch_bins():
 def test_adversary_cells_are_local_judgements():
     adv = Adversary(image_branch="vgg16", image_branch_depth=1, width=16,
                     map_features=(8,), trunk_features=(8, 8, 8, 8))
-    x = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 3))
-    m = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(1), (1, 64, 64, 4)), -1)
-    variables = adv.init(jax.random.PRNGKey(2), x, m)
+    x = jax.random.normal(jax.random.key(0), (1, 64, 64, 3))
+    m = jax.nn.softmax(jax.random.normal(jax.random.key(1), (1, 64, 64, 4)), -1)
+    variables = adv.init(jax.random.key(2), x, m)
     out = adv.apply(variables, x, m)
     assert out.shape == (1, 4, 4)
     # changing the map in the top-left corner changes the top-left cell, not the far corner
@@ -105,25 +110,25 @@ def test_adversary_cells_are_local_judgements():
 def test_adversary_rejects_bad_inputs():
     adv = Adversary(image_branch="vgg16", image_branch_depth=1, width=16)
     with pytest.raises(ValueError, match="maps"):
-        adv.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 16, 16, 4)))
+        adv.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 16, 16, 4)))
     with pytest.raises(ValueError, match="too small"):
-        adv.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 6, 3)), jnp.zeros((1, 6, 6, 4)))
+        adv.init(jax.random.key(0), jnp.zeros((1, 6, 6, 3)), jnp.zeros((1, 6, 6, 4)))
     with pytest.raises(ValueError, match="image_branch"):
         Adversary(image_branch="alexnet").init(
-            jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 4)))
+            jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 4)))
 
 
 @pytest.mark.parametrize("shape", [(1, 32, 32), (1, 32, 32, 1), (1, 3, 32, 32)])
 def test_generators_name_wrong_image_shape(shape):
     for model in (DeepLabV3(num_classes=3, width=16), FCN8s(num_classes=3, width=16)):
         with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
-            model.init(jax.random.PRNGKey(0), jnp.zeros(shape))
+            model.init(jax.random.key(0), jnp.zeros(shape))
 
 
 def _bn_model_and_vars(frozen, axis_name=None):
     model = ResNet(width=16, num_stages=1, bn_frozen=frozen, bn_axis_name=axis_name)
-    x = jax.random.normal(jax.random.PRNGKey(0), (4, 32, 32, 3))
-    return model, model.init(jax.random.PRNGKey(1), x), x
+    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+    return model, model.init(jax.random.key(1), x), x
 
 
 def test_batchnorm_train_updates_stats_frozen_does_not():
@@ -160,14 +165,22 @@ def test_batchnorm_statistics_are_averaged_over_axis_name():
 def test_builders_from_config():
     model = ml_collections.ConfigDict(dict(
         name="deeplabv3_resnet50", width=16, output_stride=16, dropout_rate=0.1,
-        bn_mode="frozen", dtype="float32", conv_rewrites="off"))
+        bn_mode="frozen", dtype="float32", conv_rewrites="off", bn_vjp="off"))
     g = build_generator(model, num_classes=7)
     assert isinstance(g, DeepLabV3) and g.bn_frozen and g.output_stride == 16
-    assert g.conv_rewrites == "off"
+    # the conv and BatchNorm classes are fields, bound here once
+    assert g.conv.func is Conv and g.conv.keywords == {"gemm_forms": False}
+    assert g.norm is nn.BatchNorm
+    model.conv_rewrites, model.bn_vjp = "on", "on"
+    g = build_generator(model, num_classes=7)
+    assert g.conv.keywords == {"gemm_forms": True} and g.norm is norm_lib.BatchNorm
     model.conv_rewrites = "cpu"
     with pytest.raises(ValueError, match=r"conv_rewrites must be one of \('auto', 'on', 'off'\)"):
         build_generator(model, 7)
-    model.conv_rewrites = "auto"
+    model.conv_rewrites, model.bn_vjp = "auto", "gpu"
+    with pytest.raises(ValueError, match=r"bn_vjp must be one of \('auto', 'on', 'off'\)"):
+        build_generator(model, 7)
+    model.bn_vjp = "auto"
     model.name = "fcn8s_vgg16"
     assert isinstance(build_generator(model, 7), FCN8s)
     model.name = "unet"
@@ -199,7 +212,7 @@ def test_adversary_judges_k_maps_per_image_with_one_image_branch_pass(branch):
     """A(x, [m1; m2]) == [A(x, m1); A(x, m2)]: the adversary step's shared image branch."""
     adversary = Adversary(image_branch=branch, width=32, map_features=(4,),
                           trunk_features=(4, 4, 4, 4))
-    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    k = jax.random.split(jax.random.key(0), 3)
     images = jax.random.normal(k[0], (2, 32, 32, 3))
     maps = jax.nn.softmax(jax.random.normal(k[1], (4, 32, 32, 5)), axis=-1)
     variables = adversary.init(k[2], images, maps[:2])
@@ -232,19 +245,19 @@ def _conv_calls(fn, *args):
 def test_conv_rewrites_reach_every_conv_and_do_not_change_the_outputs(name):
     """model.conv_rewrites="off": every conv of G and A (nested backbones included), and its
     gradient, is XLA's convolution; "on": the GEMM forms (models/conv.py). Same outputs."""
-    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    k = jax.random.split(jax.random.key(0), 3)
     images = jax.random.normal(k[0], (2, 32, 48, 3))
     maps = jax.nn.softmax(jax.random.normal(k[1], (2, 32, 48, 5)), axis=-1)
     results = {}
     for mode in ("on", "off"):
         if name == "adversary":
             net = Adversary(width=32, map_features=(4,), trunk_features=(4, 4, 4, 4),
-                            conv_rewrites=mode)
+                            conv=functools.partial(Conv, gemm_forms=mode == "on"))
             inputs = (images, maps)
         else:
             model = ml_collections.ConfigDict(dict(
                 name=name, width=32, output_stride=8, dropout_rate=0.0, bn_mode="frozen",
-                dtype="float32", conv_rewrites=mode))
+                dtype="float32", conv_rewrites=mode, bn_vjp="auto"))
             net = build_generator(model, num_classes=5)
             inputs = (images,)
         variables = net.init(k[2], *inputs)

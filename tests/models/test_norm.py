@@ -26,7 +26,7 @@ def _reference(x, scale, bias, eps, axis_name=None):
 
 
 def _inputs(shape, seed=0):
-    k = jax.random.split(jax.random.PRNGKey(seed), 6)
+    k = jax.random.split(jax.random.key(seed), 6)
     c = shape[-1]
     x = 3.0 * jax.random.normal(k[0], shape) + jax.random.normal(k[1], (c,))
     scale = 1.0 + 0.5 * jax.random.normal(k[2], (c,))
@@ -96,13 +96,13 @@ def test_module_matches_flax_batchnorm(use_running_average):
     x, _, _, _ = _inputs((2, 5, 7, 6), seed=1)
     kwargs = dict(use_running_average=use_running_average, momentum=0.9, epsilon=1e-5)
     ours, theirs = BatchNorm(**kwargs), nn.BatchNorm(**kwargs)
-    variables = theirs.init(jax.random.PRNGKey(0), x)
-    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(0), x)) == jax.tree.map(
+    variables = theirs.init(jax.random.key(0), x)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(0), x)) == jax.tree.map(
         jnp.shape, variables
     )
     # Non-trivial parameters and running statistics.
     leaves, treedef = jax.tree.flatten(variables)
-    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    keys = jax.random.split(jax.random.key(2), len(leaves))
     moved = [v + jnp.abs(jax.random.normal(k, v.shape)) for v, k in zip(leaves, keys, strict=True)]
     variables = jax.tree.unflatten(treedef, moved)
 

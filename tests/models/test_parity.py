@@ -20,7 +20,7 @@ def nhwc(a):
 
 
 def load(model, parity_dir, name, shape, **kw):
-    variables = model.init(jax.random.PRNGKey(0), jnp.zeros(shape), **kw)
+    variables = model.init(jax.random.key(0), jnp.zeros(shape), **kw)
     tensors = read_safetensors(parity_dir / f"{name}.safetensors")
     loaded, report = load_torch_weights(variables, tensors)
     assert len(report.loaded) == len(tensors)  # strict: every tensor used, nothing skipped
