@@ -291,7 +291,7 @@ class _Updates:
         return state.replace(
             g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
             g_batch_stats=batch_stats if self.bn_train else state.g_batch_stats,
-        ), {"g_grad_norm": optax.global_norm(grads)}
+        ), {"g_grad_norm": optax.tree.norm(grads)}
 
     def generator_update(self, state, images, labels, adversarial, update):
         """One G update with its own forward pass (Eq. 3, or Eq. 5 when ``adversarial``)."""
@@ -337,7 +337,7 @@ class _Updates:
             "d_acc_fake": jnp.mean(fake_logits < 0),
             "d_out_real": jnp.mean(jax.nn.sigmoid(real_logits)),
             "d_out_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
-            "d_grad_norm": optax.global_norm(grads),
+            "d_grad_norm": optax.tree.norm(grads),
         }
 
     def metrics(self, metrics):

@@ -78,13 +78,16 @@ def test_benchmark_times_only_the_steps_asked_for(tmp_path):
     assert step["fraction_of_peak"] == pytest.approx(
         step["flops_per_device"] * 2 / (step["median_ms"] / 1000) / (2 * 2e11))
     assert out["phase2_iteration_over_phase1_step"] is None and "eval" not in out
-    # without the shared forward, the iteration is the separate steps
+    # without the shared forward, the iteration runs the separate updates (each with its own G
+    # forward) in one program: at most their FLOPs (XLA may merge the parts of the two G
+    # forwards that do not depend on the dropout sample), more than the G update alone
     config.phase2.share_generator_forward = False
     config.benchmark.steps = ("adversary", "generator_phase2", "phase2_iteration")
     steps = run_benchmark(config)["steps"]
     assert steps["phase2_iteration"]["shared_generator_forward"] is False
-    assert steps["phase2_iteration"]["flops_per_device"] == (
-        steps["adversary"]["flops_per_device"] + steps["generator_phase2"]["flops_per_device"])
+    assert steps["generator_phase2"]["flops_per_device"] < steps["phase2_iteration"][
+        "flops_per_device"] <= (steps["adversary"]["flops_per_device"]
+                                + steps["generator_phase2"]["flops_per_device"])
     config.benchmark.steps = ("generator_phase3",)
     with pytest.raises(ValueError, match="generator_phase3"):
         run_benchmark(config)

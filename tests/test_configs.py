@@ -55,3 +55,24 @@ def test_paper_settings_are_the_defaults(name):
 def test_unknown_variant_names_the_choices():
     with pytest.raises(ValueError, match="deeplabv3_resnet50_gan"):
         _load("voc2012", "resnet_gan")
+
+
+@pytest.mark.parametrize("name", ["demo", "camvid", "voc2012", "cityscapes"])
+def test_named_config_arguments_equal_the_short_spellings(name):
+    sizes = ",size=cpu" if name == "camvid" else ""
+    short = ",cpu" if name == "camvid" else ""
+    named = _load(name, f"generator=fcn8s_vgg16,training=baseline{sizes}")
+    assert named.to_dict() == _load(name, f"fcn8s_vgg16_baseline{short}").to_dict()
+    # any subset: the others keep their defaults
+    partial = _load(name, "training=baseline")
+    assert partial.model.name == "deeplabv3_resnet50" and partial.variant.endswith("_baseline")
+    assert _load(name, "").to_dict() == _load(name, "deeplabv3_resnet50_gan").to_dict()
+
+
+def test_bad_named_arguments_name_the_choices():
+    with pytest.raises(ValueError, match=r"unknown config argument 'size=gpu'.*size=<full\|cpu>"):
+        _load("camvid", "size=gpu")
+    with pytest.raises(ValueError, match=r"unknown config argument 'size=cpu'"):
+        _load("voc2012", "size=cpu")  # voc2012 has no sizes
+    with pytest.raises(ValueError, match=r"unknown config argument 'model=unet'"):
+        _load("demo", "model=unet")

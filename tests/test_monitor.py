@@ -8,9 +8,10 @@ import pytest
 from ssgan_jax.monitor import (
     AdversaryHealth,
     JsonLinesWriter,
-    Progress,
+    ReportProgress,
     TrainingDiverged,
     check_finite,
+    progress_line,
 )
 
 
@@ -42,6 +43,20 @@ def test_jsonl_writer_and_progress(tmp_path):
     w.close()
     lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert lines == [{"step": 5, "train/ce": 1.5}, {"step": 10, "val/miou": 0.25}]
-    p = Progress(total=100, start_step=0)
-    line = p.line(50, 1, {"ce": 0.5}, rate=10.0)
+    line = progress_line(50, 100, 1, {"ce": 0.5}, rate=10.0)
     assert "step 50/100" in line and "10.00 steps/s" in line and "ETA 0m05s" in line
+
+
+def test_report_progress_rate_and_writer(tmp_path):
+    """clu's ReportProgress: reports every 5 steps and at the phase end (step 7), writes
+    steps_per_sec to the writer and keeps the rate for our line."""
+    w = JsonLinesWriter(str(tmp_path / "m.jsonl"))
+    p = ReportProgress(total=20, start_step=0, every_steps=5, writer=w, on_steps=(7,))
+    times = {s: 2.0 * s for s in range(1, 11)}  # 0.5 steps/s, from t = 0 at step 0
+    p._previous_time = 0.0  # the clock started at t = 0
+    reported = [s for s in range(1, 11) if p(s, t=times[s])]
+    assert reported == [5, 7, 10] and p.rate == pytest.approx(0.5)
+    w.close()
+    lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    rates = [x["steps_per_sec"] for x in lines if "steps_per_sec" in x]
+    assert rates == pytest.approx([0.5, 0.5, 0.5])

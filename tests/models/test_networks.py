@@ -237,7 +237,7 @@ def _conv_calls(fn, *args):
                 continue
             xla += e.primitive.name == "conv_general_dilated"
             todo += [sub.jaxpr if hasattr(sub, "jaxpr") else sub
-                     for sub in jax.core.jaxprs_in_params(e.params)]
+                     for sub in jax.extend.core.jaxprs_in_params(e.params)]
     return custom, xla
 
 
