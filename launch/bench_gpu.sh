@@ -9,6 +9,8 @@
 #   <model>_throughput  512x512 crops, batch 16, bfloat16, BatchNorm with batch statistics
 #   <model>_paper_gemm  the paper row with the XLA:CPU GEMM forms of the convs forced on
 #                       (model.conv_rewrites=on; "auto" leaves GPU convs to cuDNN)
+#   <model>_throughput_bnvjp  the throughput row with models/norm.py's BatchNorm backward
+#                       forced on (model.bn_vjp=on; "auto" uses flax's BatchNorm on GPUs)
 # for <model> in deeplabv3_resnet50, fcn8s_vgg16. The batch is split over all local GPUs.
 # Environment: PYTHON (default python), EXTRA (more --config overrides, e.g.
 # EXTRA="--config.benchmark.iterations=50"). The benchmark needs JAX, flax, optax and
@@ -22,7 +24,7 @@ MODELS=(deeplabv3_resnet50 fcn8s_vgg16)
 ROWS=("$@")
 if [ ${#ROWS[@]} -eq 0 ]; then
   for m in "${MODELS[@]}"; do ROWS+=("${m}_paper" "${m}_throughput"); done
-  ROWS+=(deeplabv3_resnet50_paper_gemm)
+  ROWS+=(deeplabv3_resnet50_paper_gemm deeplabv3_resnet50_throughput_bnvjp)
 fi
 mkdir -p "$OUT"
 for row in "${ROWS[@]}"; do
@@ -37,7 +39,11 @@ for row in "${ROWS[@]}"; do
     *:throughput) args=(--config.batch_size=16 "--config.data.crop_size=(512,512)"
                         --config.model.dtype=bfloat16 --config.model.bn_mode=train
                         --config.eval_batch_size=16) ;;
-    *) echo "unknown setting '$setting' in $row: paper, paper_gemm or throughput" >&2; exit 2 ;;
+    *:throughput_bnvjp) args=(--config.batch_size=16 "--config.data.crop_size=(512,512)"
+                              --config.model.dtype=bfloat16 --config.model.bn_mode=train
+                              --config.eval_batch_size=16 --config.model.bn_vjp=on) ;;
+    *) echo "unknown setting '$setting' in $row: paper, paper_gemm, throughput or" \
+            "throughput_bnvjp" >&2; exit 2 ;;
   esac
   echo "== $row" >&2
   # shellcheck disable=SC2086  # EXTRA is a list of overrides

@@ -105,8 +105,8 @@ def prune(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: Pair,
 
 def _conv(x, w, stride: Pair, dilation: Pair, padding: Padding):
     if w.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
-        # A 1x1 conv is a GEMM over pixels; XLA:CPU runs the dot up to 2x faster than the
-        # equivalent convolution (and its transpose, the input gradient, likewise).
+        # A 1x1 conv is a GEMM over pixels; XLA:CPU runs the dot faster than the equivalent
+        # convolution, and its transpose (the input gradient) likewise (docs/PERFORMANCE.md).
         if stride != (1, 1):
             x = x[:, ::stride[0], ::stride[1], :]
         return jnp.matmul(x, w[0, 0])
