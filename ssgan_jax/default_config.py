@@ -137,6 +137,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.scales = (1.0,)  # multi-scale TTA, e.g. (0.75, 1.0, 1.25); logits averaged
     config.eval.flip = False  # also average the horizontally flipped image's logits
     config.eval.windows_per_call = 0  # sliding windows per forward pass; 0 = all (memory)
+    # Boundary F1, fragmentation and speckle (ssgan_jax/region_metrics.py; README "Evaluate"):
+    # what the adversary is meant to change (PAPER.md sections 1 and 8), on the host
+    config.eval.region_metrics = True
+    config.eval.boundary_tolerance = 0.0  # pixels; 0 = 0.75% of each image's diagonal
+    config.eval.min_region = 0  # speckle: components below this many pixels; 0 = 0.05% of image
+    config.eval.tensorboard_images = 3  # validation pictures (image | truth | prediction)
 
     # Prediction files (--mode=predict), from the checkpoint config.eval.checkpoint.
     config.predict = ml_collections.ConfigDict()

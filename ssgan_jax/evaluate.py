@@ -9,21 +9,25 @@ the processes' sums are added once at the end (``multihost_utils.process_allgath
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import concurrent.futures
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax import inference
 from ssgan_jax.data import pipeline
 from ssgan_jax.metrics import confusion_matrix, summarize
+from ssgan_jax.region_metrics import RegionMetrics
 
 
 def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
                    settings: inference.Settings | None = None):
-    """``step(variables, batch) -> confusion [C, C]`` of one device's batch (to be pmapped,
-    ``steps.pmap_eval``).
+    """``step(variables, batch) -> (confusion [C, C], predictions [B, H, W] uint8)`` of one
+    device's batch (to be pmapped, ``steps.pmap_eval``); the predictions feed the host-side
+    region metrics (``region_metrics``).
 
     batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
     "valid": [B] bool}; padding and filler examples are not counted. ``settings``: test-time
@@ -31,10 +35,14 @@ def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
     """
     predict = inference.make_predict_fn(generator, settings or inference.Settings())
 
+    if num_classes > 256:
+        raise ValueError(f"{num_classes} classes do not fit the uint8 prediction maps")
+
     def step(variables, batch):
         preds = predict(variables, batch["image"])
         mask = batch["mask"] & batch["valid"][:, None, None]
-        return confusion_matrix(preds, batch["label"], num_classes, mask, ignore_label)
+        confusion = confusion_matrix(preds, batch["label"], num_classes, mask, ignore_label)
+        return confusion, preds.astype(jnp.uint8)
 
     return step
 
@@ -49,36 +57,88 @@ def sum_over_processes(local: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(local)).sum(axis=0)
 
 
+def _images_of(batch, preds) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(image, label, prediction) of each real example of a [D, B, ...] batch, cropped to
+    the image (its mask: the top-left h x w of the padded arrays)."""
+    valid = np.asarray(batch["valid"]).reshape(-1)
+    mask = np.asarray(batch["mask"]).reshape(-1, *batch["mask"].shape[-2:])
+    labels = np.asarray(batch["label"]).reshape(mask.shape)
+    images = np.asarray(batch["image"]).reshape(*mask.shape, -1)
+    preds = np.asarray(preds).reshape(mask.shape)
+    for j in np.nonzero(valid)[0]:
+        h, w = int(mask[j].any(axis=1).sum()), int(mask[j].any(axis=0).sum())
+        yield images[j, :h, :w], labels[j, :h, :w], preds[j, :h, :w]
+
+
 def evaluate(
     p_eval_step,
     variables,
     batches,
     num_classes: int,
     class_names: Sequence[str] | None = None,
+    region: RegionMetrics | None = None,
+    keep_examples: int = 0,
 ) -> dict[str, Any]:
     """Run a pmapped eval step over ``batches`` (numpy dicts [D, B, ...]) and summarise.
 
     ``variables``: host arrays or placed on the devices (``steps.on_devices``). Returns
-    ``metrics.summarize``'s dict plus ``num_images`` and the raw ``confusion`` matrix (nested
-    lists).
+    ``metrics.summarize``'s dict plus ``num_images``, the raw ``confusion`` matrix (nested
+    lists) and, with ``region``, its boundary F1, fragmentation and speckle over the split
+    (computed on the host in a worker thread while the devices run the next batch). With
+    ``keep_examples``, ``examples``: the first (image, label, prediction) triples of this
+    process, for pictures.
     """
     confusion = np.zeros((num_classes, num_classes), np.int64)
     images = 0
-    for batch in batches:
-        confusion += np.asarray(jax.device_get(p_eval_step(variables, batch)), np.int64).sum(0)
-        images += int(np.sum(batch["valid"]))
+    examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    pending: list[concurrent.futures.Future] = []
+
+    def add_regions(batch, preds):
+        for _, label, pred in _images_of(batch, preds):
+            region.add(pred, label)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        for batch in batches:
+            cm, preds = p_eval_step(variables, batch)
+            confusion += np.asarray(jax.device_get(cm), np.int64).sum(0)
+            images += int(np.sum(batch["valid"]))
+            if region is not None or len(examples) < keep_examples:
+                preds = np.asarray(jax.device_get(preds))
+            if len(examples) < keep_examples:
+                examples += list(_images_of(batch, preds))[:keep_examples - len(examples)]
+            if region is not None:
+                pending.append(pool.submit(add_regions, batch, preds))
+                while len(pending) > 2:  # at most 2 batches waiting (memory); errors re-raise
+                    pending.pop(0).result()
+        for f in pending:
+            f.result()  # re-raises a worker's error
     confusion = sum_over_processes(confusion)
     summary = summarize(confusion, class_names)
     summary["num_images"] = int(sum_over_processes(np.asarray(images, np.int64)))
+    if region is not None:
+        region.load_state(sum_over_processes(region.state()))
+        summary.update(region.summary(class_names))
     summary["confusion"] = confusion.tolist()
+    if keep_examples:
+        summary["examples"] = examples
     return summary
 
 
+def region_metrics(config, num_classes: int) -> RegionMetrics | None:
+    """The split's boundary/region accumulator that ``config.eval`` asks for (or None)."""
+    if not config.eval.region_metrics:
+        return None
+    return RegionMetrics(num_classes, config.loss.ignore_label, config.eval.boundary_tolerance,
+                         config.eval.min_region)
+
+
 def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
-                   class_names: Sequence[str]) -> dict[str, Any]:
-    """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard)."""
+                   class_names: Sequence[str], keep_examples: int = 0) -> dict[str, Any]:
+    """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
+    with the region metrics ``config.eval`` asks for."""
     batches = pipeline.as_numpy(pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
         process_index=jax.process_index(), process_count=jax.process_count()),
         eval_size=config.data.eval_size)
-    return evaluate(p_eval_step, variables, batches, num_classes, class_names)
+    return evaluate(p_eval_step, variables, batches, num_classes, class_names,
+                    region_metrics(config, num_classes), keep_examples)

@@ -74,10 +74,26 @@ def summarize(
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """A per-class IoU table (percent) for the terminal."""
-    rows = [f"{'class':<20} {'IoU %':>7}"]
+    """A per-class table for the terminal: IoU (percent) and, when the summary has them,
+    boundary F1 (percent) and fragmentation (predicted / true regions)."""
+    region = "boundary_f1" in summary
+
+    def cell(value, scale=100.0, absent="absent"):
+        return f"{absent:>7}" if value is None else f"{scale * value:7.2f}"
+
+    head = f"{'class':<20} {'IoU %':>7}"
+    if region:
+        head += f" {'BF %':>7} {'frag':>7}"
+    rows = [head]
     for name, value in summary["per_class_iou"].items():
-        rows.append(f"{name:<20} {'absent' if value is None else f'{100 * value:7.2f}':>7}")
-    miou = summary["miou"]
-    rows.append(f"{'mean':<20} {'n/a' if miou is None else f'{100 * miou:7.2f}':>7}")
+        row = f"{name:<20} {cell(value)}"
+        if region:
+            row += (f" {cell(summary['boundary_f1']['per_class'].get(name), absent='-')}"
+                    f" {cell(summary['fragmentation']['per_class'].get(name), 1.0, '-')}")
+        rows.append(row)
+    mean = f"{'mean':<20} {cell(summary['miou'], absent='n/a')}"
+    if region:
+        mean += (f" {cell(summary['boundary_f1']['mean'], absent='n/a')}"
+                 f" {cell(summary['fragmentation']['mean'], 1.0, 'n/a')}")
+    rows.append(mean)
     return "\n".join(rows)

@@ -22,6 +22,7 @@ from ssgan_jax.errors import ConfigError
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.metrics import format_table
 
+REGION_KEYS = ("boundary_f1", "fragmentation", "speckle", "speckle_min_region_px")
 ABSENT_NOTE = ("per_class_iou is null for classes absent from both the ground truth and the "
                "predictions of this split; they are left out of miou (absent_classes)")
 
@@ -116,6 +117,7 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "num_images": summary["num_images"],
         "num_pixels": summary["num_pixels"],
         "absent_classes": summary["absent_classes"],
+        **{k: summary[k] for k in REGION_KEYS if k in summary},
         "note": ABSENT_NOTE,
         "inference": settings.as_dict(),
         "confusion": summary["confusion"],
@@ -131,5 +133,12 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               f"images, {settings.tag() or 'whole image'}):", flush=True)
         print(format_table(summary), flush=True)
         print(f"pixel accuracy {100 * (summary['pixel_accuracy'] or 0):.2f}%, mean accuracy "
-              f"{100 * (summary['mean_accuracy'] or 0):.2f}%; written to {out}", flush=True)
+              f"{100 * (summary['mean_accuracy'] or 0):.2f}%", flush=True)
+        if "speckle" in summary:
+            speckle = summary["speckle"]
+            print(f"speckle {'n/a' if speckle is None else f'{100 * speckle:.2f}%'} of the "
+                  f"predicted pixels in regions under {summary['speckle_min_region_px']:.0f} px; "
+                  f"boundary tolerance {summary['boundary_f1']['tolerance_px']:.2f} px",
+                  flush=True)
+        print(f"written to {out}", flush=True)
     return result

@@ -171,8 +171,9 @@ def _record_config(workdir: str, record: dict[str, Any]) -> None:
 
 
 def _validate(run: Run, state) -> dict[str, Any]:
+    keep = run.config.eval.tensorboard_images if jax.process_index() == 0 else 0
     return evaluate_split(run.config, run.p_eval, steps.generator_variables(state),
-                          run.config.data.val_split, run.num_classes, run.class_names)
+                          run.config.data.val_split, run.num_classes, run.class_names, keep)
 
 
 def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
@@ -185,7 +186,8 @@ def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
     meta = {"config": run.config_record, "step": step, "phase": phase,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if validation is not None:
-        meta["validation"] = {k: v for k, v in validation.items() if k != "confusion"}
+        meta["validation"] = {k: v for k, v in validation.items()
+                              if k not in ("confusion", "examples")}
     run.checkpoints.save(step, host, meta, None if validation is None else validation["miou"])
     run.last_saved = step
 
@@ -195,11 +197,46 @@ def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
                "val/pixel_accuracy": summary["pixel_accuracy"] or 0.0}
     scalars.update({f"val_iou/{k}": v for k, v in summary["per_class_iou"].items()
                     if v is not None})
+    shown = ""
+    if "boundary_f1" in summary:
+        region = {"val/boundary_f1": summary["boundary_f1"]["mean"],
+                  "val/fragmentation": summary["fragmentation"]["mean"],
+                  "val/speckle": summary["speckle"]}
+        scalars.update({k: v for k, v in region.items() if v is not None})
+        scalars.update({f"val_boundary_f1/{k}": v for k, v in
+                        summary["boundary_f1"]["per_class"].items() if v is not None})
+        shown = ", ".join(f"{k[4:].replace('_', ' ')} " + (
+            "n/a" if v is None else f"{100 * v:.2f}%" if k != "val/fragmentation" else f"{v:.2f}")
+            for k, v in region.items())
+        shown = f", {shown}"
     run.writer.write_scalars(step, scalars)
+    if summary.get("examples"):
+        run.writer.write_images(step, {"val/image_truth_prediction": _pictures(
+            run, summary["examples"])})
     miou = summary["miou"]
     print(f"validation at step {step} on {run.config.data.val_split} "
           f"({summary['num_images']} images): mIoU "
-          f"{'n/a' if miou is None else f'{100 * miou:.2f}'}%", flush=True)
+          f"{'n/a' if miou is None else f'{100 * miou:.2f}'}%{shown}", flush=True)
+
+
+def _pictures(run: Run, examples) -> np.ndarray:
+    """[N, H, 3W, 3] uint8: each validation example's image | truth | prediction, the maps in
+    the dataset's palette (ignore: black), all padded to the largest example."""
+    from ssgan_jax.data import builder_class
+    from ssgan_jax.predict import colorize
+
+    palette = builder_class(run.config.data.name).PALETTE
+    mean = np.asarray(run.config.data.mean, np.float32)
+    std = np.asarray(run.config.data.std, np.float32)
+    rows = []
+    for image, label, pred in examples:
+        rgb = np.clip((image * std + mean) * 255.0, 0, 255).astype(np.uint8)
+        rows.append(np.concatenate([rgb, colorize(label, palette), colorize(pred, palette)],
+                                   axis=1))
+    h = max(r.shape[0] for r in rows)
+    w = max(r.shape[1] for r in rows)
+    return np.stack([np.pad(r, ((0, h - r.shape[0]), (0, w - r.shape[1]), (0, 0)))
+                     for r in rows])
 
 
 def adversarial_phase2(config) -> bool:

@@ -43,6 +43,8 @@ def test_eval_reproduces_logged_validation_and_is_repeatable(trained_run):
         assert result["step"] == step and result["split"] == "val"
         assert result["miou"] == logged["miou"]  # the same step, the same numbers
         assert result["per_class_iou"] == logged["per_class_iou"]
+        for key in ("boundary_f1", "fragmentation", "speckle"):  # region metrics: same too
+            assert result[key] == logged[key], key
         assert result["num_images"] == 3 and result["checkpoint"].endswith(f"checkpoints/{step}")
     assert result["miou"] == _logged(workdir, 4)["miou"]
     path = workdir / "eval" / "val_step_4.json"
@@ -54,6 +56,13 @@ def test_eval_reproduces_logged_validation_and_is_repeatable(trained_run):
                 "num_images", "checkpoint", "absent_classes", "note"):
         assert key in saved, key
     assert all(v is None or 0.0 <= v <= 1.0 for v in saved["per_class_iou"].values())
+    bf = saved["boundary_f1"]
+    assert set(bf["per_class"]) == set(saved["per_class_iou"]) and bf["tolerance_px"] > 0
+    assert all(v is None or 0.0 <= v <= 1.0 for v in bf["per_class"].values())
+    assert bf["mean"] == pytest.approx(np.mean([v for v in bf["per_class"].values()
+                                                if v is not None]))
+    assert set(saved["fragmentation"]["per_class"]) == set(saved["per_class_iou"])
+    assert 0.0 <= saved["speckle"] <= 1.0
     present = [v for v in saved["per_class_iou"].values() if v is not None]
     assert saved["miou"] == pytest.approx(sum(present) / len(present))
     assert summary["miou"] == _logged(workdir, 8)["miou"]

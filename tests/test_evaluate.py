@@ -67,3 +67,38 @@ def test_evaluate_matches_numpy(settings):
     assert got["miou"] == pytest.approx(miou, abs=1e-12)
     assert got["num_images"] == sum(int(b["valid"].sum()) for b in batches)
     assert got["num_pixels"] == cm.sum()
+
+
+def test_region_metrics_see_each_image_cropped_to_its_size():
+    """evaluate(region=...) == RegionMetrics over each real example cropped to the top-left
+    h x w its mask marks (padding and filler examples excluded); examples are those crops."""
+    from ssgan_jax.region_metrics import RegionMetrics
+
+    rng = np.random.default_rng(3)
+    batches = _batches(rng, 3, h=12, w=14)
+    crops = []
+    for b in batches:
+        b["mask"][:] = False
+        for d in range(2):
+            for i in range(3):
+                h, w = rng.integers(5, 13), rng.integers(5, 15)
+                b["mask"][d, i, :h, :w] = True
+                b["label"][d, i][~b["mask"][d, i]] = 255
+                if b["valid"][d, i]:
+                    crops.append((b["image"][d, i, :h, :w, 0].astype(np.int64),
+                                  b["label"][d, i, :h, :w]))
+    want = RegionMetrics(C, tolerance=1.0, min_region=3)
+    for pred, label in crops:
+        want.add(pred, label)
+    p_eval = steps.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255))
+    got = evaluate(p_eval, steps.on_devices({"scale": jnp.float32(1.0)}), iter(batches), C,
+                   None, RegionMetrics(C, tolerance=1.0, min_region=3), keep_examples=2)
+    assert got["boundary_f1"] == want.summary()["boundary_f1"]
+    assert got["fragmentation"] == want.summary()["fragmentation"]
+    assert got["speckle"] == want.summary()["speckle"] and got["speckle"] is not None
+    assert len(got["examples"]) == 2
+    for (image, label, pred), (want_pred, want_label) in zip(got["examples"], crops[:2],
+                                                             strict=True):
+        np.testing.assert_array_equal(pred, want_pred)
+        np.testing.assert_array_equal(label, want_label)
+        assert image.shape == (*want_pred.shape, 3)

@@ -62,6 +62,14 @@ def test_run_writes_checkpoints_metrics_and_validation(reference):
         x.get("val/miou") == pytest.approx(summary["miou"]) for x in lines)
     assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "fcn8s_vgg16"
     assert list((workdir / "tensorboard").iterdir())
+    # validation's region metrics and pictures (image | truth | prediction)
+    at_8 = {k: v for x in lines if x.get("step") == 8 for k, v in x.items()}
+    for key in ("val/boundary_f1", "val/fragmentation", "val/speckle", "steps_per_sec"):
+        assert key in at_8, key
+    assert any(b"val/image_truth_prediction" in f.read_bytes()
+               for f in (workdir / "tensorboard").rglob("*") if f.is_file())
+    assert 0.0 <= meta["validation"]["boundary_f1"]["mean"] <= 1.0
+    assert "examples" not in meta["validation"]
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(reference, tmp_path, monkeypatch):
