@@ -227,6 +227,156 @@ def machine() -> str:
     return f"{cpu}, {platform.system()} (CPU only, no GPU)"
 
 
+STUDY_BEGIN = "<!-- study: written by launch/camvid_study.py -->"
+STUDY_END = "<!-- /study -->"
+STUDY_METRICS = (  # (key in the test JSON, label, scale, higher is better)
+    ("miou", "test mIoU %", 100.0, True),
+    ("boundary_f1", "boundary F1 %", 100.0, True),
+    ("fragmentation", "fragmentation (pred/true regions)", 1.0, None),
+    ("speckle", "speckle % of pixels", 100.0, False),
+)
+
+
+def _study_value(test: dict[str, Any], key: str) -> float | None:
+    value = test.get(key)
+    return value.get("mean") if isinstance(value, dict) else value
+
+
+def _study_name(variant: str) -> str:
+    if variant == "lam0":
+        return "control (G alone, lam = 0)"
+    if variant.startswith("ns_"):
+        return f"SS-GAN non-saturating, lam = {variant.removeprefix('ns_lam')}"
+    return f"SS-GAN minimax, lam = {variant.removeprefix('lam')}"
+
+
+def study_section(results: dict[str, Any]) -> str:
+    """The markdown of launch/camvid_study.py's results (see that script)."""
+    settings = results["settings"]
+    out = [STUDY_BEGIN, "## Study: what does the adversary change? (issue 17)", ""]
+    for generator, by_seed in results["runs"].items():
+        seeds = sorted(by_seed, key=lambda s: int(s.removeprefix("seed")))
+        variants = ["lam0", *(f"lam{x}" for x in settings["lams"])]
+        if results.get("best_lam_on_val"):
+            variants.append(f"ns_lam{results['best_lam_on_val']}")
+        variants = [v for v in variants if all(v in by_seed[s] for s in seeds)]
+        done = sum(len(runs) for runs in by_seed.values())
+        out += [f"### {generator}: {len(seeds)} seeds ({', '.join(seeds)}), phase 2 = "
+                f"{settings['phase2_steps']} iterations, {done} phase-2 runs", "",
+                "Test split, each run's best-on-val checkpoint; mean ± std over seeds. "
+                "Fragmentation: predicted / true 8-connected regions per class (1 = as many as "
+                "the truth); speckle: share of predicted pixels in regions under 0.05% of the "
+                "image. Best minimax lam on val (mean best validation mIoU): "
+                f"{results.get('best_lam_on_val', 'not chosen yet')}.", ""]
+        out.append("| variant | " + " | ".join(m[1] for m in STUDY_METRICS)
+                   + " | adversary warnings |")
+        out.append("|---|" + "---|" * (len(STUDY_METRICS) + 1))
+        for v in variants:
+            cells = []
+            for key, _, scale, _ in STUDY_METRICS:
+                values = [_study_value(by_seed[s][v]["test"], key) for s in seeds]
+                values = [x for x in values if x is not None]
+                m, sd = mean_std(values) if values else (math.nan, math.nan)
+                cells.append(f"{scale * m:.2f} ± {scale * sd:.2f}")
+            warnings = sum(len(by_seed[s][v]["adversary_warnings"]) for s in seeds)
+            out.append(f"| {_study_name(v)} | " + " | ".join(cells) + f" | {warnings} |")
+        out += ["", "Paired differences to the control (same seed, same phase-1 generator; "
+                "two-sided paired t-test over seeds):", ""]
+        out.append("| variant | " + " | ".join(m[1] for m in STUDY_METRICS) + " |")
+        out.append("|---|" + "---|" * len(STUDY_METRICS))
+        significant: dict[str, list[str]] = {}
+        for v in variants[1:]:
+            cells = []
+            for key, label, scale, _ in STUDY_METRICS:
+                test = paired_t([_study_value(by_seed[s]["lam0"]["test"], key) for s in seeds],
+                                [_study_value(by_seed[s][v]["test"], key) for s in seeds])
+                if test is None:
+                    cells.append("n/a")
+                    continue
+                star = " *" if test["p"] < 0.05 else ""
+                if star:
+                    significant.setdefault(v, []).append(
+                        f"{label.split(' (')[0]} {scale * test['mean']:+.3g}")
+                cells.append(f"{scale * test['mean']:+.2f} ± {scale * test['std']:.2f} "
+                             f"(p = {test['p']:.3f}){star}")
+            out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
+        out += ["", "(* p < 0.05)", ""]
+        main_variant = f"lam{results.get('best_lam_on_val')}" if results.get(
+            "best_lam_on_val") in settings["lams"] else None
+        if main_variant in variants:
+            first = by_seed[seeds[0]]["lam0"]["test"]
+            out += [f"Per class, control vs {_study_name(main_variant)} (the main variant: "
+                    "best minimax lam on val), test, mean over seeds:", "",
+                    "| class | IoU % control | IoU % SS-GAN | BF % control | BF % SS-GAN | "
+                    "fragmentation control | fragmentation SS-GAN |",
+                    "|---|---|---|---|---|---|---|"]
+            for name in first["per_class_iou"]:
+                row = [name]
+                for getter, scale in ((lambda t, n=name: t["per_class_iou"][n], 100.0),
+                                      (lambda t, n=name: t["boundary_f1"]["per_class"][n], 100.0),
+                                      (lambda t, n=name: t["fragmentation"]["per_class"][n], 1.0)):
+                    for v in ("lam0", main_variant):
+                        vals = [getter(by_seed[s][v]["test"]) for s in seeds]
+                        vals = [x for x in vals if x is not None]
+                        row.append(f"{scale * statistics.fmean(vals):.2f}" if vals else "-")
+                out.append("| " + " | ".join(row) + " |")
+            out.append("")
+        steps = sorted({step for s in seeds for v in variants[1:]
+                        for step, _ in by_seed[s][v]["adversary_accuracy"]})
+        shown = steps[::max(1, len(steps) // 6)][:6] + steps[-1:] if steps else []
+        shown = sorted(set(shown))
+        if shown:
+            out += ["The adversary's accuracy (real and fake maps, mean of the log window), "
+                    "mean over seeds, by phase-2 step:", "",
+                    "| variant | " + " | ".join(str(x) for x in shown) + " |",
+                    "|---|" + "---|" * len(shown)]
+            for v in variants[1:]:
+                cells = []
+                for step in shown:
+                    vals = [a for s in seeds for st, a in by_seed[s][v]["adversary_accuracy"]
+                            if st == step]
+                    cells.append(f"{statistics.fmean(vals):.3f}" if vals else "-")
+                out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
+            out.append("")
+        moved = "; ".join(f"{_study_name(v)}: {', '.join(x)}" for v, x in significant.items())
+        miou_moved = any(x.startswith("test mIoU") for xs in significant.values() for x in xs)
+        region_moved = any(not x.startswith("test mIoU") for xs in significant.values()
+                           for x in xs)
+        if not significant:
+            verdict_text = ("no variant differs from the control in any of the four metrics at "
+                            "p < 0.05: at this scale the adversary changes neither mIoU nor "
+                            "boundaries nor fragmentation measurably")
+        elif region_moved and not miou_moved:
+            verdict_text = ("yes: the adversary changes boundaries or regions where mIoU does "
+                            f"not move ({moved})")
+        else:
+            verdict_text = f"significant differences to the control: {moved}"
+        out += [f"**Verdict ({generator}, computed from the table)**: {verdict_text}.", ""]
+    out.append(STUDY_END)
+    return "\n".join(out) + "\n"
+
+
+def write_study_section(results: dict[str, Any], path: str) -> None:
+    """Put ``study_section(results)`` into RESULTS.md (replacing an earlier one)."""
+    text = open(path).read() if os.path.exists(path) else "# Results\n"
+    text = _without_study(text).rstrip("\n") + "\n\n" + study_section(results)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _without_study(text: str) -> str:
+    if STUDY_BEGIN in text and STUDY_END in text:
+        head, rest = text.split(STUDY_BEGIN, 1)
+        return head + rest.split(STUDY_END, 1)[1]
+    return text
+
+
+def _study_of(text: str) -> str:
+    if STUDY_BEGIN in text and STUDY_END in text:
+        return STUDY_BEGIN + text.split(STUDY_BEGIN, 1)[1].split(STUDY_END, 1)[0] + STUDY_END
+    return ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", required=True)
@@ -264,7 +414,11 @@ def main() -> None:
     header = open(header_path).read() if os.path.exists(header_path) else "# Results\n"
     text = (header.replace("{machine}", host).replace("{date}", time.strftime("%Y-%m-%d"))
             + "\n" + "\n".join(sections))
-    with open(os.path.join(args.docs, "RESULTS.md"), "w") as f:
+    path = os.path.join(args.docs, "RESULTS.md")
+    study = _study_of(open(path).read()) if os.path.exists(path) else ""
+    if study:  # launch/camvid_study.py's section survives a regeneration
+        text = text.rstrip("\n") + "\n\n" + study + "\n"
+    with open(path, "w") as f:
         f.write(text)
     print(f"wrote {os.path.join(args.docs, 'RESULTS.md')}")
 

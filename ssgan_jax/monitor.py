@@ -143,8 +143,8 @@ class AdversaryHealth:
             kind = "won"
             text = (f"the adversary has won: its accuracy averaged {mean:.3f} over the last "
                     f"{self.window} iterations, so G's adversarial gradient carries little "
-                    "(lower phase2.d_lr, raise rescaling.eps, or try loss.adv_form="
-                    "non_saturating)")
+                    "(lower phase2.d_lr, or lower rescaling.eps so that real maps stay closer "
+                    "to G's, or try loss.adv_form=non_saturating)")
         elif abs(mean - 0.5) < self.idle_margin:
             kind = "idle"
             text = (f"the adversary learns nothing: its accuracy averaged {mean:.3f} (chance) "

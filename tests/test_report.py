@@ -54,3 +54,55 @@ def test_tables_and_paired_verdict(tmp_path):
     assert "+1.17 ± 0.76 mIoU points" in text and "paired over 3 seeds" in text
     assert ("not significant" in text) == (want.pvalue >= 0.05)
     assert report.paired_t([0.1], [0.2]) is None
+
+
+def _study_results(seeds=3):
+    rng = __import__("numpy").random.default_rng(0)
+    runs = {}
+    for s in range(seeds):
+        for v, shift in (("lam0", 0.0), ("lam0.1", 0.02), ("lam1.0", 0.0), ("ns_lam0.1", 0.0)):
+            base = 0.3 + 0.01 * s
+            test = {"miou": base + 0.001 * rng.normal(),  # mIoU: no effect
+                    "per_class_iou": {"Sky": 0.8, "Pole": None},
+                    # boundary F1 moves by +2 points for lam 0.1, consistently over seeds
+                    "boundary_f1": {"mean": base + shift + 0.001 * s,
+                                    "per_class": {"Sky": 0.5 + shift, "Pole": None}},
+                    "fragmentation": {"mean": 1.5, "per_class": {"Sky": 1.0, "Pole": None}},
+                    "speckle": 0.01}
+            runs.setdefault(f"seed{s}", {})[v] = {
+                "test": test, "val": [{"step": 1100, "val/miou": base + (0.01 if v == "lam0.1"
+                                                                        else 0.0)}],
+                "adversary_accuracy": [[1050, 0.7], [1100, 0.8]],
+                "adversary_warnings": [] if v != "lam1.0" else ["WARNING at step 1100: won"]}
+    return {"settings": {"phase2_steps": 600, "lams": ["0.1", "1.0"]},
+            "best_lam_on_val": "0.1", "runs": {"deeplabv3_resnet50": runs}}
+
+
+def test_study_section_tables_tests_and_verdict(tmp_path):
+    report = _report()
+    results = _study_results()
+    study = load("camvid_study")
+    assert study._best_lam(results["runs"], "deeplabv3_resnet50", [0, 1, 2],
+                           ["0.1", "1.0"]) == "0.1"
+    assert study._variant_args("ns_lam0.1") == ("gan", ["--config.loss.lam=0.1",
+                                                        "--config.loss.adv_form=non_saturating"])
+    assert study._variant_args("lam0") == ("baseline", [])
+    text = report.study_section(results)
+    assert "| SS-GAN minimax, lam = 0.1 | 30.97 ± 0.95 | 33.10 ± 1.10 | 1.50 ± 0.00 | " \
+        "1.00 ± 0.00 | 0 |" in text
+    # boundary F1 moved significantly for lam 0.1, mIoU did not: the verdict says so
+    assert "where mIoU does not move (SS-GAN minimax, lam = 0.1: boundary F1 % +2)" in text
+    row = next(line for line in text.splitlines()
+               if line.startswith("| SS-GAN minimax, lam = 0.1 |") and "p =" in line)
+    assert row.count("*") == 1  # only boundary F1 is significant
+    assert "| SS-GAN minimax, lam = 1.0 |" in text and "| 3 |" in text  # 3 warnings
+    assert "Per class, control vs SS-GAN minimax, lam = 0.1" in text
+    assert "| Sky | 80.00 | 80.00 | 50.00 | 52.00 | 1.00 | 1.00 |" in text
+    # the section replaces an earlier one and survives camvid_report's regeneration
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Results\n\nold table\n")
+    report.write_study_section(results, str(path))
+    report.write_study_section(results, str(path))
+    written = path.read_text()
+    assert written.count(report.STUDY_BEGIN) == 1 and "old table" in written
+    assert report._study_of("# new\n" + report._study_of(written)) == report._study_of(written)

@@ -1,0 +1,165 @@
+"""What does the adversary change? A CamVid study with the power to see it (issue 17).
+
+    python launch/camvid_study.py --data=PATH/CamVid [--out=runs/camvid_study] [--seeds=0,1,2,3,4]
+
+Per seed: one phase-1 run (G alone, ``configs/camvid.py:<generator>_gan,cpu``), then phase-2
+runs of ``--phase2-steps`` iterations (default 600, twice the CamVid table's) from that same
+generator (``init_from``, so the comparison is paired), which differ only in the adversarial
+term: ``lam0`` (the control: G alone, the same schedule and optimizer reset), SS-GAN minimax at
+each lam of ``--lams`` (``lam0.01`` ...), and non-saturating (``ns_lam<best>``) at the lam whose
+minimax runs have the best mean validation mIoU over the seeds (chosen on val only). Each run is
+evaluated on the test split from its best-on-val checkpoint: mIoU, boundary F1, fragmentation
+and speckle (README, "Evaluate").
+
+Resumable, also across machines: each finished run's results (test metrics, its validation
+curve and the adversary's accuracy curve) go to ``--results`` (default
+``docs/results/camvid_study.json``, committed), and a run found there is not trained again. The
+last step writes the study's section of docs/RESULTS.md (``launch/camvid_report.py``'s
+``study_section``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from camvid_repro import REPO, _main_cmd, _run  # noqa: E402
+
+
+def _variant_args(variant: str) -> tuple[str, list[str]]:
+    """``lam0`` / ``lam<x>`` / ``ns_lam<x>`` -> (training, overrides)."""
+    if variant == "lam0":
+        return "baseline", []
+    form = "non_saturating" if variant.startswith("ns_") else "minimax"
+    lam = variant.removeprefix("ns_").removeprefix("lam")
+    return "gan", [f"--config.loss.lam={lam}", f"--config.loss.adv_form={form}"]
+
+
+def _collect(workdir: str) -> dict:
+    """A finished run's results: its test eval JSON (no confusion) and its curves."""
+    evals = sorted(glob.glob(os.path.join(workdir, "eval", "test_step_*.json")))
+    with open(evals[-1]) as f:
+        test = json.load(f)
+    test.pop("confusion", None)
+    val, adversary, health = [], [], []
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            m = json.loads(line)
+            if "val/miou" in m:
+                val.append({k: m.get(k) for k in ("step", "val/miou", "val/boundary_f1",
+                                                  "val/fragmentation", "val/speckle")})
+            if "train/d_acc_real" in m:
+                adversary.append([m["step"], 0.5 * (m["train/d_acc_real"]
+                                                    + m["train/d_acc_fake"])])
+    with open(os.path.join(workdir, "log.txt")) as f:
+        health = [line.strip() for line in f if line.startswith("WARNING at step")]
+    return {"test": test, "val": val, "adversary_accuracy": adversary,
+            "adversary_warnings": health}
+
+
+def _best_lam(results: dict, generator: str, seeds: list[int], lams: list[str]) -> str:
+    """The minimax lam with the best mean (over seeds) best validation mIoU."""
+    def best_val(run):
+        return max(v["val/miou"] for v in run["val"])
+
+    scores = {lam: sum(best_val(results[generator][f"seed{s}"][f"lam{lam}"]) for s in seeds)
+              / len(seeds) for lam in lams}
+    return max(scores, key=scores.get)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "camvid"))
+    parser.add_argument("--out", default=os.path.join(REPO, "runs", "camvid_study"))
+    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results",
+                                                          "camvid_study.json"))
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--lams", default="0.01,0.1,1.0")
+    parser.add_argument("--phase2-steps", type=int, default=600)
+    parser.add_argument("--generator", default="deeplabv3_resnet50",
+                        choices=("deeplabv3_resnet50", "fcn8s_vgg16"))
+    parser.add_argument("--extra", default="", help="more overrides for every run, "
+                        "space-separated (e.g. for a quick trial)")
+    parser.add_argument("--docs", default=os.path.join(REPO, "docs"))
+    args = parser.parse_args()
+    data, out = os.path.abspath(args.data), os.path.abspath(args.out)
+    if not os.path.isdir(os.path.join(data, "trainannot")):
+        sys.exit(f"--data={data} is not a CamVid folder (no trainannot/)")
+    data_dir = os.path.join(out, "tfds")
+    gen, seeds, lams = args.generator, [int(s) for s in args.seeds.split(",")], \
+        args.lams.split(",")
+    config = os.path.join(REPO, "configs", "camvid.py")
+    extra = args.extra.split()
+    results = {}
+    if os.path.exists(args.results):
+        with open(args.results) as f:
+            results = json.load(f)
+    settings = {"generator": gen, "phase2_steps": args.phase2_steps, "lams": lams,
+                "extra": extra, "config": f"configs/camvid.py:{gen}_<training>,cpu"}
+    if results.get("settings", settings) != settings:
+        sys.exit(f"{args.results} holds a study with other settings ({results['settings']}); "
+                 "give another --results")
+    results["settings"] = settings
+    runs = results.setdefault("runs", {}).setdefault(gen, {})
+
+    def save():
+        os.makedirs(os.path.dirname(args.results), exist_ok=True)
+        tmp = args.results + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+        os.replace(tmp, args.results)
+
+    def phase1(seed: int) -> str:
+        workdir = os.path.join(out, gen, f"seed{seed}", "phase1")
+        if not os.path.exists(os.path.join(workdir, "done")):
+            t = _run(_main_cmd(f"{config}:{gen}_gan,cpu", workdir,
+                               ["--config.phase2.steps=0", f"--config.seed={seed}", *extra],
+                               data, data_dir), os.path.join(workdir, "log.txt"))
+            results.setdefault("phase1_wall_seconds", {})[f"seed{seed}"] = t
+            open(os.path.join(workdir, "done"), "w").close()
+        return workdir
+
+    def run(seed: int, variant: str) -> None:
+        if variant in runs.get(f"seed{seed}", {}):
+            return
+        training, overrides = _variant_args(variant)
+        workdir = os.path.join(out, gen, f"seed{seed}", variant)
+        common = [*overrides, f"--config.seed={seed}",
+                  f"--config.phase2.steps={args.phase2_steps}", *extra]
+        start = time.time()
+        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir,
+                       [*common, f"--config.init_from={phase1(seed)}",
+                        "--config.phase1.steps=0"], data, data_dir),
+             os.path.join(workdir, "log.txt"))
+        train_s = time.time() - start
+        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir, [*common, "--mode=eval"],
+                       data, data_dir), os.path.join(workdir, "log.txt"))
+        runs.setdefault(f"seed{seed}", {})[variant] = {**_collect(workdir),
+                                                       "train_wall_seconds": train_s}
+        save()
+
+    started = time.time()
+    for seed in seeds:
+        for variant in ["lam0", *(f"lam{lam}" for lam in lams)]:
+            run(seed, variant)
+    best = _best_lam(results["runs"], gen, seeds, lams)
+    results["best_lam_on_val"] = best
+    save()
+    for seed in seeds:
+        run(seed, f"ns_lam{best}")
+    results["wall_seconds_this_invocation"] = time.time() - started
+    save()
+    from camvid_report import write_study_section
+
+    write_study_section(results, os.path.join(args.docs, "RESULTS.md"))
+    print(f"done: {args.results} and the study section of {args.docs}/RESULTS.md", flush=True)
+
+
+if __name__ == "__main__":
+    main()
