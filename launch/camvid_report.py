@@ -255,14 +255,19 @@ def study_section(results: dict[str, Any]) -> str:
     settings = results["settings"]
     out = [STUDY_BEGIN, "## Study: what does the adversary change? (issue 17)", ""]
     for generator, by_seed in results["runs"].items():
-        seeds = sorted(by_seed, key=lambda s: int(s.removeprefix("seed")))
         variants = ["lam0", *(f"lam{x}" for x in settings["lams"])]
+        # the seeds whose control and minimax runs are all done (a study still under way)
+        seeds = sorted((s for s in by_seed if all(v in by_seed[s] for v in variants)),
+                       key=lambda s: int(s.removeprefix("seed")))
         if results.get("best_lam_on_val"):
             variants.append(f"ns_lam{results['best_lam_on_val']}")
-        variants = [v for v in variants if all(v in by_seed[s] for s in seeds)]
+        variants = [v for v in variants if seeds and all(v in by_seed[s] for s in seeds)]
         done = sum(len(runs) for runs in by_seed.values())
+        planned = len(settings.get("seeds", seeds))
+        partial = (f" **(partial: {len(seeds)} of {planned} seeds complete; rerun "
+                   "launch/camvid_study.py to finish)**" if len(seeds) < planned else "")
         out += [f"### {generator}: {len(seeds)} seeds ({', '.join(seeds)}), phase 2 = "
-                f"{settings['phase2_steps']} iterations, {done} phase-2 runs", "",
+                f"{settings['phase2_steps']} iterations, {done} phase-2 runs{partial}", "",
                 "Test split, each run's best-on-val checkpoint; mean ± std over seeds. "
                 "Fragmentation: predicted / true 8-connected regions per class (1 = as many as "
                 "the truth); speckle: share of predicted pixels in regions under 0.05% of the "

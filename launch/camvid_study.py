@@ -101,7 +101,8 @@ def main() -> None:
         with open(args.results) as f:
             results = json.load(f)
     settings = {"generator": gen, "phase2_steps": args.phase2_steps, "lams": lams,
-                "extra": extra, "config": f"configs/camvid.py:{gen}_<training>,cpu"}
+                "seeds": seeds, "extra": extra,
+                "config": f"configs/camvid.py:{gen}_<training>,cpu"}
     if results.get("settings", settings) != settings:
         sys.exit(f"{args.results} holds a study with other settings ({results['settings']}); "
                  "give another --results")

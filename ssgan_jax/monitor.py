@@ -132,6 +132,13 @@ class AdversaryHealth:
         self._acc: collections.deque[float] = collections.deque(maxlen=window)
         self._warned_at: dict[str, int] = {}
 
+    def _rising(self) -> bool:
+        """Whether the window's second half is above its first by more than the margin: an
+        adversary leaving chance (as at the start of phase 2) is learning, not idle."""
+        acc = list(self._acc)
+        half = len(acc) // 2
+        return float(np.mean(acc[half:]) - np.mean(acc[:half])) > self.idle_margin
+
     def update(self, step: int, acc_real: float, acc_fake: float) -> str | None:
         """Record one iteration; return a warning (at most once per window per kind) or None."""
         self._acc.append(0.5 * (acc_real + acc_fake))
@@ -145,7 +152,7 @@ class AdversaryHealth:
                     f"{self.window} iterations, so G's adversarial gradient carries little "
                     "(lower phase2.d_lr, or lower rescaling.eps so that real maps stay closer "
                     "to G's, or try loss.adv_form=non_saturating)")
-        elif abs(mean - 0.5) < self.idle_margin:
+        elif abs(mean - 0.5) < self.idle_margin and not self._rising():
             kind = "idle"
             text = (f"the adversary learns nothing: its accuracy averaged {mean:.3f} (chance) "
                     f"over the last {self.window} iterations (raise phase2.d_lr or "

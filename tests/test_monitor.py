@@ -26,6 +26,9 @@ def test_adversary_won_and_idle_warnings_once_per_window():
     assert "learns nothing" in out[2]
     h = AdversaryHealth(window=3, won_accuracy=0.99, idle_margin=0.02)
     assert [h.update(s, 0.8, 0.7) for s in range(1, 6)] == [None] * 5  # a healthy fight
+    # leaving chance (the start of phase 2): near 0.5 on average, but rising: not idle
+    h = AdversaryHealth(window=4, won_accuracy=0.99, idle_margin=0.02)
+    assert [h.update(s, a, a) for s, a in enumerate((0.47, 0.48, 0.52, 0.54), 1)] == [None] * 4
 
 
 def test_non_finite_loss_stops_naming_it_and_the_checkpoint():

@@ -98,6 +98,12 @@ def test_study_section_tables_tests_and_verdict(tmp_path):
     assert "| SS-GAN minimax, lam = 1.0 |" in text and "| 3 |" in text  # 3 warnings
     assert "Per class, control vs SS-GAN minimax, lam = 0.1" in text
     assert "| Sky | 80.00 | 80.00 | 50.00 | 52.00 | 1.00 | 1.00 |" in text
+    # a study under way: only the seeds with every control/minimax run are tabulated
+    del results["runs"]["deeplabv3_resnet50"]["seed2"]["lam1.0"]
+    results["settings"]["seeds"] = [0, 1, 2, 3, 4]
+    partial = report.study_section(results)
+    assert "2 seeds (seed0, seed1)" in partial and "partial: 2 of 5 seeds complete" in partial
+    results = _study_results()
     # the section replaces an earlier one and survives camvid_report's regeneration
     path = tmp_path / "RESULTS.md"
     path.write_text("# Results\n\nold table\n")
