@@ -4,3 +4,12 @@ See ``docs`` and README.md; the method is restated in PAPER.md (sections cited i
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``ssgan_jax.Segmenter`` without importing JAX for ``import ssgan_jax`` itself."""
+    if name == "Segmenter":
+        from ssgan_jax.segmenter import Segmenter
+
+        return Segmenter
+    raise AttributeError(f"module 'ssgan_jax' has no attribute {name!r}")

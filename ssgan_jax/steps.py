@@ -219,8 +219,8 @@ def pmap_step(fn, *, donate: bool = False, devices=None):
     """``fn(state, batch) -> (state, metrics)`` pmapped over ``AXIS`` the way training runs it:
     the state is one copy on every device (``in_axes=None``, ``out_axes=None``; the step keeps
     it identical on all devices by averaging gradients and BatchNorm statistics), the batch
-    and the metrics are split along their leading axis; ``donate`` lets the step reuse the
-    state's buffers."""
+    is split along its leading axis and the metrics (averaged over the devices) come back
+    once; ``donate`` lets the step reuse the state's buffers."""
     return jax.pmap(fn, axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None),
                     donate_argnums=(0,) if donate else (), devices=devices)
 

@@ -178,3 +178,33 @@ def test_eval_from_the_command_line(trained_run, tmp_path):
               "--config.eval.checkpoint=5"])
     assert r.returncode == 1 and "error: no checkpoint for step 5" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_segmenter_from_workdir_runs_the_checkpoint(trained_run):
+    """ssgan_jax.Segmenter.from_workdir: the run's config, normalisation and checkpoint; its
+    prediction equals the eval forward pass on the image padded to the same size bucket."""
+    import jax.numpy as jnp
+
+    from ssgan_jax import Segmenter
+    from ssgan_jax.data.classes import CAMVID
+    from ssgan_jax.errors import ConfigError
+    from ssgan_jax.inference import from_config, make_predict_fn
+    from ssgan_jax.run_eval import load_generator
+
+    config, workdir, _ = trained_run
+    seg = Segmenter.from_workdir(str(workdir), checkpoint=4, bucket=32)
+    assert seg.step == 4 and seg.class_names == CAMVID
+    assert seg.source.endswith("checkpoints/4")
+    image = np.asarray(Image.open(pathlib.Path(config.data.manual_dir) / "val" / "val_000.png"))
+    h, w = image.shape[:2]  # 40 x 56 -> bucket 64 x 64
+    loaded = load_generator(_cfg(trained_run, checkpoint="4"), str(workdir), len(CAMVID))
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    x[0, :h, :w] = (image / 255.0 - np.asarray(config.data.mean)) / np.asarray(config.data.std)
+    want = make_predict_fn(loaded.generator, from_config(config))(loaded.variables,
+                                                                  jnp.asarray(x))[0, :h, :w]
+    np.testing.assert_array_equal(seg.predict(image), np.asarray(want))
+    assert seg.probabilities(image).shape == (h, w, len(CAMVID))
+    with pytest.raises(ConfigError, match="unknown inference setting 'flipp'"):
+        Segmenter.from_workdir(str(workdir), flipp=True)
+    with pytest.raises(ConfigError, match="config.json does not exist"):
+        Segmenter.from_workdir(str(workdir / "checkpoints"))

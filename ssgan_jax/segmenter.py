@@ -1,0 +1,159 @@
+"""Use a trained generator from Python: ``Segmenter``.
+
+    from ssgan_jax import Segmenter
+
+    seg = Segmenter.from_workdir("runs/camvid_r50_gan", checkpoint="best")
+    classes = seg.predict(image)            # uint8 RGB [H, W, 3] -> class indices [H, W]
+    probs = seg.probabilities([a, b])       # images of any sizes -> [H_i, W_i, C] each
+
+Only G runs (SS-GAN's adversary costs nothing at inference). Inputs are uint8 RGB: one image
+``[H, W, 3]``, a batch ``[N, H, W, 3]`` or a list of images of different sizes; grey
+(``[H, W]`` or ``[H, W, 1]``) is repeated to RGB and an alpha channel is dropped; anything else
+is refused with one line. The normalisation is the run's (``data.mean``/``data.std``).
+
+**Compiled once per size bucket.** Each image is padded at the bottom/right (with the mean
+colour, exactly as evaluation pads to ``data.eval_size``) to the next multiple of ``bucket``
+pixels (default 64) in each direction, and the batch to the next power of two; the jitted
+forward pass compiles once per (batch, height, width) bucket, and outputs are cropped back to
+each image. So a stream of camera frames of one size compiles once, and images of sizes
+100x150 and 120x160 share one program (128x192). The inference settings (whole image or
+sliding windows, scales, flip) are the run's ``config.eval`` unless overridden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssgan_jax import default_config, inference
+from ssgan_jax.errors import ConfigError, UserError
+
+
+class InputError(UserError, ValueError):
+    """An input image Segmenter cannot take."""
+
+
+def _rgb(image: Any, index: int) -> np.ndarray:
+    """uint8 [H, W, 3] from one input image (grey repeated, alpha dropped)."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise InputError(f"image {index} has dtype {a.dtype}; give uint8 RGB (0..255), e.g. "
+                         "np.asarray(PIL.Image.open(path).convert('RGB'))")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) < 1:
+        raise InputError(f"image {index} has shape {a.shape}; give [H, W, 3] RGB (grey [H, W] "
+                         "or [H, W, 1] and RGBA [H, W, 4] are converted)")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return a[:, :, :3]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class Segmenter:
+    """A trained generator with its normalisation, class names and inference settings."""
+
+    def __init__(self, generator, variables: dict[str, Any], *, class_names: Sequence[str],
+                 mean: Sequence[float], std: Sequence[float],
+                 settings: inference.Settings | None = None, bucket: int = 64,
+                 step: int | None = None, source: str = ""):
+        if bucket < 1:
+            raise ConfigError(f"bucket must be >= 1 pixel; got {bucket}")
+        self.generator = generator
+        self.variables = jax.device_put(variables)
+        self.class_names = tuple(class_names)
+        self.settings = settings or inference.Settings()
+        self.bucket = bucket
+        self.step, self.source = step, source
+        self._mean = np.asarray(mean, np.float32) * 255.0
+        self._std = np.asarray(std, np.float32) * 255.0
+        self.compilations = 0  # programs traced so far (one per size bucket)
+        self._forward = jax.jit(self._probabilities)
+
+    @classmethod
+    def from_workdir(cls, workdir: str, checkpoint: str | int = "best", *,
+                     bucket: int = 64, **eval_overrides) -> Segmenter:
+        """G of checkpoint ``checkpoint`` ("best" by validation mIoU, "latest" or a step) of
+        the run in ``workdir``, with the run's config (``<workdir>/config.json``); keyword
+        arguments override ``config.eval`` (e.g. ``mode="sliding", flip=True``)."""
+        from ssgan_jax.data import classes
+        from ssgan_jax.run_eval import load_generator
+
+        path = os.path.join(os.path.abspath(workdir), "config.json")
+        if not os.path.exists(path):
+            raise ConfigError(f"{path} does not exist: give the --workdir of a training run")
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        num_classes = record.pop("num_classes", None)
+        config = default_config.get_config()  # fields added since the run keep defaults
+        config.update(record)
+        for key, value in eval_overrides.items():
+            if key not in config.eval:
+                raise ConfigError(f"unknown inference setting {key!r}; one of "
+                                  f"{sorted(config.eval.keys())}")
+            config.eval[key] = value
+        config.eval.checkpoint = str(checkpoint)
+        names = classes.class_names(config.data.name)
+        if num_classes is not None and num_classes != len(names):
+            raise ConfigError(f"{path} says {num_classes} classes, {config.data.name} has "
+                              f"{len(names)}")
+        loaded = load_generator(config, workdir, len(names))
+        return cls(loaded.generator, loaded.variables, class_names=names, mean=config.data.mean,
+                   std=config.data.std, settings=inference.from_config(config), bucket=bucket,
+                   step=loaded.step, source=loaded.path)
+
+    def _probabilities(self, variables, images):
+        self.compilations += 1  # runs while tracing: once per compiled size bucket
+        apply = lambda x: self.generator.apply(variables, x, train=False)
+        return jax.nn.softmax(inference.predict_logits(apply, images, self.settings), axis=-1)
+
+    def _batch(self, images) -> tuple[list[np.ndarray], bool]:
+        """(RGB images, whether the input was a single image)."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return [_rgb(im, i) for i, im in enumerate(images)], False
+        if isinstance(images, (list, tuple)):
+            return [_rgb(im, i) for i, im in enumerate(images)], False
+        return [_rgb(images, 0)], True
+
+    def probabilities(self, images):
+        """Softmax maps float32 ``[H, W, C]`` (a list of them for a list, ``[N, H, W, C]`` for
+        a batch array)."""
+        rgbs, single = self._batch(images)
+        if not rgbs:
+            return []
+        out: list[np.ndarray | None] = [None] * len(rgbs)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(rgbs):
+            key = (_round_up(im.shape[0], self.bucket), _round_up(im.shape[1], self.bucket))
+            groups.setdefault(key, []).append(i)
+        for (bh, bw), members in groups.items():
+            n = 1 << (len(members) - 1).bit_length()  # batch bucket: a power of two
+            x = np.zeros((n, bh, bw, 3), np.float32)  # zero = the mean colour
+            for j, i in enumerate(members):
+                h, w = rgbs[i].shape[:2]
+                x[j, :h, :w] = (rgbs[i].astype(np.float32) - self._mean) / self._std
+            probs = np.asarray(self._forward(self.variables, jnp.asarray(x)))
+            for j, i in enumerate(members):
+                h, w = rgbs[i].shape[:2]
+                out[i] = probs[j, :h, :w]
+        if single:
+            return out[0]
+        if isinstance(images, np.ndarray):
+            return np.stack(out)
+        return out
+
+    def predict(self, images):
+        """Class indices uint8 ``[H, W]`` (a list for a list, ``[N, H, W]`` for a batch)."""
+        probs = self.probabilities(images)
+        if isinstance(probs, list):
+            return [p.argmax(-1).astype(np.uint8) for p in probs]
+        return probs.argmax(-1).astype(np.uint8)
