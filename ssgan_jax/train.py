@@ -205,10 +205,9 @@ def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
         scalars.update({k: v for k, v in region.items() if v is not None})
         scalars.update({f"val_boundary_f1/{k}": v for k, v in
                         summary["boundary_f1"]["per_class"].items() if v is not None})
-        shown = ", ".join(f"{k[4:].replace('_', ' ')} " + (
-            "n/a" if v is None else f"{100 * v:.2f}%" if k != "val/fragmentation" else f"{v:.2f}")
-            for k, v in region.items())
-        shown = f", {shown}"
+        bf, frag, speckle = region.values()
+        shown = (f", boundary F1 {_percent(bf)}, fragmentation "
+                 f"{'n/a' if frag is None else f'{frag:.2f}'}, speckle {_percent(speckle)}")
     run.writer.write_scalars(step, scalars)
     if summary.get("examples"):
         run.writer.write_images(step, {"val/image_truth_prediction": _pictures(
@@ -216,7 +215,11 @@ def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
     miou = summary["miou"]
     print(f"validation at step {step} on {run.config.data.val_split} "
           f"({summary['num_images']} images): mIoU "
-          f"{'n/a' if miou is None else f'{100 * miou:.2f}'}%{shown}", flush=True)
+          f"{_percent(miou)}{shown}", flush=True)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
 def _pictures(run: Run, examples) -> np.ndarray:
