@@ -347,7 +347,10 @@ def study_section(results: dict[str, Any]) -> str:
         miou_moved = any(x.startswith("test mIoU") for xs in significant.values() for x in xs)
         region_moved = any(not x.startswith("test mIoU") for xs in significant.values()
                            for x in xs)
-        if not significant:
+        if len(seeds) < 2:
+            verdict_text = ("not yet: a paired test needs at least 2 complete seeds "
+                            f"({len(seeds)} so far)")
+        elif not significant:
             verdict_text = ("no variant differs from the control in any of the four metrics at "
                             "p < 0.05: at this scale the adversary changes neither mIoU nor "
                             "boundaries nor fragmentation measurably")

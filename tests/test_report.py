@@ -103,6 +103,10 @@ def test_study_section_tables_tests_and_verdict(tmp_path):
     results["settings"]["seeds"] = [0, 1, 2, 3, 4]
     partial = report.study_section(results)
     assert "2 seeds (seed0, seed1)" in partial and "partial: 2 of 5 seeds complete" in partial
+    for seed in ("seed1", "seed2"):
+        del results["runs"]["deeplabv3_resnet50"][seed]
+    assert "not yet: a paired test needs at least 2 complete seeds (1 so far)" in \
+        report.study_section(results)
     results = _study_results()
     # the section replaces an earlier one and survives camvid_report's regeneration
     path = tmp_path / "RESULTS.md"
