@@ -237,6 +237,16 @@ STUDY_METRICS = (  # (key in the test JSON, label, scale, higher is better)
 )
 
 
+def holm(p_values: dict[Any, float]) -> dict[Any, float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    order = sorted(p_values, key=p_values.get)
+    m, running, out = len(order), 0.0, {}
+    for i, key in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p_values[key]))
+        out[key] = running
+    return out
+
+
 def _study_value(test: dict[str, Any], key: str) -> float | None:
     value = test.get(key)
     return value.get("mean") if isinstance(value, dict) else value
@@ -286,26 +296,31 @@ def study_section(results: dict[str, Any]) -> str:
             warnings = sum(len(by_seed[s][v]["adversary_warnings"]) for s in seeds)
             out.append(f"| {_study_name(v)} | " + " | ".join(cells) + f" | {warnings} |")
         out += ["", "Paired differences to the control (same seed, same phase-1 generator; "
-                "two-sided paired t-test over seeds):", ""]
+                "two-sided paired t-test over seeds; * = significant at 0.05 after Holm's "
+                "correction for all the tests of this table):", ""]
         out.append("| variant | " + " | ".join(m[1] for m in STUDY_METRICS) + " |")
         out.append("|---|" + "---|" * len(STUDY_METRICS))
+        tests = {(v, key): paired_t([_study_value(by_seed[s]["lam0"]["test"], key)
+                                     for s in seeds],
+                                    [_study_value(by_seed[s][v]["test"], key) for s in seeds])
+                 for v in variants[1:] for key, *_ in STUDY_METRICS}
+        adjusted = holm({k: t["p"] for k, t in tests.items() if t is not None})
         significant: dict[str, list[str]] = {}
         for v in variants[1:]:
             cells = []
             for key, label, scale, _ in STUDY_METRICS:
-                test = paired_t([_study_value(by_seed[s]["lam0"]["test"], key) for s in seeds],
-                                [_study_value(by_seed[s][v]["test"], key) for s in seeds])
+                test = tests[(v, key)]
                 if test is None:
                     cells.append("n/a")
                     continue
-                star = " *" if test["p"] < 0.05 else ""
+                star = " *" if adjusted[(v, key)] < 0.05 else ""
                 if star:
                     significant.setdefault(v, []).append(
                         f"{label.split(' (')[0]} {scale * test['mean']:+.3g}")
                 cells.append(f"{scale * test['mean']:+.2f} ± {scale * test['std']:.2f} "
-                             f"(p = {test['p']:.3f}){star}")
+                             f"(p = {test['p']:.3f}, Holm {adjusted[(v, key)]:.3f}){star}")
             out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
-        out += ["", "(* p < 0.05)", ""]
+        out += ["", "(* Holm-adjusted p < 0.05)", ""]
         main_variant = f"lam{results.get('best_lam_on_val')}" if results.get(
             "best_lam_on_val") in settings["lams"] else None
         if main_variant in variants:

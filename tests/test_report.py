@@ -94,7 +94,11 @@ def test_study_section_tables_tests_and_verdict(tmp_path):
     assert "where mIoU does not move (SS-GAN minimax, lam = 0.1: boundary F1 % +2)" in text
     row = next(line for line in text.splitlines()
                if line.startswith("| SS-GAN minimax, lam = 0.1 |") and "p =" in line)
-    assert row.count("*") == 1  # only boundary F1 is significant
+    assert row.count("*") == 1  # only boundary F1 is significant (after Holm's correction)
+    # Holm: sorted p 0.01, 0.02, 0.04 -> 0.03, 0.04, 0.04 (monotone)
+    assert report.holm({"a": 0.04, "b": 0.01, "c": 0.02}) == pytest.approx(
+        {"a": 0.04, "b": 0.03, "c": 0.04})
+    assert report.holm({"a": 0.6, "b": 0.5}) == {"a": 1.0, "b": 1.0}
     assert "| SS-GAN minimax, lam = 1.0 |" in text and "| 3 |" in text  # 3 warnings
     assert "Per class, control vs SS-GAN minimax, lam = 0.1" in text
     assert "| Sky | 80.00 | 80.00 | 50.00 | 52.00 | 1.00 | 1.00 |" in text
