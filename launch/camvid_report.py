@@ -366,9 +366,9 @@ def study_section(results: dict[str, Any]) -> str:
             verdict_text = ("not yet: a paired test needs at least 2 complete seeds "
                             f"({len(seeds)} so far)")
         elif not significant:
-            verdict_text = ("no variant differs from the control in any of the four metrics at "
-                            "p < 0.05: at this scale the adversary changes neither mIoU nor "
-                            "boundaries nor fragmentation measurably")
+            verdict_text = ("no variant differs from the control in any of the four metrics "
+                            "(p < 0.05 after Holm's correction): at this scale the adversary "
+                            "changes neither mIoU nor boundaries nor fragmentation measurably")
         elif region_moved and not miou_moved:
             verdict_text = ("yes: the adversary changes boundaries or regions where mIoU does "
                             f"not move ({moved})")
