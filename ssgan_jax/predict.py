@@ -28,6 +28,7 @@ from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.data.common import DataError, decode_rgb
 from ssgan_jax.errors import ConfigError
+from ssgan_jax.evaluate import sum_over_processes
 from ssgan_jax.run_eval import load_generator
 
 OUTPUTS = ("train_ids", "color", "overlay")
@@ -189,10 +190,8 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
                              config.predict.overlay_alpha, server_labels)
             written += 1
         print(f"  {written} images", flush=True)
-    if jax.process_count() > 1:  # every process wrote its share of the images
-        from jax.experimental import multihost_utils
-
-        written = int(np.sum(multihost_utils.process_allgather(np.int64(written))))
+    # every process wrote its share of the images
+    written = int(sum_over_processes(np.asarray(written, np.int64)))
     summary = {"step": step, "checkpoint": path, "source": pattern or split,
                "images": written, "output_dir": out_dir, "class_names": list(class_names),
                "inference": settings.as_dict()}
