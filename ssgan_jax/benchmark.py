@@ -169,6 +169,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "model": config.model.name,
         "width": config.model.width,
         "dtype": config.model.dtype,
+        "matmul_precision": config.model.matmul_precision,
         "bn_mode": config.model.bn_mode,
         "conv_rewrites": config.model.conv_rewrites,
         "conv_gemm_forms": conv_lib.use_gemm_forms(config.model.conv_rewrites),
@@ -228,7 +229,11 @@ def main(argv: list[str] | None = None) -> None:
         config = flags.FLAGS.config
         if config is None:
             raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
-        print(json.dumps(run_benchmark(config), indent=1), flush=True)
+        from ssgan_jax.models import matmul_precision
+
+        with matmul_precision(config.model):
+            result = run_benchmark(config)
+        print(json.dumps(result, indent=1), flush=True)
 
     app.run(run, argv=argv or sys.argv)
 

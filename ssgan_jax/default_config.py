@@ -45,6 +45,10 @@ def get_config() -> ml_collections.ConfigDict:
     # no update (PAPER.md section 6 trains with batch 2, where batch statistics are noisy).
     config.model.bn_mode = "frozen"
     config.model.dtype = "float32"  # compute dtype: "float32" or "bfloat16"
+    # precision of float32 convs and matmuls (jax.default_matmul_precision): "default" = the
+    # backend's (TF32 tensor cores on NVIDIA Ampere and later, full float32 on CPUs),
+    # "highest" = full float32 everywhere, "high" = bf16x3 where the backend has it
+    config.model.matmul_precision = "default"
     # convs of G and A as GEMMs (models/conv.py, tuned on XLA:CPU): "auto" = on the CPU only,
     # XLA's own convolution elsewhere (cuDNN on GPUs); "on"/"off" force it
     config.model.conv_rewrites = "auto"

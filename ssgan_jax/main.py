@@ -70,6 +70,14 @@ def main(argv):
         raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
     _resolve_paths(config, FLAGS.workdir)
     _import_tensorflow_quietly()  # every mode reads data through tf.data / TFDS
+    from ssgan_jax.models import matmul_precision
+
+    with matmul_precision(config.model):
+        _dispatch(config)
+
+
+def _dispatch(config) -> None:
+    """Runs ``--mode`` on the parsed config."""
     if FLAGS.mode == "train":
         if not FLAGS.workdir:
             raise app.UsageError("--workdir is required for --mode=train (checkpoints, metrics)")

@@ -42,6 +42,8 @@ def test_config_errors(tmp_path):
                     "config error: unknown config argument 'generator=unet'")
     _one_line_error(_cli(DEMO, f"--workdir={tmp_path}", "--config.model.conv_rewrites=gpu"),
                     "conv_rewrites must be one of")
+    _one_line_error(_cli(DEMO, f"--workdir={tmp_path}", "--config.model.matmul_precision=tf32"),
+                    "matmul_precision must be one of")
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -19,6 +21,7 @@ from ssgan_jax.models.vgg import VGG16Features
 GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
 BN_MODES = ("train", "frozen")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+MATMUL_PRECISIONS = ("default", "high", "highest")
 
 __all__ = [
     "Adversary",
@@ -28,7 +31,21 @@ __all__ = [
     "VGG16Features",
     "build_generator",
     "build_adversary",
+    "matmul_precision",
 ]
+
+
+def matmul_precision(model: ml_collections.ConfigDict) -> contextlib.AbstractContextManager:
+    """The context in which a run traces its programs: ``model.matmul_precision`` as JAX's
+    default precision of float32 convs and matmuls ("default" leaves the backend's own)."""
+    name = model.get("matmul_precision", "default")
+    if name not in MATMUL_PRECISIONS:
+        raise ConfigError(f"model.matmul_precision must be one of {MATMUL_PRECISIONS}; got "
+                          f"{name!r} (\"highest\" = full float32, \"default\" = TF32 on "
+                          "NVIDIA GPUs)")
+    if name == "default":
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision(name)
 
 
 def _dtype(name: str):

@@ -16,6 +16,7 @@ from ssgan_jax.models import (
     ResNet,
     build_adversary,
     build_generator,
+    matmul_precision,
 )
 from ssgan_jax.models import norm as norm_lib
 from ssgan_jax.models.conv import Conv
@@ -194,6 +195,29 @@ def test_builders_from_config():
         trunk_features=(8, 8, 8, 8), grid=2, activation="relu"))
     a = build_adversary(adv)
     assert a.grid == 2 and a.image_branch == "vgg16"
+
+
+def test_matmul_precision_reaches_every_conv_of_the_traced_program():
+    model = ml_collections.ConfigDict(dict(
+        name="fcn8s_vgg16", width=32, dropout_rate=0.0, bn_mode="frozen", dtype="float32",
+        conv_rewrites="off", bn_vjp="auto", matmul_precision="highest"))
+    g = build_generator(model, num_classes=3)
+    x = jnp.zeros((1, 32, 32, 3))
+    variables = jax.eval_shape(lambda: g.init(jax.random.key(0), x))
+
+    def counts(text):  # (convs, precision configs that say HIGHEST)
+        return text.count("conv_general_dilated["), text.count("precision=(Precision.HIGHEST")
+
+    with matmul_precision(model):
+        convs, highest = counts(str(jax.make_jaxpr(lambda v: g.apply(v, x))(variables)))
+    assert convs >= 15 and highest >= convs  # every conv (and any matmul)
+    model.matmul_precision = "default"
+    with matmul_precision(model):  # only the few ops that ask for HIGHEST themselves
+        default = counts(str(jax.make_jaxpr(lambda v: g.apply(v, x))(variables)))
+    assert default[0] == convs and default[1] < convs // 2
+    model.matmul_precision = "tf32"
+    with pytest.raises(ValueError, match="matmul_precision must be one of"):
+        matmul_precision(model)
 
 
 def test_default_config_builds_paper_networks():
