@@ -3,7 +3,7 @@
     python -m ssgan_jax.main --config=configs/camvid.py:generator=deeplabv3_resnet50,training=gan \
         --workdir=runs/camvid_r50_gan --config.data.manual_dir=PATH/CamVid
 
-Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan>,size=<full|cpu>``
+Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|semi>,size=<full|cpu>``
 (any subset; or the short form ``<generator>_<training>[,cpu]``):
 
 * full size (default): torchvision-size networks at 180x240 crops of the 360x480 copy, the
@@ -14,7 +14,9 @@ Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan>,si
 On CamVid the baseline is the matched control of the GAN run: G alone for the same phase 1 and
 phase 2 iterations, with phase 2's optimizer reset and schedule, only without the adversarial
 term (``loss.lam = 0``; phase 2 then skips the adversary). Add
-``--config.loss.adv_form=non_saturating`` for Luc et al.'s generator loss.
+``--config.loss.adv_form=non_saturating`` for Luc et al.'s generator loss. ``semi``: the GAN
+run with 1/8 of the training images labelled (46 of 367; ``--config.data.labeled``) and the
+rest unlabelled in phase 2 (``config.semi``, default_config.apply_variant).
 """
 
 import ml_collections

@@ -5,9 +5,14 @@
         --config.weights.generator=resnet50.safetensors \
         --config.weights.adversary=resnet50.safetensors
 
-Variants ``<generator>_<baseline|gan>``. The paper trains on train + val (3,475 images) and
+Variants ``<generator>_<baseline|gan|semi>``. The paper trains on train + val (3,475 images) and
 reports test; the default here trains on train and validates on val, so that validation
 means something: ``--config.data.train_split=train+val`` reproduces the paper's split.
+
+``<generator>_semi``: semi-supervised SS-GAN after AdvSemiSeg's protocol (Hung et al., BMVC
+2018): 1/8 of the training images labelled (``--config.data.labeled=0.25`` or ``0.5`` for
+1/4 and 1/2, ``data.split_seed`` picks which; the ids go to ``<workdir>/labeled_ids.txt``),
+the rest unlabelled in phase 2 (``config.semi``; README "Semi-supervised training").
 """
 
 import ml_collections

@@ -5,11 +5,16 @@
         --config.weights.generator=resnet50.safetensors \
         --config.weights.adversary=resnet50.safetensors
 
-Variants ``<generator>_<baseline|gan>`` (Table 3's VGG16, ResNet50, VGG16-G, ResNet50-G).
+Variants ``<generator>_<baseline|gan|semi>`` (Table 3's VGG16, ResNet50, VGG16-G, ResNet50-G).
 500x500 crops, batch 2, 100k iterations of phase 1 (Adam 1e-4 -> 1e-5), then for ``_gan``
 100k of phase 2 (G Adam 3e-5, A SGD momentum 0.9 at 3e-4, lam 1e-2). A ``_gan`` run can start
 from a finished ``_baseline`` run instead of repeating phase 1:
 ``--config.init_from=runs/voc_r50_baseline --config.phase1.steps=0``.
+
+``<generator>_semi``: semi-supervised SS-GAN after AdvSemiSeg's protocol (Hung et al., BMVC
+2018): 1/8 of the training images labelled (``--config.data.labeled=0.25`` or ``0.5`` for
+1/4 and 1/2, ``data.split_seed`` picks which; the ids go to ``<workdir>/labeled_ids.txt``),
+the rest unlabelled in phase 2 (``config.semi``; README "Semi-supervised training").
 """
 
 import ml_collections

@@ -8,7 +8,7 @@ import ml_collections
 from ssgan_jax.errors import ConfigError
 
 GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
-TRAININGS = ("baseline", "gan")
+TRAININGS = ("baseline", "gan", "semi")
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -34,6 +34,15 @@ def get_config() -> ml_collections.ConfigDict:
     # ResNet50 and VGG16 weights expect.
     config.data.mean = (0.485, 0.456, 0.406)
     config.data.std = (0.229, 0.224, 0.225)
+    # Labelled subset of train_split (semi-supervised runs; data/subset.py): "" = all; a
+    # fraction "0.125", a count "46" or a file of image ids (stems). The choice depends only
+    # on the split and split_seed; it is written to <workdir>/labeled_ids.txt.
+    config.data.labeled = ""
+    config.data.split_seed = 0
+    # Unlabelled images (semi.unlabeled_batch_size > 0): "" and "" = the train_split images
+    # outside the labelled subset; or a split of the dataset, or a glob of image files.
+    config.data.unlabeled_split = ""
+    config.data.unlabeled_glob = ""
 
     # Generator G (PAPER.md section 2).
     config.model = ml_collections.ConfigDict()
@@ -77,6 +86,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.adv_form = "minimax"  # paper's; or "non_saturating" (Luc et al.)
     config.loss.lam = 0.01  # weight of G's adversarial term
     config.loss.d_weight = 1.0  # weight of loss_d (Eq. 7's lam; unweighted by default)
+
+    # Semi-supervised phase 2 (issue 18): unlabelled images train G through the adversary.
+    config.semi = ml_collections.ConfigDict()
+    config.semi.unlabeled_batch_size = 0  # global batch of unlabelled images; 0 = none
+    config.semi.lam_adv_unlabeled = 0.01  # weight of G's adversarial term on unlabelled images
+    config.semi.adversary_unlabeled = True  # A also judges G's maps of unlabelled images
+    # self-training (AdvSemiSeg's L_semi): cross-entropy on unlabelled pixels towards G's own
+    # argmax where sigmoid(A), brought to pixel resolution, exceeds mask_threshold
+    config.semi.lam_semi = 0.0  # 0 = off
+    config.semi.mask_threshold = 0.2
+    config.semi.start_step = 0  # phase-2 iteration from which self-training is on
 
     # Initial weights. ImageNet weights as torchvision/timm safetensors (README, "Pretrained
     # weights"); "" = random init, with a warning (PAPER.md section 6 starts from ImageNet).
@@ -213,7 +233,12 @@ def apply_variant(config: ml_collections.ConfigDict, generator: str, training: s
     """Set the generator and the training (``parse_arg``'s values).
 
     ``gan`` trains phase 1 then phase 2 (the adversary) for the phase lengths the dataset
-    config set. ``baseline`` trains G alone: for ``no_phase2`` only phase 1
+    config set. ``semi`` is ``gan`` with 1/8 of the labels (``data.labeled``, unless the dataset
+    config set it) and the rest of the training images unlabelled in phase 2, after
+    AdvSemiSeg's protocol (Hung et al., BMVC 2018): as many unlabelled images per batch as
+    labelled ones, adversarial weight lam / 10 on them, self-training (weight 0.1, mask
+    threshold 0.2) from a quarter of phase 2 on. ``baseline`` trains G alone: for
+    ``no_phase2`` only phase 1
     (``phase2.steps = 0``); for ``phase2_without_adversary`` both phases with ``loss.lam = 0``,
     phase 2 resetting G's optimizer as the GAN run does (the matched control, configs/camvid.py).
     """
@@ -221,6 +246,13 @@ def apply_variant(config: ml_collections.ConfigDict, generator: str, training: s
         raise ConfigError(f"baseline must be one of {BASELINES}; got {baseline!r}")
     config.model.name = generator
     config.variant = f"{generator}_{training}"
+    if training == "semi":
+        config.data.labeled = config.data.labeled or "0.125"
+        config.semi.unlabeled_batch_size = config.batch_size
+        config.semi.lam_adv_unlabeled = config.loss.lam / 10
+        config.semi.lam_semi = 0.1
+        config.semi.mask_threshold = 0.2
+        config.semi.start_step = config.phase2.steps // 4
     if training == "baseline":
         if baseline == "no_phase2":
             config.phase2.steps = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 ADV_FORMS = ("minimax", "non_saturating")
 
@@ -82,3 +83,19 @@ def generator_loss(
     """loss_g = mce + lam * adv (Eq. 5); returns (loss_g, adv)."""
     adv = generator_adversarial_loss(fake_logits, form)
     return ce + lam * adv, adv
+
+
+def confidence_mask(cell_logits: jax.Array, height: int, width: int,
+                    threshold: float) -> jax.Array:
+    """Where A's judgement, brought to pixel resolution, says "real" with confidence above
+    ``threshold``: bool [N, height, width] from logits [N, G, G'].
+
+    Pixel (i, j) takes the cell that covers it, row ``floor(i * G / height)`` and column
+    ``floor(j * G' / width)`` (each cell judges its share of the image: torch's adaptive-pool
+    bins when the sizes divide), and is in the mask when sigmoid(logit) > threshold.
+    """
+    g_h, g_w = cell_logits.shape[1:]
+    rows = (np.arange(height) * g_h) // height
+    cols = (np.arange(width) * g_w) // width
+    confident = jax.nn.sigmoid(cell_logits.astype(jnp.float32)) > threshold
+    return confident[:, rows][:, :, cols]

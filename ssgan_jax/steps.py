@@ -253,6 +253,7 @@ class _Updates:
         self.nets, self.loss_cfg, self.axis_name = networks, config.loss, axis_name
         self.eps = config.rescaling.eps
         self.bn_train = config.model.bn_mode == "train"
+        self.semi, self.phase1_steps = config.semi, config.phase1.steps
 
     def rng(self, state: TrainState, update: int) -> jax.Array:
         """The dropout key of update ``update`` (0, 1, ...) of this iteration on this device:
@@ -270,14 +271,47 @@ class _Updates:
         logits, updates = out if self.bn_train else (out, {})
         return logits, updates.get("batch_stats", state.g_batch_stats)
 
-    def generator_head(self, state, logits, images, labels, adversarial):
-        """(loss_g, parts) of G's logits: mce (Eq. 3), plus lam * adv (Eq. 5) in phase 2 with
-        ``state``'s adversary."""
+    def cross_entropy(self, logits, labels):
+        """This device's share of mce over the labelled pixels of all devices (Eq. 3): the
+        pmean of the per-device values is the global mean."""
         devices = jax.lax.psum(1, self.axis_name)
         labelled = jax.lax.psum(jnp.sum(labels != self.loss_cfg.ignore_label), self.axis_name)
         ce_sum, _ = losses.cross_entropy_sum(logits, labels, self.loss_cfg.ignore_label)
-        # this device's share of the global mean; pmean over devices gives the mean
-        ce = ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
+        return ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
+
+    def semi_generator_head(self, state, logits, images, labels, n):
+        """(loss_g, parts) of G's logits for ``images`` = n labelled then unlabelled ones:
+        mce + lam * adv on the labelled, + semi.lam_adv_unlabeled * adv on the unlabelled,
+        + semi.lam_semi * the self-training cross-entropy on confident unlabelled pixels."""
+        cfg, semi = self.loss_cfg, self.semi
+        ce = self.cross_entropy(logits[:n], labels)
+        fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
+                                         jax.nn.softmax(logits, axis=-1))
+        loss, adv = losses.generator_loss(ce, fake[:n], cfg.lam, cfg.adv_form)
+        adv_u = losses.generator_adversarial_loss(fake[n:], cfg.adv_form)
+        loss = loss + semi.lam_adv_unlabeled * adv_u
+        parts = {"ce": ce, "adv": adv, "adv_unlabeled": adv_u,
+                 "d_out_unlabeled": jnp.mean(jax.nn.sigmoid(fake[n:]))}
+        if semi.lam_semi > 0:
+            h, w = logits.shape[1:3]
+            mask = losses.confidence_mask(jax.lax.stop_gradient(fake[n:]), h, w,
+                                          semi.mask_threshold)
+            pseudo = jnp.argmax(jax.lax.stop_gradient(logits[n:]), axis=-1)
+            target = jnp.where(mask, pseudo, cfg.ignore_label)
+            semi_ce = self.cross_entropy(logits[n:], target)
+            on = (state.step - self.phase1_steps) >= semi.start_step
+            loss = loss + jnp.where(on, semi.lam_semi, 0.0) * semi_ce
+            inside = jax.lax.psum(jnp.sum(mask), self.axis_name)
+            pixels = jax.lax.psum(mask.size, self.axis_name)
+            parts.update({"semi_ce": semi_ce, "semi_mask_share": inside / pixels,
+                          "semi_on": on.astype(jnp.float32)})
+        parts["loss_g"] = loss
+        return loss, parts
+
+    def generator_head(self, state, logits, images, labels, adversarial):
+        """(loss_g, parts) of G's logits: mce (Eq. 3), plus lam * adv (Eq. 5) in phase 2 with
+        ``state``'s adversary."""
+        ce = self.cross_entropy(logits, labels)
         if not adversarial:
             return ce, {"ce": ce}
         fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
@@ -312,17 +346,21 @@ class _Updates:
         logits, _ = self.generator_forward(state, state.g_params, images, self.rng(state, update))
         return jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
 
-    def adversary_update(self, state, images, labels, probs):
+    def adversary_update(self, state, images, labels, probs, unlabeled=None):
         """One A update (Eq. 6-7) on G's probabilities ``probs`` (no gradient to G): the real
-        map is their epsilon-rescaling (Eq. 1-2); both maps share one image-branch pass."""
+        map is their epsilon-rescaling (Eq. 1-2); both maps share one image-branch pass.
+        ``unlabeled`` = (images, G's probabilities) adds fake pairs of unlabelled images."""
         real = epsilon_rescale(probs, labels, self.eps, self.loss_cfg.ignore_label)
         both_maps = jnp.concatenate([real, probs])
         n = images.shape[0]
 
         def loss_fn(d_params):
-            out = self.nets.adversary.apply(_variables(d_params, state.d_batch_stats), images,
-                                            both_maps)
+            variables = _variables(d_params, state.d_batch_stats)
+            out = self.nets.adversary.apply(variables, images, both_maps)
             real_logits, fake_logits = out[:n], out[n:]
+            if unlabeled is not None:
+                fake_logits = jnp.concatenate(
+                    [fake_logits, self.nets.adversary.apply(variables, *unlabeled)])
             loss = self.loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
             return loss, (real_logits, fake_logits)
 
@@ -377,9 +415,16 @@ def make_train_step(
         raise ValueError(f"phase2.d_steps and phase2.g_steps must be >= 1; got {d_steps}, "
                          f"{g_steps}")
 
+    semi = adversarial and config.semi.unlabeled_batch_size > 0
+    if semi and not config.phase2.share_generator_forward:
+        raise ValueError("semi-supervised phase 2 is the fused iteration: set "
+                         "phase2.share_generator_forward=True (and phase2.g_steps=1)")
+
     def step(state: TrainState, batch: dict[str, jax.Array]):
         images, labels = batch["image"], batch["label"]
-        if not adversarial:
+        if semi:
+            state, metrics = _fused_semi(u, state, images, labels, batch["unlabeled"], d_steps)
+        elif not adversarial:
             state, metrics = u.generator_update(state, images, labels, False, update=0)
         elif config.phase2.share_generator_forward:
             if g_steps != 1:
@@ -419,6 +464,29 @@ def _fused_phase2(u: _Updates, state: TrainState, images, labels, d_steps: int):
     (_, parts), d_logits = jax.value_and_grad(
         lambda lg: u.generator_head(state, lg, images, labels, adversarial=True),
         has_aux=True)(logits)
+    (grads,) = g_vjp(d_logits)
+    state, norm = u.apply_generator_grads(state, grads, batch_stats)
+    return state, {**metrics, **parts, **norm}
+
+
+def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_steps: int):
+    """``_fused_phase2`` with unlabelled images (issue 18): G's one forward pass takes the
+    labelled and the unlabelled images together (BatchNorm statistics over both); A's updates
+    judge the labelled pairs, real and fake, and (``semi.adversary_unlabeled``) the unlabelled
+    fakes; G's update adds the adversarial term on the unlabelled images and, optionally,
+    self-training on their confident pixels (``_Updates.semi_generator_head``)."""
+    n = images.shape[0]
+    x = jnp.concatenate([images, unlabeled])
+    logits, g_vjp, batch_stats = jax.vjp(
+        lambda p: u.generator_forward(state, p, x, u.rng(state, 0)), state.g_params,
+        has_aux=True)
+    probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+    fakes = (unlabeled, probs[n:]) if u.semi.adversary_unlabeled else None
+    metrics: dict[str, Any] = {}
+    for _ in range(d_steps):
+        state, metrics = u.adversary_update(state, images, labels, probs[:n], fakes)
+    (_, parts), d_logits = jax.value_and_grad(
+        lambda lg: u.semi_generator_head(state, lg, x, labels, n), has_aux=True)(logits)
     (grads,) = g_vjp(d_logits)
     state, norm = u.apply_generator_grads(state, grads, batch_stats)
     return state, {**metrics, **parts, **norm}

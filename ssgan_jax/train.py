@@ -22,7 +22,7 @@ from flax import traverse_util
 
 from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import distributed, inference, monitor, steps, workdir_lock
-from ssgan_jax.data import classes, pipeline
+from ssgan_jax.data import classes, pipeline, subset
 from ssgan_jax.errors import ConfigError
 from ssgan_jax.evaluate import evaluate_split, make_eval_step
 from ssgan_jax.losses import ADV_FORMS
@@ -61,6 +61,19 @@ def check_config(config: ml_collections.ConfigDict) -> None:
          "data.crop_size", "(height, width) > 0")
     need(config.train.profile_steps >= 0, "train.profile_steps", ">= 0 (0 = no profile)")
     need(config.train.profile_first_step >= 1, "train.profile_first_step", ">= 1")
+    semi = config.semi
+    need(semi.unlabeled_batch_size >= 0, "semi.unlabeled_batch_size", ">= 0 (0 = no "
+         "unlabelled images)")
+    need(semi.lam_adv_unlabeled >= 0, "semi.lam_adv_unlabeled", ">= 0")
+    need(semi.lam_semi >= 0, "semi.lam_semi", ">= 0 (0 = no self-training)")
+    need(0.0 <= semi.mask_threshold < 1.0, "semi.mask_threshold", "in [0, 1)")
+    need(semi.start_step >= 0, "semi.start_step", ">= 0")
+    need(not semi_phase2(config) or config.phase2.share_generator_forward,
+         "phase2.share_generator_forward", "True for semi-supervised phase 2 (one fused "
+         "iteration over labelled and unlabelled images)")
+    need(1 <= config.adversary.grid <= max(1, min(config.data.crop_size) // 8),
+         "adversary.grid", f"in 1..{max(1, min(config.data.crop_size) // 8)} (at most one "
+         "judgement cell per 8x8 pixels of data.crop_size)")
     conv_lib.use_gemm_forms(config.model.conv_rewrites)  # ConfigError for unknown modes
     norm_lib.module_for(config.model.bn_vjp)
     inference.from_config(config)  # ValueError for bad config.eval inference settings
@@ -242,6 +255,59 @@ def _pictures(run: Run, examples) -> np.ndarray:
                      for r in rows])
 
 
+def semi_phase2(config) -> bool:
+    """Phase 2 takes unlabelled images: an adversary to learn from and a batch of them."""
+    return config.phase2.steps > 0 and adversarial_phase2(config) and (
+        config.semi.unlabeled_batch_size > 0)
+
+
+def labeled_subset(config, workdir: str) -> list[str] | None:
+    """The labelled ids of ``data.labeled`` (None = all of train_split), written to
+    ``<workdir>/labeled_ids.txt`` and checked against the file a previous start wrote."""
+    if not config.data.labeled:
+        return None
+    ids = subset.choose(pipeline.split_ids(config.data, config.data.train_split),
+                        config.data.labeled, config.data.split_seed)
+    path = os.path.join(workdir, subset.IDS_FILE)
+    if ids is None:
+        return None
+    if os.path.exists(path):
+        before = subset.read_ids(path)
+        if before != ids:
+            raise ConfigError(
+                f"the labelled subset of this start ({len(ids)} images: data.labeled="
+                f"{config.data.labeled!r}, split_seed {config.data.split_seed}) differs from "
+                f"{path} ({len(before)} images), written when this run started; keep the "
+                f"run's subset with --config.data.labeled={path}, or use a new workdir")
+    elif jax.process_index() == 0:
+        subset.write_ids(path, ids)
+    print(f"labelled subset: {len(ids)} images of {config.data.train_split} "
+          f"(data.labeled={config.data.labeled!r}, split_seed {config.data.split_seed}) -> "
+          f"{path}", flush=True)
+    return ids
+
+
+def _train_batches(config, step: int, labeled_ids):
+    """The training batches from iteration ``step`` on: labelled ones and, in a
+    semi-supervised phase 2, each with its batch of unlabelled images (``"unlabeled"``)."""
+    kw = {"local_devices": jax.local_device_count(), "process_index": jax.process_index(),
+          "process_count": jax.process_count(), "labeled_ids": labeled_ids}
+    labelled = pipeline.as_numpy(pipeline.train_dataset(
+        config, start_example=step * config.batch_size, **kw))
+    if not semi_phase2(config):
+        yield from labelled
+        return
+    p1 = config.phase1.steps
+    unlabelled = None
+    for i, batch in enumerate(labelled, start=step):
+        if i >= p1:
+            if unlabelled is None:  # opened at phase 2 only: phase 1 never reads it
+                unlabelled = pipeline.as_numpy(pipeline.unlabeled_dataset(
+                    config, start_example=(i - p1) * config.semi.unlabeled_batch_size, **kw))
+            batch["unlabeled"] = next(unlabelled)["image"]
+        yield batch
+
+
 def adversarial_phase2(config) -> bool:
     """Phase 2 trains A only when its loss reaches G: with ``loss.lam == 0`` phase 2 is G alone
     with phase 2's schedule and optimizer reset (the matched baseline of a GAN run)."""
@@ -288,8 +354,9 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
             # (steps_per_sec and uptime: written by ReportProgress at these steps)
             run.writer.write_scalars(done, {**{f"train/{k}": v for k, v in means.items()},
                                             "train/g_lr": lr, "train/phase": phase})
-            shown = {k: means[k] for k in ("ce", "adv", "loss_g", "loss_d", "d_acc_real",
-                                           "d_acc_fake") if k in means}
+            shown = {k: means[k] for k in ("ce", "adv", "adv_unlabeled", "semi_mask_share",
+                                           "loss_g", "loss_d", "d_acc_real", "d_acc_fake")
+                     if k in means}
             print(monitor.progress_line(done, progress.total, phase, shown, progress.rate),
                   flush=True)
         validate_now = done % config.train.eval_every == 0 or done == progress.total
@@ -357,9 +424,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               config_record=record, last_saved=step if restored is not None else None)
     if restored is None:
         run.writer.write_hparams(traverse_util.flatten_dict(record, sep="."))
-    batches = steps.prefetch(iter(pipeline.as_numpy(pipeline.train_dataset(
-        config, local_devices=jax.local_device_count(), process_index=jax.process_index(),
-        process_count=jax.process_count(), start_example=step * config.batch_size))))
+    batches = steps.prefetch(_train_batches(config, step, labeled_subset(config, workdir)))
     state = steps.on_devices(state)
     progress = monitor.ReportProgress(total, step, config.train.log_every,
                                       writer if jax.process_index() == 0 else None,

@@ -26,9 +26,18 @@ def test_variants(name, generator, training):
     check_config(config)
     assert config.model.name == generator
     if name == "camvid":  # the matched baseline: phase 2 without the adversarial term
-        assert config.phase2.steps > 0 and (config.loss.lam > 0) == (training == "gan")
+        assert config.phase2.steps > 0 and (config.loss.lam > 0) == (training != "baseline")
     else:
-        assert (config.phase2.steps > 0) == (training == "gan")
+        assert (config.phase2.steps > 0) == (training != "baseline")
+    semi = config.semi
+    if training == "semi":  # AdvSemiSeg's protocol: 1/8 of the labels, as many unlabelled
+        assert config.data.labeled == "0.125"
+        assert semi.unlabeled_batch_size == config.batch_size
+        assert semi.lam_adv_unlabeled == pytest.approx(config.loss.lam / 10)
+        assert (semi.lam_semi, semi.mask_threshold) == (0.1, 0.2)
+        assert semi.start_step == config.phase2.steps // 4
+    else:
+        assert config.data.labeled == "" and semi.unlabeled_batch_size == 0
 
 
 @pytest.mark.parametrize("training", default_config.TRAININGS)
@@ -37,6 +46,7 @@ def test_camvid_cpu_size(training):
     check_config(config)
     assert config.model.width == 8 and tuple(config.data.eval_size) == (180, 240)
     assert config.phase2.steps == 300 and (config.loss.lam == 0) == (training == "baseline")
+    assert (config.semi.unlabeled_batch_size > 0) == (training == "semi")
     assert (config.eval.checkpoint, config.eval.split) == ("best", "test")
     with pytest.raises(ValueError, match="unknown size 'gpu'"):
         _load("camvid", "fcn8s_vgg16_gan,gpu")

@@ -17,7 +17,7 @@ from typing import Any
 
 import ml_collections
 
-from ssgan_jax.data import builder_class
+from ssgan_jax.data import builder_class, subset
 from ssgan_jax.data.common import IGNORE_LABEL, DataError
 
 
@@ -174,37 +174,45 @@ def per_device_batch(global_batch: int, local_devices: int, process_count: int) 
     return global_batch // devices
 
 
-def train_dataset(
-    config: ml_collections.ConfigDict,
-    *,
-    local_devices: int,
-    process_index: int = 0,
-    process_count: int = 1,
-    start_example: int = 0,
-):
-    """Infinite training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32}.
-
-    Every process walks the same shuffled stream of examples (seeded by ``config.seed``) and
-    decodes only its slice of each global batch, so global batch k holds the same examples,
-    augmented the same way, whatever the number of processes and devices: a 2-process job
-    trains on exactly what a 1-process job does. ``start_example`` (a multiple of the global
-    batch) skips the examples of earlier steps when resuming.
-    """
+def split_ids(data: ml_collections.ConfigDict, split: str) -> list[str]:
+    """The ids (file stems, ``subset.stem``) of ``split``'s examples, in the split's order."""
     import tensorflow_datasets as tfds
 
-    tf = _tf()
+    builder = ensure_prepared(data)
+    check_split(builder, split)
+    skip = tfds.decode.SkipDecoding()
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": skip, "label": skip})
+    return [subset.stem(ex["file_name"].decode()) for ex in tfds.as_numpy(ds)]
+
+
+def _stem_tf(tf, file_name):
+    """``subset.stem`` in TF: the base name without its last extension."""
+    base = tf.strings.regex_replace(file_name, r"^.*/", "")
+    return tf.strings.regex_replace(base, r"\.[^.]*$", "")
+
+
+def _keep_ids(tf, ds, ids, keep: bool):
+    """The examples whose id is (``keep``) or is not in ``ids``."""
+    table = tf.constant(sorted(ids))
+
+    def member(ex):
+        found = tf.reduce_any(tf.equal(_stem_tf(tf, ex["file_name"]), table))
+        return found if keep else tf.logical_not(found)
+
+    return ds.filter(member)
+
+
+def _stream(tf, ds, config, *, global_batch: int, local_devices: int, process_index: int,
+            process_count: int, start_example: int, seed, with_labels: bool):
+    """An endless, deterministic, resumable batch stream of ``ds``'s examples (``image``
+    encoded, ``label`` if ``with_labels``): shuffled from ``seed``, augmented per example from
+    (``seed``, position), each process decoding only its rows of every global batch."""
     data = config.data
-    per_device = per_device_batch(config.batch_size, local_devices, process_count)
+    per_device = per_device_batch(global_batch, local_devices, process_count)
     local = local_devices * per_device
-    global_batch = config.batch_size
     if start_example % global_batch:
         raise ValueError(f"start_example {start_example} is not a multiple of the batch size")
-    builder = ensure_prepared(data)
-    split = _split_for_process(builder, data.train_split, 0, 1)
-    seed = config.seed
-    read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
-    ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
-                            decoders={"image": tfds.decode.SkipDecoding()})
     ds = ds.repeat().shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.enumerate().skip(start_example)
     if process_count > 1:  # keep this process's rows of each global batch (before decoding)
@@ -212,9 +220,11 @@ def train_dataset(
 
     def map_fn(index, ex):
         image = decode_image(tf, ex["image"])
-        image, label = augment(tf, image, ex["label"], tf.stack([tf.cast(seed, tf.int64), index]),
+        # an unlabelled image is augmented like a labelled one: same crops, scales and flips
+        label = ex["label"] if with_labels else tf.zeros_like(image[..., :1])
+        image, label = augment(tf, image, label, tf.stack([tf.cast(seed, tf.int64), index]),
                                data)
-        return {"image": image, "label": label}
+        return {"image": image, "label": label} if with_labels else {"image": image}
 
     ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(local, drop_remainder=True)
@@ -222,6 +232,103 @@ def train_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset(
+    config: ml_collections.ConfigDict,
+    *,
+    local_devices: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    start_example: int = 0,
+    labeled_ids: list[str] | None = None,
+):
+    """Infinite training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32}.
+
+    Every process walks the same shuffled stream of examples (seeded by ``config.seed``) and
+    decodes only its slice of each global batch, so global batch k holds the same examples,
+    augmented the same way, whatever the number of processes and devices: a 2-process job
+    trains on exactly what a 1-process job does. ``start_example`` (a multiple of the global
+    batch) skips the examples of earlier steps when resuming. ``labeled_ids``: only these
+    examples of ``data.train_split`` (``subset.choose``; None = all).
+    """
+    import tensorflow_datasets as tfds
+
+    tf = _tf()
+    data = config.data
+    builder = ensure_prepared(data)
+    split = _split_for_process(builder, data.train_split, 0, 1)
+    read = tfds.ReadConfig(shuffle_seed=config.seed, interleave_cycle_length=1)
+    ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    if labeled_ids is not None:
+        ds = _keep_ids(tf, ds, labeled_ids, keep=True)
+    return _stream(tf, ds, config, global_batch=config.batch_size, local_devices=local_devices,
+                   process_index=process_index, process_count=process_count,
+                   start_example=start_example, seed=config.seed, with_labels=True)
+
+
+UNLABELED_SEED_OFFSET = 7919  # the unlabelled stream's shuffle and augmentation seed: seed + this
+
+
+def unlabeled_files(pattern: str) -> list[str]:
+    """The image files ``data.unlabeled_glob`` matches (sorted); DataError if none."""
+    import glob
+
+    files = sorted(f for f in glob.glob(os.path.expanduser(pattern), recursive=True)
+                   if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise DataError(f"config.data.unlabeled_glob={pattern!r} matches no .jpg/.jpeg/.png "
+                        "file; give a glob of images, e.g. '/data/frames/**/*.png'")
+    return files
+
+
+def unlabeled_dataset(
+    config: ml_collections.ConfigDict,
+    *,
+    local_devices: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    start_example: int = 0,
+    labeled_ids: list[str] | None = None,
+):
+    """Infinite batches {"image": [D, Bu, h, w, 3]} of unlabelled images, ``semi.
+    unlabeled_batch_size`` per global batch, augmented as the labelled ones, deterministic and
+    resumable the same way (its own seed). The images: ``data.unlabeled_glob``'s files, else
+    ``data.unlabeled_split``, else ``data.train_split`` without ``labeled_ids``. No label is
+    read: labels never leave the TFDS record (``SkipDecoding`` and dropped before the map).
+    """
+    import tensorflow_datasets as tfds
+
+    tf = _tf()
+    data = config.data
+    seed = config.seed + UNLABELED_SEED_OFFSET
+    if data.unlabeled_glob:
+        files = unlabeled_files(data.unlabeled_glob)
+        ds = tf.data.Dataset.from_tensor_slices(files).shuffle(
+            len(files), seed=seed, reshuffle_each_iteration=False)
+        ds = ds.map(lambda f: {"image": tf.io.read_file(f), "file_name": f})
+    else:
+        builder = ensure_prepared(data)
+        split = data.unlabeled_split or data.train_split
+        check_split(builder, split)
+        read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
+        ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
+                                decoders={"image": tfds.decode.SkipDecoding(),
+                                          "label": tfds.decode.SkipDecoding()})
+        ds = ds.map(lambda ex: {"image": ex["image"], "file_name": ex["file_name"]})
+        if not data.unlabeled_split:
+            if labeled_ids is None:
+                raise DataError(
+                    "semi-supervised training needs unlabelled images, but every image of "
+                    f"data.train_split={data.train_split!r} is labelled: set "
+                    "--config.data.labeled (a fraction, a count or an id file), "
+                    "--config.data.unlabeled_split or --config.data.unlabeled_glob")
+            ds = _keep_ids(tf, ds, labeled_ids, keep=False)
+    return _stream(tf, ds, config, global_batch=config.semi.unlabeled_batch_size,
+                   local_devices=local_devices, process_index=process_index,
+                   process_count=process_count, start_example=start_example, seed=seed,
+                   with_labels=False)
 
 
 def eval_dataset(

@@ -1,0 +1,205 @@
+"""Semi-supervised phase 2 (issue 18): the self-training mask, the fused semi iteration, and
+a training run whose unlabelled images' labels never reach a loss."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssgan_jax import losses, steps, train
+from ssgan_jax.data import subset
+from ssgan_jax.run_eval import load_generator
+
+from .test_steps import C, _batch, _max_diff, _networks, _sgd, _split, _state
+from .train_fixtures import tiny_config
+
+
+def test_confidence_mask_by_hand():
+    # 2x2 cells over a 4x6 image: each cell covers 2 rows x 3 columns
+    logits = np.array([[[2.0, -2.0], [0.0, 5.0]]])  # sigmoid: 0.88, 0.12, 0.5, 0.99
+    mask = np.asarray(losses.confidence_mask(logits, 4, 6, threshold=0.6))
+    want = np.array([[1, 1, 1, 0, 0, 0],
+                      [1, 1, 1, 0, 0, 0],
+                      [0, 0, 0, 1, 1, 1],
+                      [0, 0, 0, 1, 1, 1]], bool)
+    np.testing.assert_array_equal(mask[0], want)
+    # 3 cells over 4 rows: rows 0, 1 -> cell 0; 2 -> cell 1; 3 -> cell 2 (floor(i * 3 / 4))
+    logits = np.array([[[1.0], [-1.0], [1.0]]])
+    mask = np.asarray(losses.confidence_mask(logits, 4, 2, threshold=0.5))
+    np.testing.assert_array_equal(mask[0, :, 0], [True, True, False, True])
+    assert not np.asarray(losses.confidence_mask(logits, 4, 2, threshold=0.99)).any()
+
+
+# every unlabelled term on; self-training from phase-2 iteration 5
+FULL = {"lam_adv_unlabeled": 0.5, "lam_semi": 1.0, "mask_threshold": 0.3, "start_step": 5}
+
+
+def _semi_config(tmp_path, **semi):
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config.semi.unlabeled_batch_size = 4
+    config.semi.update(semi)
+    config.phase1.steps = 0  # state.step 0 is phase-2 iteration 0
+    return config
+
+
+_COMPILED: dict = {}
+
+
+def _iteration(config, state, batch, devices):
+    """One phase-2 iteration (SGD for both networks: updates show the gradients) on
+    ``devices``; the pmapped step is kept per (semi settings, device count), so tests that
+    only change inputs share one compilation."""
+    key = (repr(sorted(config.semi.items())), config.phase1.steps, len(devices))
+    if key not in _COMPILED:
+        nets = _sgd(_networks(config, 2))
+        _COMPILED[key] = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
+                                         devices=devices)
+    new, metrics = _COMPILED[key](state, _split(batch, len(devices)))
+    return jax.device_get(new), jax.device_get(metrics)
+
+
+def _semi_batch(seed=0):
+    batch = _batch(seed=seed)
+    batch["unlabeled"] = _batch(seed=seed + 100)["image"]
+    return batch
+
+
+def _fresh(config):
+    return steps.fresh_optimizers(_state(config, _networks(config, 2)),
+                                  _sgd(_networks(config, 2)))
+
+
+def test_semi_iteration_on_two_devices_equals_one_device(tmp_path):
+    config = _semi_config(tmp_path, **FULL)
+    state, batch = _fresh(config).replace(step=np.asarray(5, np.int32)), _semi_batch()
+    one = _iteration(config, state, batch, jax.devices()[:1])
+    two = _iteration(config, state, batch, jax.devices()[:2])
+    for x, y in zip(jax.tree.leaves((one[0].g_params, one[0].d_params)),
+                    jax.tree.leaves((two[0].g_params, two[0].d_params)), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+    for key in ("ce", "adv", "adv_unlabeled", "d_out_unlabeled", "semi_ce", "semi_mask_share",
+                "loss_g", "loss_d", "d_acc_fake"):
+        np.testing.assert_allclose(one[1][key], two[1][key], rtol=1e-4, err_msg=key)
+    assert 0.0 < one[1]["semi_mask_share"] <= 1.0 and one[1]["semi_on"] == 1.0
+    assert _max_diff(state.g_params, one[0].g_params) > 1e-3
+
+
+def test_semi_iteration_without_unlabelled_terms_is_the_supervised_one(tmp_path):
+    """FCN-8s has no BatchNorm, so with every unlabelled weight at 0 the unlabelled images
+    change nothing: the semi iteration equals the supervised fused one."""
+    config = _semi_config(tmp_path, lam_adv_unlabeled=0.0, lam_semi=0.0,
+                          adversary_unlabeled=False)
+    state, batch = _fresh(config), _semi_batch()
+    devices = jax.devices()[:2]
+    semi, m_semi = _iteration(config, state, batch, devices)
+    config.semi.unlabeled_batch_size = 0
+    plain, m_plain = _iteration(config, state, {k: batch[k] for k in ("image", "label")},
+                                devices)
+    for x, y in zip(jax.tree.leaves((semi.g_params, semi.d_params)),
+                    jax.tree.leaves((plain.g_params, plain.d_params)), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(m_semi["loss_g"], m_plain["loss_g"], rtol=1e-5)
+    assert "adv_unlabeled" in m_semi and "adv_unlabeled" not in m_plain
+
+
+@pytest.mark.parametrize("which", ["adversary", "generator"])
+def test_unlabelled_images_reach_exactly_the_terms_that_use_them(tmp_path, which):
+    """Other unlabelled images change A's update only when A judges them, G's only when a
+    weight on them is > 0."""
+    on = {"adversary": {"adversary_unlabeled": True, "lam_adv_unlabeled": 0.0},
+          "generator": {"adversary_unlabeled": False, "lam_adv_unlabeled": 0.5}}[which]
+    config = _semi_config(tmp_path, **on)
+    state, devices = _fresh(config), jax.devices()[:2]
+    a, _ = _iteration(config, state, _semi_batch(0), devices)
+    other = {**_semi_batch(0), "unlabeled": _semi_batch(7)["unlabeled"]}
+    b, _ = _iteration(config, state, other, devices)
+    assert (_max_diff(a.d_params, b.d_params) > 1e-6) == (which == "adversary")
+    assert _max_diff(a.g_params, b.g_params) > 1e-7  # G follows the changed A, or its own term
+
+
+def test_self_training_waits_for_its_start_step(tmp_path):
+    config = _semi_config(tmp_path, **FULL)
+    state, batch = _fresh(config), _semi_batch()
+    _, early = _iteration(config, state, batch, jax.devices()[:1])  # iteration 0 < 5
+    _, late = _iteration(config, state.replace(step=np.asarray(5, np.int32)), batch,
+                         jax.devices()[:1])
+    assert early["semi_on"] == 0.0 and late["semi_on"] == 1.0
+    assert early["semi_mask_share"] == late["semi_mask_share"] > 0.0
+    # the only difference in G's loss: lam_semi * the self-training cross-entropy
+    np.testing.assert_allclose(late["loss_g"] - early["loss_g"],
+                               FULL["lam_semi"] * late["semi_ce"], rtol=1e-3, atol=1e-5)
+
+
+# --- a whole run: the pool's labels never reach a loss -----------------------------------------
+
+
+def _write_camvid(root, label_seed: int | None, randomize: set[str]):
+    """8 train images (distinct colours), 3 val, 2 test; the labels of ``randomize`` are
+    random when ``label_seed`` is given."""
+    rng = np.random.default_rng(label_seed)
+    for split, n in {"train": 8, "val": 3, "test": 2}.items():
+        os.makedirs(os.path.join(root, split), exist_ok=True)
+        os.makedirs(os.path.join(root, split + "annot"), exist_ok=True)
+        for i in range(n):
+            stem = f"{split}_{i:03d}"
+            label = (np.arange(56)[None, :] // 6 + i).repeat(40, 0) % C
+            label[:2] = 11
+            image = np.stack([label * 20, 30 * i + label, 200 - label * 10], -1)
+            if label_seed is not None and stem in randomize:
+                label = rng.integers(0, 12, size=label.shape)
+            Image.fromarray(image.astype(np.uint8)).save(os.path.join(root, split, stem + ".png"))
+            Image.fromarray(label.astype(np.uint8), mode="L").save(
+                os.path.join(root, split + "annot", stem + ".png"))
+    return root
+
+
+def _train_semi(tmp_path, label_seed, randomize, die_at_batch=None, monkeypatch=None):
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config.data.manual_dir = _write_camvid(str(tmp_path / "CamVid"), label_seed, randomize)
+    config.data.labeled = "0.25"
+    config.phase1.steps, config.phase2.steps = 0, 2
+    config.train.eval_every = 2
+    config.train.checkpoint_every = 1
+    config.semi.unlabeled_batch_size = 4
+    config.semi.lam_adv_unlabeled = 0.5
+    config.semi.lam_semi = 1.0
+    config.semi.mask_threshold = 0.0
+    workdir = str(tmp_path / "run")
+    if die_at_batch is not None:  # killed during that iteration, then the same command again
+        real = train.steps.prefetch
+
+        def prefetch(it, size=2):
+            for i, x in enumerate(real(it, size)):
+                if i == die_at_batch:
+                    raise KeyboardInterrupt("killed")
+                yield x
+
+        monkeypatch.setattr(train.steps, "prefetch", prefetch)
+        with pytest.raises(KeyboardInterrupt):
+            train.train_and_evaluate(config, workdir)
+        monkeypatch.setattr(train.steps, "prefetch", real)
+    train.train_and_evaluate(config, workdir)
+    ids = subset.read_ids(os.path.join(workdir, subset.IDS_FILE))
+    return ids, load_generator(config, workdir, C).variables
+
+
+def test_unlabelled_labels_never_reach_a_loss_and_a_killed_run_resumes(tmp_path, monkeypatch):
+    stems = [f"train_{i:03d}" for i in range(8)]
+    labelled = subset.choose(stems, "0.25", 0)
+    pool = set(stems) - set(labelled)
+    ids, clean = _train_semi(tmp_path / "clean", None, set())
+    assert ids == labelled and len(ids) == 2
+    # the pool's labels random, and the run killed in iteration 2 (checkpoint 1 kept) and
+    # started again: both streams resume where they were, and the result is bit-identical
+    ids, noisy_pool = _train_semi(tmp_path / "pool", 1, pool, die_at_batch=1,
+                                  monkeypatch=monkeypatch)
+    assert ids == labelled
+    for x, y in zip(jax.tree.leaves(clean), jax.tree.leaves(noisy_pool), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # the same change to the labelled images' labels does change the run
+    _, noisy_labelled = _train_semi(tmp_path / "labelled", 1, set(labelled))
+    assert _max_diff(clean, noisy_labelled) > 1e-6
