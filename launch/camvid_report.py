@@ -381,23 +381,120 @@ def study_section(results: dict[str, Any]) -> str:
 
 def write_study_section(results: dict[str, Any], path: str) -> None:
     """Put ``study_section(results)`` into RESULTS.md (replacing an earlier one)."""
+    write_section(study_section(results), path, STUDY_BEGIN, STUDY_END)
+
+
+def write_section(section: str, path: str, begin: str, end: str) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end``) into the file at
+    ``path``, replacing the earlier one between those markers, else at the end."""
     text = open(path).read() if os.path.exists(path) else "# Results\n"
-    text = _without_study(text).rstrip("\n") + "\n\n" + study_section(results)
+    text = _without_study(text, begin, end).rstrip("\n") + "\n\n" + section
     with open(path, "w") as f:
         f.write(text)
 
 
-def _without_study(text: str) -> str:
-    if STUDY_BEGIN in text and STUDY_END in text:
-        head, rest = text.split(STUDY_BEGIN, 1)
-        return head + rest.split(STUDY_END, 1)[1]
+def _without_study(text: str, begin: str = STUDY_BEGIN, end: str = STUDY_END) -> str:
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        return head + rest.split(end, 1)[1]
     return text
 
 
-def _study_of(text: str) -> str:
-    if STUDY_BEGIN in text and STUDY_END in text:
-        return STUDY_BEGIN + text.split(STUDY_BEGIN, 1)[1].split(STUDY_END, 1)[0] + STUDY_END
+def _study_of(text: str, begin: str = STUDY_BEGIN, end: str = STUDY_END) -> str:
+    if begin in text and end in text:
+        return begin + text.split(begin, 1)[1].split(end, 1)[0] + end
     return ""
+
+
+SEMI_BEGIN = "<!-- semi: written by launch/camvid_semi.py -->"
+SEMI_END = "<!-- /semi -->"
+SEMI_ARMS = (  # (run name, description)
+    ("control", "(a) labelled images only, G alone (lam = 0)"),
+    ("gan", "(b) SS-GAN on the labelled images only"),
+    ("semi_adv", "(c) semi-supervised SS-GAN: adversarial term on unlabelled images"),
+    ("semi_st", "(d) (c) + self-training on confident unlabelled pixels"),
+)
+
+
+def semi_section(results: dict[str, Any]) -> str:
+    """The markdown of launch/camvid_semi.py's results (see that script)."""
+    settings = results["settings"]
+    names = dict(SEMI_ARMS)
+    out = [SEMI_BEGIN, "## Semi-supervised SS-GAN on CamVid (issue 18)", "",
+           f"{settings['generator']} at the `,cpu` size (configs/camvid.py), phase 1 on the "
+           f"labelled images alone, then {settings['phase2_steps']} phase-2 iterations from that "
+           "same generator in every arm (paired). Unlabelled images: the rest of the train "
+           "split (their labels are never read). Test split, best-on-val checkpoint; mean ± std "
+           "over seeds; paired differences to (a) with a two-sided paired t-test and Holm's "
+           "correction over all the tests of this section. Semi settings: "
+           f"`{settings['semi']}`.", ""]
+    tests: dict[tuple[str, str, str], dict[str, float]] = {}
+    tables = []
+    for fraction, by_seed in sorted(results["runs"].items()):
+        seeds = sorted((s for s in by_seed if all(a in by_seed[s] for a, _ in SEMI_ARMS)),
+                       key=lambda s: int(s.removeprefix("seed")))
+        split = results.get("splits", {}).get(fraction, "?")
+        rows = [f"### {float(fraction):.3g} of the labels ({split}): {len(seeds)} complete "
+                f"seeds ({', '.join(seeds) or 'none yet'})", "",
+                "| arm | test mIoU % | boundary F1 % | Δ mIoU vs (a) | Δ boundary F1 vs (a) |",
+                "|---|---|---|---|---|"]
+        for arm, _ in SEMI_ARMS:
+            cells = []
+            diffs = []
+            for key in ("miou", "boundary_f1"):
+                values = [_study_value(by_seed[s][arm]["test"], key) for s in seeds]
+                if not values:
+                    cells.append("n/a")
+                    diffs.append("")
+                    continue
+                m, sd = mean_std(values)
+                cells.append(f"{100 * m:.2f} ± {100 * sd:.2f}")
+                if arm == "control":
+                    diffs.append("")
+                    continue
+                control = [_study_value(by_seed[s]["control"]["test"], key) for s in seeds]
+                t = paired_t(control, values)
+                if t is None:
+                    diffs.append("n/a")
+                    continue
+                tests[(fraction, arm, key)] = t
+                diffs.append((fraction, arm, key))
+            rows.append((arm, cells, diffs))
+        tables.append(rows)
+    adjusted = holm({k: v["p"] for k, v in tests.items()}) if tests else {}
+    for rows in tables:
+        out += rows[:4]
+        for arm, cells, diffs in rows[4:]:
+            shown = []
+            for d in diffs:
+                if isinstance(d, tuple):
+                    t = tests[d]
+                    star = "*" if adjusted[d] < 0.05 else ""
+                    shown.append(f"{100 * t['mean']:+.2f} ± {100 * t['std']:.2f} "
+                                 f"(p = {t['p']:.3f}, Holm {adjusted[d]:.3f}){star}")
+                else:
+                    shown.append(d)
+            out.append(f"| {names[arm]} | {cells[0]} | {cells[1]} | {shown[0]} | {shown[1]} |")
+        out.append("")
+    gains = [k for k in tests if k[1] in ("semi_adv", "semi_st") and k[2] == "miou"
+             and adjusted[k] < 0.05 and tests[k]["mean"] > 0]
+    losses = [k for k in tests if adjusted[k] < 0.05 and tests[k]["mean"] < 0]
+    if not tests:
+        verdict_text = "not yet: a paired test needs at least 2 complete seeds"
+    elif gains:
+        verdict_text = ("yes: unlabelled images through the adversary raise test mIoU over the "
+                        "labelled-only control by more than the seed noise ("
+                        + "; ".join(f"{float(f):.3g} labels, {names[a]}: "
+                                    f"{100 * tests[(f, a, k)]['mean']:+.2f}"
+                                    for f, a, k in gains) + ")")
+    else:
+        verdict_text = ("no: no semi-supervised arm beats the labelled-only control by more "
+                        "than the seed noise (Holm-adjusted p < 0.05) at this scale")
+    if losses:
+        verdict_text += ("; significantly worse than the control: "
+                         + ", ".join(f"{float(f):.3g} {names[a]} ({k})" for f, a, k in losses))
+    out += [f"**Verdict (computed from the tables)**: {verdict_text}.", "", SEMI_END]
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
@@ -438,9 +535,11 @@ def main() -> None:
     text = (header.replace("{machine}", host).replace("{date}", time.strftime("%Y-%m-%d"))
             + "\n" + "\n".join(sections))
     path = os.path.join(args.docs, "RESULTS.md")
-    study = _study_of(open(path).read()) if os.path.exists(path) else ""
-    if study:  # launch/camvid_study.py's section survives a regeneration
-        text = text.rstrip("\n") + "\n\n" + study + "\n"
+    old = open(path).read() if os.path.exists(path) else ""
+    for begin, end in ((STUDY_BEGIN, STUDY_END), (SEMI_BEGIN, SEMI_END)):
+        kept = _study_of(old, begin, end)
+        if kept:  # the study scripts' sections survive a regeneration
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
     with open(path, "w") as f:
         f.write(text)
     print(f"wrote {os.path.join(args.docs, 'RESULTS.md')}")

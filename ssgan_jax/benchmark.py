@@ -5,7 +5,8 @@ seconds, median/min/max milliseconds, FLOPs (XLA cost analysis) and achieved FLO
 phase-1 generator step, one adversary update, one phase-2 generator update and a full
 phase-2 iteration as training runs it (one program: ``phase2.d_steps`` adversary and
 ``phase2.g_steps`` generator updates, sharing G's forward pass with
-``phase2.share_generator_forward``); images/s;
+``phase2.share_generator_forward``; with ``semi.unlabeled_batch_size`` > 0 the semi-supervised
+iteration, on that many unlabelled images more); images/s;
 eval forward images/s at ``data.eval_size``; peak host RSS and, where the backend reports it,
 peak device memory; achieved FLOP/s as a fraction of the devices' peak, where the peak is
 known (``config.benchmark.peak_flops_per_s``, or ``PEAK_FLOPS`` by device kind and dtype).
@@ -126,6 +127,13 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "label": rng.integers(0, num_classes, size=(devices, per_device, ch, cw)).astype(
             np.int32)})
 
+    unlabeled = config.semi.unlabeled_batch_size if config.loss.lam > 0 else 0
+    if unlabeled:  # the semi-supervised phase-2 iteration (issue 18)
+        if unlabeled % devices:
+            raise ConfigError(f"semi.unlabeled_batch_size {unlabeled} is not divisible by the "
+                              f"{devices} devices")
+        batch = {**batch, "unlabeled": steps.shard_batch(rng.normal(
+            size=(devices, unlabeled // devices, ch, cw, 3)).astype(np.float32))}
     nets1, nets2 = (steps.build_networks(config, num_classes, p) for p in (1, 2))
     state = steps.on_devices(jax.device_get(steps.init_state(
         nets2, *steps.run_keys(config.seed), (1, ch, cw, 3), num_classes)))
@@ -176,6 +184,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "bn_vjp": config.model.bn_vjp,
         "bn_custom_vjp": norm_lib.module_for(config.model.bn_vjp) is norm_lib.BatchNorm,
         "global_batch": config.batch_size,
+        "unlabeled_batch": unlabeled,
         "per_device_batch": per_device,
         "crop": [ch, cw],
         "iterations": it,

@@ -93,6 +93,25 @@ def test_benchmark_times_only_the_steps_asked_for(tmp_path):
         run_benchmark(config)
 
 
+def test_benchmark_of_the_semi_iteration(tmp_path):
+    """With unlabelled images the phase-2 iteration does more work: FLOPs grow with them."""
+    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config.benchmark.iterations = 1
+    config.benchmark.warmup = 0
+    config.benchmark.eval = False
+    config.benchmark.steps = ("phase2_iteration",)
+    plain = run_benchmark(config)
+    config.semi.unlabeled_batch_size = 4  # as many as labelled
+    semi = run_benchmark(config)
+    assert (plain["unlabeled_batch"], semi["unlabeled_batch"]) == (0, 4)
+    ratio = (semi["steps"]["phase2_iteration"]["flops_per_device"]
+             / plain["steps"]["phase2_iteration"]["flops_per_device"])
+    assert 1.5 < ratio < 2.2  # G and A see twice the images; A's real pairs stay labelled
+    config.semi.unlabeled_batch_size = 3
+    with pytest.raises(ValueError, match="not divisible by the 2 devices"):
+        run_benchmark(config)
+
+
 def test_peak_flops_by_device_kind_and_dtype():
     """Dense tensor-core peaks of NVIDIA's data sheets; float32 is TF32 (XLA's default on these
     GPUs); a configured peak wins; unknown devices say which flag to set."""

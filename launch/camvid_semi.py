@@ -1,0 +1,147 @@
+"""Semi-supervised SS-GAN on CamVid with 1/8 and 1/4 of the labels (issue 18).
+
+    python launch/camvid_semi.py --data=PATH/CamVid [--out=runs/camvid_semi] [--seeds=0,1,2]
+
+Per labelled fraction (``--fractions``, default 1/8 = 46 and 1/4 = 92 of the 367 train images;
+the subset is fixed by ``data.split_seed`` 0 and committed under docs/results/splits/) and
+seed: one phase-1 run on the labelled images alone (``configs/camvid.py:<generator>_gan,cpu``
+with ``data.labeled``), then four phase-2 runs of ``--phase2-steps`` iterations from that same
+generator (``init_from``: paired), which differ only in what phase 2 does:
+
+* ``control`` (a): labelled images only, G alone (``loss.lam = 0``, the same schedule);
+* ``gan`` (b): SS-GAN on the labelled images only;
+* ``semi_adv`` (c): semi-supervised SS-GAN, ``<generator>_semi``: the adversarial term and A's
+  fake pairs on the unlabelled images too, no self-training (``semi.lam_semi = 0``);
+* ``semi_st`` (d): (c) plus self-training from a quarter of phase 2 on (AdvSemiSeg's settings,
+  default_config.apply_variant).
+
+Each run is evaluated on the test split from its best-on-val checkpoint. Resumable: finished
+runs are recorded in ``--results`` (default docs/results/camvid_semi.json, committed) and not
+trained again; the last step writes the semi section of docs/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from camvid_repro import REPO, _main_cmd, _run  # noqa: E402
+from camvid_study import _collect  # noqa: E402
+
+ARMS = {  # run name -> (config training, overrides)
+    "control": ("baseline", []),
+    "gan": ("gan", []),
+    "semi_adv": ("semi", ["--config.semi.lam_semi=0"]),
+    "semi_st": ("semi", []),
+}
+
+
+def split_file(docs: str, fraction: str) -> str:
+    return os.path.join(docs, "results", "splits", f"camvid_train_{fraction}_seed0.txt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "camvid"))
+    parser.add_argument("--out", default=os.path.join(REPO, "runs", "camvid_semi"))
+    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results",
+                                                          "camvid_semi.json"))
+    parser.add_argument("--fractions", default="0.125,0.25")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--phase2-steps", type=int, default=300)
+    parser.add_argument("--generator", default="deeplabv3_resnet50",
+                        choices=("deeplabv3_resnet50", "fcn8s_vgg16"))
+    parser.add_argument("--extra", default="", help="more overrides for every run, "
+                        "space-separated (e.g. for a quick trial)")
+    parser.add_argument("--docs", default=os.path.join(REPO, "docs"))
+    args = parser.parse_args()
+    data, out = os.path.abspath(args.data), os.path.abspath(args.out)
+    if not os.path.isdir(os.path.join(data, "trainannot")):
+        sys.exit(f"--data={data} is not a CamVid folder (no trainannot/)")
+    data_dir = os.path.join(out, "tfds")
+    gen, seeds = args.generator, [int(s) for s in args.seeds.split(",")]
+    fractions = args.fractions.split(",")
+    config = os.path.join(REPO, "configs", "camvid.py")
+    extra = args.extra.split()
+    steps2 = args.phase2_steps
+    semi = {"unlabeled_batch_size": "= batch_size (8)", "lam_adv_unlabeled": "lam / 10",
+            "lam_semi": 0.1, "mask_threshold": 0.2, "start_step": steps2 // 4}
+    results = {}
+    if os.path.exists(args.results):
+        with open(args.results) as f:
+            results = json.load(f)
+    settings = {"generator": gen, "phase2_steps": steps2, "fractions": fractions,
+                "seeds": seeds, "extra": extra, "semi": semi,
+                "config": f"configs/camvid.py:{gen}_<training>,cpu"}
+    if results.get("settings", settings) != settings:
+        sys.exit(f"{args.results} holds an experiment with other settings "
+                 f"({results['settings']}); give another --results")
+    results["settings"] = settings
+    runs = results.setdefault("runs", {})
+
+    def save():
+        os.makedirs(os.path.dirname(args.results), exist_ok=True)
+        tmp = args.results + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+        os.replace(tmp, args.results)
+
+    def phase1(fraction: str, seed: int) -> str:
+        workdir = os.path.join(out, gen, f"labeled{fraction}", f"seed{seed}", "phase1")
+        if not os.path.exists(os.path.join(workdir, "done")):
+            t = _run(_main_cmd(f"{config}:{gen}_gan,cpu", workdir,
+                               ["--config.phase2.steps=0", f"--config.seed={seed}",
+                                f"--config.data.labeled={fraction}", *extra],
+                               data, data_dir), os.path.join(workdir, "log.txt"))
+            results.setdefault("phase1_wall_seconds", {})[f"{fraction}/seed{seed}"] = t
+            open(os.path.join(workdir, "done"), "w").close()
+        committed = split_file(args.docs, fraction)
+        if not os.path.exists(committed):  # the labelled ids, for others to compare with
+            os.makedirs(os.path.dirname(committed), exist_ok=True)
+            shutil.copy(os.path.join(workdir, "labeled_ids.txt"), committed)
+        results.setdefault("splits", {})[fraction] = os.path.relpath(committed, REPO)
+        return workdir
+
+    def run(fraction: str, seed: int, arm: str) -> None:
+        if arm in runs.get(fraction, {}).get(f"seed{seed}", {}):
+            return
+        training, overrides = ARMS[arm]
+        start_from = phase1(fraction, seed)
+        workdir = os.path.join(out, gen, f"labeled{fraction}", f"seed{seed}", arm)
+        common = [*overrides, f"--config.seed={seed}", f"--config.phase2.steps={steps2}",
+                  f"--config.data.labeled={split_file(args.docs, fraction)}",
+                  f"--config.semi.start_step={steps2 // 4}", *extra]
+        start = time.time()
+        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir,
+                       [*common, f"--config.init_from={start_from}",
+                        "--config.phase1.steps=0"], data, data_dir),
+             os.path.join(workdir, "log.txt"))
+        train_s = time.time() - start
+        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir, [*common, "--mode=eval"],
+                       data, data_dir), os.path.join(workdir, "log.txt"))
+        runs.setdefault(fraction, {}).setdefault(f"seed{seed}", {})[arm] = {
+            **_collect(workdir), "train_wall_seconds": train_s}
+        save()
+
+    started = time.time()
+    for seed in seeds:
+        for fraction in fractions:
+            for arm in ARMS:
+                run(fraction, seed, arm)
+    results["wall_seconds_this_invocation"] = time.time() - started
+    save()
+    from camvid_report import SEMI_BEGIN, SEMI_END, semi_section, write_section
+
+    write_section(semi_section(results), os.path.join(args.docs, "RESULTS.md"), SEMI_BEGIN,
+                  SEMI_END)
+    print(f"done: {args.results} and the semi section of {args.docs}/RESULTS.md", flush=True)
+
+
+if __name__ == "__main__":
+    main()
