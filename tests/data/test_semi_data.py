@@ -156,3 +156,24 @@ def test_unlabelled_images_from_a_split_or_a_glob(coloured, tmp_path):
 def test_no_unlabelled_images_is_a_clear_error(coloured):
     with pytest.raises(DataError, match="every image of data.train_split='train' is labelled"):
         unlabeled_dataset(coloured, local_devices=2, labeled_ids=None)
+
+
+def test_every_process_and_every_start_gets_the_same_subset(coloured, tmp_path, monkeypatch):
+    from ssgan_jax import train
+
+    coloured.data.labeled = "0.25"
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    monkeypatch.setattr(train.jax, "process_index", lambda: 1)
+    other = train.labeled_subset(coloured, str(workdir))  # process 1 computes, never writes
+    assert not (workdir / subset.IDS_FILE).exists()
+    monkeypatch.setattr(train.jax, "process_index", lambda: 0)
+    first = train.labeled_subset(coloured, str(workdir))
+    assert first == other and len(first) == 2
+    assert subset.read_ids(str(workdir / subset.IDS_FILE)) == first
+    assert train.labeled_subset(coloured, str(workdir)) == first  # a resume: the same
+    coloured.data.split_seed = 5  # a restart that would pick other images is refused
+    with pytest.raises(ConfigError, match="differs from .*labeled_ids.txt"):
+        train.labeled_subset(coloured, str(workdir))
+    coloured.data.labeled = str(workdir / subset.IDS_FILE)  # the fix the message names
+    assert train.labeled_subset(coloured, str(workdir)) == first
