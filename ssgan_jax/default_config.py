@@ -175,6 +175,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.predict.max_images = 0  # 0 = all
     config.predict.overlay_alpha = 0.5  # weight of the colour map in the overlay
 
+    # --mode=export (ssgan_jax/export.py): G of eval.checkpoint as serialized StableHLO
+    config.export = ml_collections.ConfigDict()
+    config.export.output_dir = ""  # "" = <workdir>/export/step_<N>
+    config.export.size = (0, 0)  # input (height, width); (0, 0) = data.eval_size
+    config.export.platforms = ("cpu", "cuda")  # jax.export lowering platforms
+
     # python -m ssgan_jax.benchmark (docs/PERFORMANCE.md)
     config.benchmark = ml_collections.ConfigDict()
     config.benchmark.iterations = 10  # timed iterations per step (median/min/max reported)

@@ -23,7 +23,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from ssgan_jax.errors import UserError, one_line  # noqa: E402
 
-MODES = ("train", "eval", "predict", "prepare")
+MODES = ("train", "eval", "predict", "export", "prepare")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
@@ -86,7 +86,7 @@ def _dispatch(config) -> None:
 
         distributed.initialize()
         train_and_evaluate(config, FLAGS.workdir)
-    elif FLAGS.mode in ("eval", "predict"):
+    elif FLAGS.mode in ("eval", "predict", "export"):
         if not FLAGS.workdir:
             raise app.UsageError(f"--workdir is required for --mode={FLAGS.mode}: the run "
                                  "whose checkpoint to use")
@@ -97,6 +97,10 @@ def _dispatch(config) -> None:
             from ssgan_jax.run_eval import run_eval
 
             run_eval(config, FLAGS.workdir)
+        elif FLAGS.mode == "export":
+            from ssgan_jax.export import run_export
+
+            run_export(config, FLAGS.workdir)
         else:
             from ssgan_jax.predict import run_predict
 

@@ -3,6 +3,7 @@
     from ssgan_jax import Segmenter
 
     seg = Segmenter.from_workdir("runs/camvid_r50_gan", checkpoint="best")
+    seg = Segmenter.from_export("runs/camvid_r50_gan/export/step_5000")  # --mode=export
     classes = seg.predict(image)            # uint8 RGB [H, W, 3] -> class indices [H, W]
     probs = seg.probabilities([a, b])       # images of any sizes -> [H_i, W_i, C] each
 
@@ -78,6 +79,32 @@ class Segmenter:
         self._std = np.asarray(std, np.float32) * 255.0
         self.compilations = 0  # programs traced so far (one per size bucket)
         self._forward = jax.jit(self._probabilities)
+        self._export_size: tuple[int, int] | None = None  # set by from_export
+        self._padding_rgb = np.zeros(3, np.uint8)
+
+    @classmethod
+    def from_export(cls, path: str) -> Segmenter:
+        """The model ``--mode=export`` wrote into ``path`` (``model.stablehlo`` and
+        ``export.json``): no checkpoint, config or network code needed. Its input size is
+        fixed (``export.json``): smaller images are padded to it, larger ones refused."""
+        from ssgan_jax import export
+
+        exported, meta = export.load_export(path)
+        norm = meta["normalization"]
+        seg = cls(None, {}, class_names=meta["class_names"], mean=norm["mean"],
+                  std=norm["std"], settings=inference.Settings(**{
+                      k: tuple(v) if isinstance(v, list) else v
+                      for k, v in meta["inference"].items()}),
+                  step=meta["source"]["step"], source=os.path.abspath(path))
+        seg._export_size = tuple(meta["input"]["shape"][1:3])
+        seg._padding_rgb = np.asarray(meta["input"]["padding_rgb"], np.uint8)
+
+        def forward(_, images):
+            seg.compilations += 1  # runs while tracing: once per batch bucket
+            return jax.nn.softmax(exported.call(images), axis=-1)
+
+        seg._forward = jax.jit(forward)
+        return seg
 
     @classmethod
     def from_workdir(cls, workdir: str, checkpoint: str | int = "best", *,
@@ -133,14 +160,26 @@ class Segmenter:
         out: list[np.ndarray | None] = [None] * len(rgbs)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(rgbs):
-            key = (_round_up(im.shape[0], self.bucket), _round_up(im.shape[1], self.bucket))
+            if self._export_size:
+                eh, ew = self._export_size
+                if im.shape[0] > eh or im.shape[1] > ew:
+                    raise InputError(f"image {i} is {im.shape[0]}x{im.shape[1]} (HxW), larger "
+                                     f"than the exported model's {eh}x{ew}; export with "
+                                     "--config.export.size='(H, W)' at least that large")
+                key = (eh, ew)
+            else:
+                key = (_round_up(im.shape[0], self.bucket), _round_up(im.shape[1], self.bucket))
             groups.setdefault(key, []).append(i)
         for (bh, bw), members in groups.items():
             n = 1 << (len(members) - 1).bit_length()  # batch bucket: a power of two
-            x = np.zeros((n, bh, bw, 3), np.float32)  # zero = the mean colour
+            if self._export_size:  # uint8, padded with the mean colour (export.json)
+                x = np.broadcast_to(self._padding_rgb, (n, bh, bw, 3)).copy()
+            else:
+                x = np.zeros((n, bh, bw, 3), np.float32)  # zero = the mean colour
             for j, i in enumerate(members):
                 h, w = rgbs[i].shape[:2]
-                x[j, :h, :w] = (rgbs[i].astype(np.float32) - self._mean) / self._std
+                x[j, :h, :w] = (rgbs[i] if self._export_size else
+                                (rgbs[i].astype(np.float32) - self._mean) / self._std)
             probs = np.asarray(self._forward(self.variables, jnp.asarray(x)))
             for j, i in enumerate(members):
                 h, w = rgbs[i].shape[:2]

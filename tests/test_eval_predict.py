@@ -208,3 +208,70 @@ def test_segmenter_from_workdir_runs_the_checkpoint(trained_run):
         Segmenter.from_workdir(str(workdir), flipp=True)
     with pytest.raises(ConfigError, match="config.json does not exist"):
         Segmenter.from_workdir(str(workdir / "checkpoints"))
+
+
+def test_export_reloads_equal_to_jax_and_serves_through_segmenter(trained_run, tmp_path):
+    """--mode=export: G alone as StableHLO with the normalisation inside, reloaded with
+    jax.export.deserialize equal to the JAX forward pass; Segmenter.from_export serves it."""
+    import jax
+
+    from ssgan_jax import Segmenter
+    from ssgan_jax.data.classes import CAMVID
+    from ssgan_jax.errors import UserError
+    from ssgan_jax.export import (
+        META_FILE,
+        MODEL_FILE,
+        load_export,
+        padding_colour,
+        run_export,
+        serving_fn,
+    )
+    from ssgan_jax.inference import from_config
+    from ssgan_jax.run_eval import load_generator
+    from ssgan_jax.segmenter import InputError
+
+    config, workdir, _ = trained_run
+    cfg = _cfg(trained_run, checkpoint="4")
+    cfg.export.output_dir = str(tmp_path / "export")
+    cfg.export.size = (64, 64)
+    meta = run_export(cfg, str(workdir))
+    assert (tmp_path / "export" / MODEL_FILE).stat().st_size > 10_000
+    assert meta["check"] == {"images": 2, "max_abs_logit_diff": 0.0, "argmax_agreement": 1.0}
+    assert meta["class_names"] == list(CAMVID) and meta["source"]["step"] == 4
+    assert meta["input"]["shape"] == ["N", 64, 64, 3] and meta["input"]["dtype"] == "uint8"
+    assert meta["input"]["padding_rgb"] == padding_colour(config.data.mean) == [124, 116, 104]
+    assert meta["platforms"] == ["cpu", "cuda"] and meta["source"]["config"]["model"]["name"]
+    on_disk = json.loads((tmp_path / "export" / META_FILE).read_text())
+    assert on_disk["source"]["run"] == str(workdir)
+    exported, _ = load_export(str(tmp_path / "export"))
+    loaded = load_generator(cfg, str(workdir), len(CAMVID))
+    serve = serving_fn(loaded.generator, loaded.variables, config.data.mean, config.data.std,
+                       from_config(cfg))
+    images = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(exported.call(images)),
+                                  np.asarray(jax.jit(serve)(images)))  # any batch size
+    # the Python API on the export: same classes as on the checkpoint (padding differs only by
+    # the rounding of the mean colour), one compilation per batch bucket, not per image size
+    seg = Segmenter.from_export(str(tmp_path / "export"))
+    ref = Segmenter.from_workdir(str(workdir), checkpoint=4, bucket=64)
+    a = np.asarray(Image.open(pathlib.Path(config.data.manual_dir) / "val" / "val_000.png"))
+    b = a[:30, :50]
+    preds = seg.predict([a, b])
+    assert [p.shape for p in preds] == [a.shape[:2], b.shape[:2]] and seg.compilations == 1
+    for got, want in zip(preds, ref.predict([a, b]), strict=True):
+        assert np.mean(got == want) > 0.99
+    seg.predict(a)
+    assert seg.compilations == 2 and seg.step == 4  # batch bucket 1: a second program
+    with pytest.raises(InputError, match="larger than the exported model's 64x64"):
+        seg.predict(np.zeros((65, 10, 3), np.uint8))
+    with pytest.raises(InputError, match="dtype float32"):
+        seg.predict(np.zeros((8, 8, 3), np.float32))
+    # one-line errors: a step that is not kept, another run's export folder, a missing export
+    with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoint for step 3"):
+        run_export(_cfg(trained_run, checkpoint="3"), str(workdir))
+    on_disk["source"]["run"] = "/elsewhere/run"
+    (tmp_path / "export" / META_FILE).write_text(json.dumps(on_disk))
+    with pytest.raises(UserError, match="holds the export of another run"):
+        run_export(cfg, str(workdir))
+    with pytest.raises(UserError, match="does not exist: give the folder --mode=export wrote"):
+        Segmenter.from_export(str(tmp_path / "nowhere"))

@@ -1,0 +1,180 @@
+"""``--mode=export``: the generator of one checkpoint as a serialized StableHLO program.
+
+Writes, into ``config.export.output_dir`` (default ``<workdir>/export/step_<N>/``):
+
+* ``model.stablehlo``: ``jax.export`` of ``serve(images) -> logits``, the generator alone (SS-GAN's
+  adversary costs nothing at inference), its weights inside. Input: uint8 RGB images
+  ``[N, H, W, 3]`` (NHWC), N symbolic (any batch), H x W = ``config.export.size`` (default
+  ``data.eval_size``; the networks' exact padding pruning needs static sizes): smaller images
+  are padded at the bottom/right, as evaluation pads them, and the outputs cropped back. The
+  normalisation (``data.mean``/``data.std``) and the run's inference settings (``config.eval``:
+  whole or sliding, scales, flip) are inside. Output: float32 logits ``[N, H, W, C]``.
+  Lowered for ``config.export.platforms`` (CPU and CUDA by default); reload it with
+  ``jax.export.deserialize`` or ``ssgan_jax.Segmenter.from_export``.
+* ``export.json``: what a serving stack needs to know: class names, palette, input layout,
+  dtype and size, the padding value, the normalisation, the output's meaning, the inference
+  settings, and where it came from (checkpoint, step, run, config, package and JAX versions);
+  and a check: the reloaded program against the JAX forward pass on random images.
+
+ONNX (issue 19 item 3) is not written: the maintained converter, jax2onnx, pins
+orbax-checkpoint < 0.11.37 (this package needs >= 0.12.8), and with that pin bypassed its flax
+plugins fail on these networks (README, "Use a trained model").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ssgan_jax import inference
+from ssgan_jax.errors import ConfigError, UserError
+
+MODEL_FILE = "model.stablehlo"
+META_FILE = "export.json"
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+
+
+class ExportError(UserError, RuntimeError):
+    """An export that cannot be written or read as asked."""
+
+
+def padding_colour(mean) -> list[int]:
+    """The uint8 RGB that pads images smaller than the exported size: the mean colour, the
+    value evaluation pads with (zero after normalisation), rounded."""
+    return [int(round(255.0 * m)) for m in mean]
+
+
+def serving_fn(generator, variables, mean, std, settings: inference.Settings):
+    """``serve(images uint8 [N, H, W, 3]) -> logits float32 [N, H, W, C]``."""
+    mean = jnp.asarray(mean, jnp.float32) * 255.0
+    std = jnp.asarray(std, jnp.float32) * 255.0
+
+    def serve(images):
+        if images.dtype != jnp.uint8:
+            raise ExportError(f"the exported model takes uint8 RGB images; got {images.dtype}")
+        x = (images.astype(jnp.float32) - mean) / std
+        apply = lambda v: generator.apply(variables, v, train=False)
+        return inference.predict_logits(apply, x, settings).astype(jnp.float32)
+
+    return serve
+
+
+def _size(config) -> tuple[int, int]:
+    size = tuple(int(v) for v in config.export.size)
+    if size == (0, 0):
+        size = tuple(int(v) for v in config.data.eval_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"config.export.size must be (height, width) >= 1, or (0, 0) for "
+                          f"data.eval_size; got {tuple(config.export.size)}")
+    return size
+
+
+def _platforms(config) -> tuple[str, ...]:
+    platforms = tuple(config.export.platforms)
+    unknown = [p for p in platforms if p not in PLATFORMS]
+    if unknown or not platforms:
+        raise ConfigError(f"config.export.platforms must name some of {PLATFORMS}; got "
+                          f"{platforms}")
+    return platforms
+
+
+def _check_output_dir(out_dir: str, run: str) -> None:
+    """Refuse a folder that holds another run's export (never overwrite it)."""
+    path = os.path.join(out_dir, META_FILE)
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            other = json.load(f)["source"]["run"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ExportError(f"{out_dir} holds an unreadable {META_FILE} ({e}); give another "
+                          "--config.export.output_dir or remove that folder") from e
+    if os.path.abspath(other) != os.path.abspath(run):
+        raise ExportError(f"{out_dir} holds the export of another run ({other}); give another "
+                          "--config.export.output_dir, or export into this run's own folder")
+
+
+def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Export G of ``config.eval.checkpoint``; returns (and writes) export.json's content."""
+    from ssgan_jax import __version__
+    from ssgan_jax.checkpoints import config_json
+    from ssgan_jax.data import builder_class
+    from ssgan_jax.run_eval import load_generator
+
+    builder = builder_class(config.data.name)
+    names = list(builder.CLASS_NAMES)
+    size, platforms = _size(config), _platforms(config)
+    settings = inference.from_config(config)
+    loaded = load_generator(config, workdir, len(names))
+    run = os.path.abspath(workdir)
+    out_dir = os.path.abspath(config.export.output_dir or os.path.join(
+        run, "export", f"step_{loaded.step}"))
+    _check_output_dir(out_dir, run)
+    serve = jax.jit(serving_fn(loaded.generator, loaded.variables, config.data.mean,
+                               config.data.std, settings))
+    (batch,) = jax.export.symbolic_shape("N")
+    spec = jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8)
+    exported = jax.export.export(serve, platforms=platforms)(spec)
+    blob = exported.serialize()
+    # the check: the program as a user reloads it, against the JAX forward pass
+    images = np.random.default_rng(0).integers(0, 256, (2, *size, 3)).astype(np.uint8)
+    want = np.asarray(serve(images))
+    got = np.asarray(jax.export.deserialize(blob).call(images))
+    check = {"images": 2, "max_abs_logit_diff": float(np.abs(got - want).max()),
+             "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1)))}
+    meta = {
+        "format": "jax.export serialized StableHLO (jax.export.deserialize)",
+        "model_file": MODEL_FILE,
+        "platforms": list(platforms),
+        "input": {"name": "images", "shape": ["N", *size, 3], "dtype": "uint8",
+                  "layout": "NHWC, RGB, 0..255",
+                  "smaller_images": "pad at the bottom/right with padding_rgb, crop outputs",
+                  "padding_rgb": padding_colour(config.data.mean)},
+        "normalization": {"mean": list(config.data.mean), "std": list(config.data.std),
+                          "formula": "(image / 255 - mean) / std, inside the model"},
+        "output": {"shape": ["N", *size, len(names)], "dtype": "float32",
+                   "meaning": "class logits per pixel (softmax for probabilities, argmax for "
+                              "the class map)"},
+        "class_names": names,
+        "palette": [list(c) for c in builder.PALETTE],
+        "inference": settings.as_dict(),
+        "source": {"run": run, "checkpoint": loaded.path, "step": loaded.step,
+                   "config": config_json(config), "ssgan_jax": __version__,
+                   "jax": jax.__version__},
+        "check": check,
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    for name, data, mode in ((MODEL_FILE, blob, "wb"),
+                             (META_FILE, json.dumps(meta, indent=1), "w")):
+        tmp = os.path.join(out_dir, name + ".tmp")
+        with open(tmp, mode) as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(out_dir, name))
+    print(json.dumps({"step": loaded.step, "output_dir": out_dir, "size": list(size),
+                      "platforms": list(platforms), **check}), flush=True)
+    return meta
+
+
+def load_export(path: str):
+    """(``jax.export.Exported``, export.json) of an export folder; ExportError if either file
+    is missing or unreadable."""
+    meta_path, model_path = (os.path.join(path, n) for n in (META_FILE, MODEL_FILE))
+    for p in (meta_path, model_path):
+        if not os.path.exists(p):
+            raise ExportError(f"{p} does not exist: give the folder --mode=export wrote "
+                              "(<workdir>/export/step_<N>/)")
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        with open(model_path, "rb") as f:
+            exported = jax.export.deserialize(bytearray(f.read()))
+    except Exception as e:  # noqa: BLE001 - any corruption reads as one line
+        raise ExportError(f"cannot read the export in {path} ({type(e).__name__}: {e}); "
+                          "export it again with --mode=export") from e
+    return exported, meta
