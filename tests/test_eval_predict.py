@@ -178,6 +178,10 @@ def test_eval_from_the_command_line(trained_run, tmp_path):
               "--config.eval.checkpoint=5"])
     assert r.returncode == 1 and "error: no checkpoint for step 5" in r.stderr
     assert "Traceback" not in r.stderr
+    r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=export",
+              "--config.eval.checkpoint=best", f"--config.export.output_dir={tmp_path / 'e'}"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "e" / "export.json").read_text())["source"]["step"] == step
 
 
 def test_segmenter_from_workdir_runs_the_checkpoint(trained_run):
