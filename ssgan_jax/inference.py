@@ -81,6 +81,18 @@ def from_config(config: ml_collections.ConfigDict) -> Settings:
                     windows_per_call=int(ev.windows_per_call))
 
 
+def oversize_settings(settings: Settings, eval_size: tuple[int, int]) -> Settings:
+    """The settings for an image larger than ``data.eval_size``: sliding windows of
+    ``eval_size`` (stride 2/3 of it) where the run infers whole images, so the forward pass
+    never sees more than what evaluation compiled for; the run's own settings where it
+    already slides. Scales and flip stay the run's."""
+    if settings.mode == "sliding":
+        return settings
+    window = tuple(int(v) for v in eval_size)
+    return dataclasses.replace(settings, mode="sliding", window=window,
+                               stride=tuple(max(1, -(-2 * w // 3)) for w in window))
+
+
 def window_starts(size: int, window: int, stride: int) -> list[int]:
     """Start offsets covering [0, size) with windows of ``window`` every ``stride``; the last
     window ends at ``size`` exactly. A window larger than the image gives one start, 0."""

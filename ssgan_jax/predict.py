@@ -10,7 +10,10 @@ Per image ``<stem>``, under ``config.predict.output_dir`` (default
   (``<city>_<seq>_<frame>_leftImg8bit.png``), the files the evaluation server takes.
 
 Images are padded to ``data.eval_size`` and spread over all devices in batches of
-``eval_batch_size``; inference follows ``config.eval`` (whole/sliding, scales, flip).
+``eval_batch_size``; inference follows ``config.eval`` (whole/sliding, scales, flip). An image
+larger than ``data.eval_size`` is not refused: it runs alone, padded to a multiple of
+``OVERSIZE_BUCKET`` pixels (one compilation per bucket), through sliding windows of
+``data.eval_size`` (``inference.oversize_settings``; the run's own windows if it slides).
 """
 
 from __future__ import annotations
@@ -136,18 +139,22 @@ def _batches(items, size: int, limit: int):
         yield batch
 
 
-def _normalized(image: np.ndarray, data, size: tuple[int, int], name: str) -> np.ndarray:
-    eh, ew = size
+def _normalized(image: np.ndarray, data, size: tuple[int, int]) -> np.ndarray:
+    """``image`` normalised and padded (bottom/right, 0 = the mean colour, as evaluation pads)
+    to ``size``."""
     h, w = image.shape[:2]
-    if h > eh or w > ew:
-        raise DataError(
-            f"{name} is {h}x{w} (HxW), larger than data.eval_size={tuple(size)}; set "
-            f"--config.data.eval_size='({max(h, eh)}, {max(w, ew)})' (or larger)")
     mean = np.asarray(data.mean, np.float32) * 255.0
     std = np.asarray(data.std, np.float32) * 255.0
-    out = np.zeros((eh, ew, 3), np.float32)  # padding: 0 = the mean colour, as in eval
+    out = np.zeros((*size, 3), np.float32)
     out[:h, :w] = (image.astype(np.float32) - mean) / std
     return out
+
+
+OVERSIZE_BUCKET = 64  # larger images are padded to multiples of this: one program per bucket
+
+
+def _fits(image: np.ndarray, size: tuple[int, int]) -> bool:
+    return image.shape[0] <= size[0] and image.shape[1] <= size[1]
 
 
 def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -177,19 +184,38 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     server_labels = getattr(builder, "SERVER_LABELS", None)
     written = 0
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
+    # images larger than data.eval_size: one at a time, padded to a multiple of
+    # OVERSIZE_BUCKET, through sliding windows of eval_size (inference.oversize_settings)
+    big_predict = jax.jit(inference.make_predict_fn(
+        loaded.generator, inference.oversize_settings(settings, (eh, ew))))
+    host_variables = jax.device_put(loaded.variables, jax.local_devices()[0])
+    oversize = 0
     for batch in _batches(items, size, config.predict.max_images):
         images = [read() for _, read in batch]
-        x = np.zeros((size, eh, ew, 3), np.float32)
+        fit = [i for i, image in enumerate(images) if _fits(image, (eh, ew))]
+        preds: dict[int, np.ndarray] = {}
+        if fit:
+            x = np.zeros((size, eh, ew, 3), np.float32)
+            for j, i in enumerate(fit):
+                x[j] = _normalized(images[i], config.data, (eh, ew))
+            out = np.asarray(p_predict(variables, x.reshape(devices, per_device, eh, ew, 3)))
+            preds.update(zip(fit, out.reshape(size, eh, ew), strict=False))
+        for i in (i for i in range(len(images)) if i not in preds):
+            h, w = images[i].shape[:2]
+            bucket = (-(-h // OVERSIZE_BUCKET) * OVERSIZE_BUCKET,
+                      -(-w // OVERSIZE_BUCKET) * OVERSIZE_BUCKET)
+            x = _normalized(images[i], config.data, bucket)[None]
+            preds[i] = np.asarray(big_predict(host_variables, x))[0]
+            oversize += 1
         for i, ((name, _), image) in enumerate(zip(batch, images, strict=True)):
-            x[i] = _normalized(image, config.data, (eh, ew), name)
-        preds = np.asarray(p_predict(variables, x.reshape(devices, per_device, eh, ew, 3)))
-        preds = preds.reshape(size, eh, ew)
-        for (name, _), image, pred in zip(batch, images, preds, strict=False):
             h, w = image.shape[:2]
-            write_prediction(out_dir, name, image, pred[:h, :w], builder.PALETTE,
+            write_prediction(out_dir, name, image, preds[i][:h, :w], builder.PALETTE,
                              config.predict.overlay_alpha, server_labels)
             written += 1
         print(f"  {written} images", flush=True)
+    if oversize:
+        print(f"  {oversize} images larger than data.eval_size={(eh, ew)} went through "
+              f"sliding windows of that size", flush=True)
     # every process wrote its share of the images
     written = int(sum_over_processes(np.asarray(written, np.int64)))
     summary = {"step": step, "checkpoint": path, "source": pattern or split,

@@ -115,3 +115,32 @@ def test_settings_from_config_and_bad_values():
         Settings(mode="sliding", window=(10, 10), stride=(11, 5))
     with pytest.raises(ValueError, match="config.eval.scales"):
         Settings(scales=(0.0,))
+
+
+def test_an_image_three_times_eval_size_goes_through_windows_like_a_whole_pass():
+    """A pointwise network (1x1 conv): the windows of ``oversize_settings`` give what one
+    whole-image pass gives; the windows are eval_size, stride 2/3 of it."""
+    import flax.linen as nn
+
+    from ssgan_jax.inference import make_predict_fn, oversize_settings
+
+    net = nn.Conv(5, (1, 1))
+    variables = net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+
+    class Pointwise:
+        @staticmethod
+        def apply(v, x, train=False):
+            del train
+            return net.apply(v, x)
+
+    eval_size = (20, 24)
+    image = jax.random.normal(jax.random.key(1), (1, 60, 72, 3))  # 3x eval_size
+    big = oversize_settings(Settings(), eval_size)
+    assert (big.mode, big.window, big.stride) == ("sliding", (20, 24), (14, 16))
+    windows = make_predict_fn(Pointwise, big)(variables, image)
+    whole = make_predict_fn(Pointwise, Settings())(variables, image)
+    np.testing.assert_array_equal(np.asarray(windows), np.asarray(whole))
+    logits = predict_logits(lambda x: net.apply(variables, x), image, big)
+    np.testing.assert_allclose(logits, net.apply(variables, image), rtol=1e-6, atol=1e-6)
+    sliding = Settings(mode="sliding", window=(8, 8), stride=(4, 4), flip=True)
+    assert oversize_settings(sliding, eval_size) == sliding  # the run's own windows
