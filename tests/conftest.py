@@ -38,6 +38,18 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("SSGAN_SHARED", REPO.parent / "shared"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after each test module. A pytest-xdist worker runs many
+    modules in one process; XLA:CPU keeps every executable it compiled (code pages included),
+    and a worker aborted inside XLA:CPU's compiler late in a CI run (session 9, in a module
+    that passes alone). Programs are rarely shared between modules, so little is recompiled."""
+    yield
+    import jax
+
+    jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> pathlib.Path:
     d = SHARED / "fixtures" / "torch_parity"
