@@ -104,7 +104,7 @@ ROWS = (
     ("torch_paper_fp32", "torch", [*T_PAPER, "--precision=fp32"], 40),
     ("torch_throughput_compile", "torch", [*T_THROUGHPUT, "--compile"], 120),
 )
-TINY_OURS = ["configs/camvid.py:deeplabv3_resnet50_gan", "--config.model.width=32",
+TINY_OURS = ["configs/camvid.py:fcn8s_vgg16_gan", "--config.model.width=32",
              "--config.adversary.width=32", "--config.adversary.map_features=(8,8)",
              "--config.adversary.trunk_features=(8,8,8,8)", "--config.batch_size=2",
              "--config.eval_batch_size=2", "--config.data.crop_size=(32,48)",
