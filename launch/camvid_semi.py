@@ -23,7 +23,6 @@ trained again; the last step writes the semi section of docs/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -32,7 +31,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from camvid_repro import REPO, _main_cmd, _run  # noqa: E402
-from camvid_study import _collect  # noqa: E402
+from camvid_study import (  # noqa: E402
+    add_experiment_arguments,
+    camvid_folder,
+    load_results,
+    phase2_run,
+    save_results,
+)
 
 ARMS = {  # run name -> (config training, overrides)
     "control": ("baseline", []),
@@ -48,22 +53,10 @@ def split_file(docs: str, fraction: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "camvid"))
-    parser.add_argument("--out", default=os.path.join(REPO, "runs", "camvid_semi"))
-    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results",
-                                                          "camvid_semi.json"))
+    add_experiment_arguments(parser, "camvid_semi", seeds="0,1,2", phase2_steps=300)
     parser.add_argument("--fractions", default="0.125,0.25")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--phase2-steps", type=int, default=300)
-    parser.add_argument("--generator", default="deeplabv3_resnet50",
-                        choices=("deeplabv3_resnet50", "fcn8s_vgg16"))
-    parser.add_argument("--extra", default="", help="more overrides for every run, "
-                        "space-separated (e.g. for a quick trial)")
-    parser.add_argument("--docs", default=os.path.join(REPO, "docs"))
     args = parser.parse_args()
-    data, out = os.path.abspath(args.data), os.path.abspath(args.out)
-    if not os.path.isdir(os.path.join(data, "trainannot")):
-        sys.exit(f"--data={data} is not a CamVid folder (no trainannot/)")
+    data, out = camvid_folder(args.data), os.path.abspath(args.out)
     data_dir = os.path.join(out, "tfds")
     gen, seeds = args.generator, [int(s) for s in args.seeds.split(",")]
     fractions = args.fractions.split(",")
@@ -72,25 +65,13 @@ def main() -> None:
     steps2 = args.phase2_steps
     semi = {"unlabeled_batch_size": "= batch_size (8)", "lam_adv_unlabeled": "lam / 10",
             "lam_semi": 0.1, "mask_threshold": 0.2, "start_step": steps2 // 4}
-    results = {}
-    if os.path.exists(args.results):
-        with open(args.results) as f:
-            results = json.load(f)
-    settings = {"generator": gen, "phase2_steps": steps2, "fractions": fractions,
-                "seeds": seeds, "extra": extra, "semi": semi,
-                "config": f"configs/camvid.py:{gen}_<training>,cpu"}
-    if results.get("settings", settings) != settings:
-        sys.exit(f"{args.results} holds an experiment with other settings "
-                 f"({results['settings']}); give another --results")
-    results["settings"] = settings
+    results = load_results(args.results, {
+        "generator": gen, "phase2_steps": steps2, "fractions": fractions, "seeds": seeds,
+        "extra": extra, "semi": semi, "config": f"configs/camvid.py:{gen}_<training>,cpu"})
     runs = results.setdefault("runs", {})
 
     def save():
-        os.makedirs(os.path.dirname(args.results), exist_ok=True)
-        tmp = args.results + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=1, sort_keys=True)
-        os.replace(tmp, args.results)
+        save_results(results, args.results)
 
     def phase1(fraction: str, seed: int) -> str:
         workdir = os.path.join(out, gen, f"labeled{fraction}", f"seed{seed}", "phase1")
@@ -113,20 +94,13 @@ def main() -> None:
             return
         training, overrides = ARMS[arm]
         start_from = phase1(fraction, seed)
-        workdir = os.path.join(out, gen, f"labeled{fraction}", f"seed{seed}", arm)
         common = [*overrides, f"--config.seed={seed}", f"--config.phase2.steps={steps2}",
                   f"--config.data.labeled={split_file(args.docs, fraction)}",
                   f"--config.semi.start_step={steps2 // 4}", *extra]
-        start = time.time()
-        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir,
-                       [*common, f"--config.init_from={start_from}",
-                        "--config.phase1.steps=0"], data, data_dir),
-             os.path.join(workdir, "log.txt"))
-        train_s = time.time() - start
-        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir, [*common, "--mode=eval"],
-                       data, data_dir), os.path.join(workdir, "log.txt"))
-        runs.setdefault(fraction, {}).setdefault(f"seed{seed}", {})[arm] = {
-            **_collect(workdir), "train_wall_seconds": train_s}
+        runs.setdefault(fraction, {}).setdefault(f"seed{seed}", {})[arm] = phase2_run(
+            f"{config}:{gen}_{training},cpu",
+            os.path.join(out, gen, f"labeled{fraction}", f"seed{seed}", arm), common,
+            start_from, data, data_dir)
         save()
 
     started = time.time()

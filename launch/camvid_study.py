@@ -63,6 +63,66 @@ def _collect(workdir: str) -> dict:
             "adversary_warnings": health}
 
 
+def add_experiment_arguments(parser: argparse.ArgumentParser, name: str, seeds: str,
+                             phase2_steps: int) -> None:
+    """The arguments every CamVid experiment script takes (this one, camvid_semi.py)."""
+    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "camvid"))
+    parser.add_argument("--out", default=os.path.join(REPO, "runs", name))
+    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results",
+                                                          f"{name}.json"))
+    parser.add_argument("--seeds", default=seeds)
+    parser.add_argument("--phase2-steps", type=int, default=phase2_steps)
+    parser.add_argument("--generator", default="deeplabv3_resnet50",
+                        choices=("deeplabv3_resnet50", "fcn8s_vgg16"))
+    parser.add_argument("--extra", default="", help="more overrides for every run, "
+                        "space-separated (e.g. for a quick trial)")
+    parser.add_argument("--docs", default=os.path.join(REPO, "docs"))
+
+
+def camvid_folder(path: str) -> str:
+    """``path`` made absolute; exits unless it is a CamVid folder."""
+    data = os.path.abspath(path)
+    if not os.path.isdir(os.path.join(data, "trainannot")):
+        sys.exit(f"--data={data} is not a CamVid folder (no trainannot/)")
+    return data
+
+
+def load_results(path: str, settings: dict) -> dict:
+    """The results recorded in ``path`` so far (none if it does not exist), with
+    ``settings``; exits if they were recorded with other settings."""
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    if results.get("settings", settings) != settings:
+        sys.exit(f"{path} holds results with other settings ({results['settings']}); give "
+                 "another --results")
+    results["settings"] = settings
+    return results
+
+
+def save_results(results: dict, path: str) -> None:
+    """``results`` to ``path`` as JSON, atomically."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def phase2_run(config_arg: str, workdir: str, common: list[str], start_from: str, data: str,
+               data_dir: str) -> dict:
+    """Phase 2 alone from the phase-1 run ``start_from`` (``init_from``: paired runs), then
+    ``--mode=eval``; returns ``_collect``'s results and the training wall seconds."""
+    log = os.path.join(workdir, "log.txt")
+    start = time.time()
+    _run(_main_cmd(config_arg, workdir, [*common, f"--config.init_from={start_from}",
+                                         "--config.phase1.steps=0"], data, data_dir), log)
+    train_s = time.time() - start
+    _run(_main_cmd(config_arg, workdir, [*common, "--mode=eval"], data, data_dir), log)
+    return {**_collect(workdir), "train_wall_seconds": train_s}
+
+
 def _best_lam(results: dict, generator: str, seeds: list[int], lams: list[str]) -> str:
     """The minimax lam with the best mean (over seeds) best validation mIoU."""
     def best_val(run):
@@ -75,46 +135,22 @@ def _best_lam(results: dict, generator: str, seeds: list[int], lams: list[str]) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "camvid"))
-    parser.add_argument("--out", default=os.path.join(REPO, "runs", "camvid_study"))
-    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results",
-                                                          "camvid_study.json"))
-    parser.add_argument("--seeds", default="0,1,2,3,4")
+    add_experiment_arguments(parser, "camvid_study", seeds="0,1,2,3,4", phase2_steps=600)
     parser.add_argument("--lams", default="0.01,0.1,1.0")
-    parser.add_argument("--phase2-steps", type=int, default=600)
-    parser.add_argument("--generator", default="deeplabv3_resnet50",
-                        choices=("deeplabv3_resnet50", "fcn8s_vgg16"))
-    parser.add_argument("--extra", default="", help="more overrides for every run, "
-                        "space-separated (e.g. for a quick trial)")
-    parser.add_argument("--docs", default=os.path.join(REPO, "docs"))
     args = parser.parse_args()
-    data, out = os.path.abspath(args.data), os.path.abspath(args.out)
-    if not os.path.isdir(os.path.join(data, "trainannot")):
-        sys.exit(f"--data={data} is not a CamVid folder (no trainannot/)")
+    data, out = camvid_folder(args.data), os.path.abspath(args.out)
     data_dir = os.path.join(out, "tfds")
     gen, seeds, lams = args.generator, [int(s) for s in args.seeds.split(",")], \
         args.lams.split(",")
     config = os.path.join(REPO, "configs", "camvid.py")
     extra = args.extra.split()
-    results = {}
-    if os.path.exists(args.results):
-        with open(args.results) as f:
-            results = json.load(f)
-    settings = {"generator": gen, "phase2_steps": args.phase2_steps, "lams": lams,
-                "seeds": seeds, "extra": extra,
-                "config": f"configs/camvid.py:{gen}_<training>,cpu"}
-    if results.get("settings", settings) != settings:
-        sys.exit(f"{args.results} holds a study with other settings ({results['settings']}); "
-                 "give another --results")
-    results["settings"] = settings
+    results = load_results(args.results, {
+        "generator": gen, "phase2_steps": args.phase2_steps, "lams": lams, "seeds": seeds,
+        "extra": extra, "config": f"configs/camvid.py:{gen}_<training>,cpu"})
     runs = results.setdefault("runs", {}).setdefault(gen, {})
 
     def save():
-        os.makedirs(os.path.dirname(args.results), exist_ok=True)
-        tmp = args.results + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=1, sort_keys=True)
-        os.replace(tmp, args.results)
+        save_results(results, args.results)
 
     def phase1(seed: int) -> str:
         workdir = os.path.join(out, gen, f"seed{seed}", "phase1")
@@ -130,19 +166,11 @@ def main() -> None:
         if variant in runs.get(f"seed{seed}", {}):
             return
         training, overrides = _variant_args(variant)
-        workdir = os.path.join(out, gen, f"seed{seed}", variant)
         common = [*overrides, f"--config.seed={seed}",
                   f"--config.phase2.steps={args.phase2_steps}", *extra]
-        start = time.time()
-        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir,
-                       [*common, f"--config.init_from={phase1(seed)}",
-                        "--config.phase1.steps=0"], data, data_dir),
-             os.path.join(workdir, "log.txt"))
-        train_s = time.time() - start
-        _run(_main_cmd(f"{config}:{gen}_{training},cpu", workdir, [*common, "--mode=eval"],
-                       data, data_dir), os.path.join(workdir, "log.txt"))
-        runs.setdefault(f"seed{seed}", {})[variant] = {**_collect(workdir),
-                                                       "train_wall_seconds": train_s}
+        runs.setdefault(f"seed{seed}", {})[variant] = phase2_run(
+            f"{config}:{gen}_{training},cpu", os.path.join(out, gen, f"seed{seed}", variant),
+            common, phase1(seed), data, data_dir)
         save()
 
     started = time.time()
