@@ -188,7 +188,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # OVERSIZE_BUCKET, through sliding windows of eval_size (inference.oversize_settings)
     big_predict = jax.jit(inference.make_predict_fn(
         loaded.generator, inference.oversize_settings(settings, (eh, ew))))
-    host_variables = jax.device_put(loaded.variables, jax.local_devices()[0])
+    one_device = None  # G's variables on one device, copied at the first oversize image
     oversize = 0
     for batch in _batches(items, size, config.predict.max_images):
         images = [read() for _, read in batch]
@@ -205,7 +205,9 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
             bucket = (-(-h // OVERSIZE_BUCKET) * OVERSIZE_BUCKET,
                       -(-w // OVERSIZE_BUCKET) * OVERSIZE_BUCKET)
             x = _normalized(images[i], config.data, bucket)[None]
-            preds[i] = np.asarray(big_predict(host_variables, x))[0]
+            if one_device is None:
+                one_device = jax.device_put(loaded.variables, jax.local_devices()[0])
+            preds[i] = np.asarray(big_predict(one_device, x))[0]
             oversize += 1
         for i, ((name, _), image) in enumerate(zip(batch, images, strict=True)):
             h, w = image.shape[:2]
