@@ -107,7 +107,9 @@ def _set_bn(torch, model, mode: str) -> None:
 
 
 def _timed(torch, fn, iterations: int, warmup: int, cuda: bool):
-    """(seconds of the first call, seconds of each timed call); each call ends synchronised."""
+    """(seconds of the first call, seconds of each timed call); each call ends synchronised.
+    On CUDA the peak-memory counter is reset after the warm-up, so that the peak read after
+    this call is the steady state's, without cuDNN autotuning's trial workspaces."""
     def once():
         start = time.perf_counter()
         fn()
@@ -118,6 +120,8 @@ def _timed(torch, fn, iterations: int, warmup: int, cuda: bool):
     first = once()
     for _ in range(max(0, warmup - 1)):
         once()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     return first, [once() for _ in range(iterations)]
 
 
@@ -173,8 +177,6 @@ def main() -> None:
         opt.step()
 
     _set_bn(torch, model, args.bn)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     first, seconds = _timed(torch, train_step, args.iterations, args.warmup, cuda)
     train_peak = torch.cuda.max_memory_allocated() if cuda else None
     out = {
@@ -185,7 +187,7 @@ def main() -> None:
         "precision": args.precision, "channels_last": args.channels_last, "bn": args.bn,
         "compile": args.compile,
         **_summary(seconds, args.batch), "first_iteration_s": first,
-        "peak_device_bytes_train": train_peak,
+        "peak_device_bytes_train": train_peak,  # timed iterations only (after warm-up)
     }
     if args.eval_size:
         eh, ew = args.eval_size
@@ -200,7 +202,8 @@ def main() -> None:
         first_e, seconds_e = _timed(torch, forward, args.iterations, args.warmup, cuda)
         out["eval"] = {"size": [eh, ew], "batch": n, **_summary(seconds_e, n),
                        "first_iteration_s": first_e}
-    out["peak_device_bytes"] = torch.cuda.max_memory_allocated() if cuda else None
+    out["peak_device_bytes"] = (max(train_peak, torch.cuda.max_memory_allocated())
+                                if cuda else None)
     out["peak_host_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["note"] = torchvision_note
     print(json.dumps(out, indent=1))

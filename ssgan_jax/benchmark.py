@@ -49,10 +49,13 @@ PEAK_FLOPS = (
 )
 
 
-def _flops(compiled) -> float | None:
-    """FLOPs of one call per device, from XLA's cost analysis (None if not reported)."""
+def _flops(lowered) -> float | None:
+    """FLOPs of one call per device, from XLA's cost analysis of the program as lowered
+    (None if not reported). The lowered program, not the compiled one: after XLA:GPU's
+    passes the convolutions are cuDNN custom calls, which its cost analysis counts as 0
+    (the H100 run of session 10 reported 1.5 GFLOP for a 280-GFLOP forward pass)."""
     try:
-        cost = compiled.cost_analysis()
+        cost = lowered.cost_analysis()
     except Exception:  # noqa: BLE001 - some backends do not implement it
         return None
     if isinstance(cost, (list, tuple)):
@@ -87,6 +90,23 @@ def _device_peak_bytes() -> int | None:
     if not stats:
         return None
     return stats.get("peak_bytes_in_use")
+
+
+def _program_memory(compiled) -> dict[str, int] | None:
+    """What one device holds while the compiled step runs, from XLA's buffer assignment:
+    arguments, outputs (less those aliased to donated arguments), temporaries (activations,
+    convolution workspaces). Unlike ``peak_bytes_in_use`` it leaves out what compiling took
+    (autotuning's trial workspaces) and the other steps' buffers."""
+    try:
+        stats = compiled.memory_analysis()
+    except (NotImplementedError, jax.errors.JaxRuntimeError):
+        return None
+    if stats is None:
+        return None
+    parts = {k: int(getattr(stats, f"{k}_size_in_bytes"))
+             for k in ("argument", "output", "alias", "temp")}
+    parts["total"] = parts["argument"] + parts["output"] - parts["alias"] + parts["temp"]
+    return parts
 
 
 def _time_chain(fns, state, args_per_fn, iterations: int, warmup: int):
@@ -146,10 +166,11 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     compiled, result_steps = {}, {}
     for name in (n for n in makers if n in wanted):
         start = time.perf_counter()
-        compiled[name] = steps.pmap_step(makers[name](), donate=config.train.donate).lower(
-            state, batch).compile()
+        lowered = steps.pmap_step(makers[name](), donate=config.train.donate).lower(state, batch)
+        compiled[name] = lowered.compile()
         result_steps[name] = {"compile_s": time.perf_counter() - start,
-                              "flops_per_device": _flops(compiled[name])}
+                              "flops_per_device": _flops(lowered),
+                              "memory": _program_memory(compiled[name])}
     it, warm = bench.iterations, bench.warmup
     images = config.batch_size
     for name, fn in compiled.items():
@@ -209,8 +230,9 @@ def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> di
         size=(devices, per_device, eh, ew, 3)).astype(np.float32))
     variables = steps.generator_variables(state)
     start = time.perf_counter()
-    fn = steps.pmap_eval(inference.make_predict_fn(generator, inference.from_config(config))
-                         ).lower(variables, images).compile()
+    lowered = steps.pmap_eval(inference.make_predict_fn(
+        generator, inference.from_config(config))).lower(variables, images)
+    fn = lowered.compile()
     compile_s = time.perf_counter() - start
     seconds = []
     for i in range(warmup + iterations):
@@ -220,7 +242,7 @@ def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> di
             seconds.append(time.perf_counter() - start)
     timing = _timings(seconds)
     return {"size": [eh, ew], "batch": devices * per_device, "compile_s": compile_s,
-            "flops_per_device": _flops(fn), **timing,
+            "flops_per_device": _flops(lowered), **timing,
             "images_per_s": devices * per_device / (timing["median_ms"] / 1000)}
 
 

@@ -45,15 +45,16 @@ def test_compare_accepts_the_reference_and_names_what_is_off():
     assert bad["update_share_off"] > gpu_check.TOLERANCE["update_share_off"]
 
 
-def _ours(phase1_ms, peak=None):
-    return {"result": {"steps": {"generator_phase1": {"median_ms": phase1_ms},
+def _ours(phase1_ms, peak=None, program=None):
+    memory = {"total": program} if program else None
+    return {"result": {"steps": {"generator_phase1": {"median_ms": phase1_ms, "memory": memory},
                                  "phase2_iteration": {"median_ms": 2 * phase1_ms}},
                        "eval": {"median_ms": 10.0}, "peak_device_bytes": peak}}
 
 
-def _torch(ms, peak=None):
+def _torch(ms, peak=None, steady=None):
     return {"result": {"median_ms": ms, "eval": {"median_ms": 20.0},
-                       "peak_device_bytes": peak}}
+                       "peak_device_bytes": peak, "peak_device_bytes_train": steady}}
 
 
 def test_summary_ratios_and_goals():
@@ -61,8 +62,13 @@ def test_summary_ratios_and_goals():
               "rows": {"ours_paper_tf32": _ours(90.0), "torch_paper_tf32": _torch(100.0),
                        "ours_throughput": _ours(120.0), "torch_throughput": _torch(100.0),
                        "ours_throughput_bnvjp": _ours(60.0),
-                       "ours_memory_cityscapes": _ours(1.0, peak=5 * 2**30),
-                       "torch_memory_cityscapes": _torch(1.0, peak=7 * 2**30),
+                       # ours: the program's memory, not the peak that compiling reached
+                       "ours_memory_cityscapes": _ours(1.0, peak=40 * 2**30,
+                                                       program=5 * 2**30),
+                       "ours_memory_cityscapes_autotune0": _ours(1.0, program=4 * 2**30),
+                       # torch: the timed iterations' peak, not cuDNN autotuning's
+                       "torch_memory_cityscapes": _torch(1.0, peak=70 * 2**30,
+                                                         steady=7 * 2**30),
                        "ours_paper_fp32": {"skipped": "10 s left, needs 80"}}}
     s = gpu_check.summarize(result)
     assert s["paper_tf32"]["ours_over_torch_step"] == pytest.approx(0.9)
@@ -72,6 +78,8 @@ def test_summary_ratios_and_goals():
     assert "paper_fp32" not in s
     assert s["kernel_ms_over_default"] == {"bnvjp": pytest.approx(0.5)}
     assert s["memory_cityscapes"]["ours_gib"] == pytest.approx(5.0)
+    assert s["memory_cityscapes"]["ours_peak_incl_compile_gib"] == pytest.approx(40.0)
+    assert s["memory_cityscapes"]["ours_autotune0_gib"] == pytest.approx(4.0)
     assert s["memory_cityscapes"]["torch_gib"] == pytest.approx(7.0)
     assert s["goals"] == {"ours_over_torch_at_most_1": False, "memory_within_mmseg": True,
                           "parity_within_tolerance": True, "tests_passed": False}
@@ -101,7 +109,8 @@ def test_parts_that_do_not_fit_the_budget_are_skipped(tmp_path):
 
 
 def test_tiny_run_of_every_part_on_the_cpu(tmp_path):
-    result = _run(tmp_path, "--tiny", "--rows=ours_memory_cityscapes,torch_paper_tf32",
+    result = _run(tmp_path, "--tiny", "--rows=ours_memory_cityscapes,torch_paper_tf32,"
+                  "ours_memory_cityscapes_autotune0",
                   "--torch-python=/nonexistent/python")
     parts = result["parts"]
     assert parts["env"]["backend"] == "cpu" and parts["env"]["jax"]
@@ -114,6 +123,10 @@ def test_tiny_run_of_every_part_on_the_cpu(tmp_path):
     ours = result["rows"]["ours_memory_cityscapes"]["result"]
     assert set(ours["steps"]) == {"generator_phase1"} and "eval" not in ours
     assert ours["steps"]["generator_phase1"]["median_ms"] > 0 and ours["crop"] == [32, 48]
+    assert ours["steps"]["generator_phase1"]["memory"]["total"] > 0
+    row = result["rows"]["ours_memory_cityscapes_autotune0"]  # its own XLA_FLAGS
+    assert row["env"] == {"XLA_FLAGS": "--xla_gpu_autotune_level=0"} and row["result"]
+    assert result["summary"]["memory_cityscapes"]["ours_autotune0_gib"] > 0
     assert "no torch" in result["rows"]["torch_paper_tf32"]["skipped"]
     assert result["summary"]["goals"]["parity_within_tolerance"] is True
     assert (tmp_path / "out" / "gpu_check.log").stat().st_size > 0

@@ -68,11 +68,11 @@ def _fresh(config):
                                   _sgd(_networks(config, 2)))
 
 
-def test_semi_iteration_on_two_devices_equals_one_device(tmp_path):
+def test_semi_iteration_on_two_devices_equals_one_device(tmp_path, two_devices):
     config = _semi_config(tmp_path, **FULL)
     state, batch = _fresh(config).replace(step=np.asarray(5, np.int32)), _semi_batch()
-    one = _iteration(config, state, batch, jax.devices()[:1])
-    two = _iteration(config, state, batch, jax.devices()[:2])
+    one = _iteration(config, state, batch, two_devices[:1])
+    two = _iteration(config, state, batch, two_devices)
     for x, y in zip(jax.tree.leaves((one[0].g_params, one[0].d_params)),
                     jax.tree.leaves((two[0].g_params, two[0].d_params)), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)

@@ -64,15 +64,14 @@ def _max_diff(a, b):
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
-def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path):
+def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path, two_devices):
     """FCN-8s (no BatchNorm) + A: one D step and one G step on 2 devices == on 1 device."""
-    assert jax.local_device_count() >= 2, "tests/conftest.py asks XLA for 2 CPU devices"
     config = tiny_config(tmp_path, "fcn8s_vgg16")
     batch = _batch()
     state = steps.fresh_optimizers(_state(config, _networks(config, 2)),
                                    _sgd(_networks(config, 2)))
     results = {}
-    for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices()[:2])):
+    for name, devices in (("one", two_devices[:1]), ("two", two_devices)):
         s, m_d = _run(config, "adversary", True, state, batch, devices, sgd=True)
         s, m_g = _run(config, "generator", True, s, batch, devices, sgd=True)
         results[name] = (s, m_d, m_g)
@@ -88,7 +87,7 @@ def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path):
     assert _max_diff(state.d_params, a[0].d_params) > 1e-3
 
 
-def test_batchnorm_statistics_are_shared_across_devices(config):
+def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
     """DeepLabv3 with bn_mode "train": batch statistics over the global batch on 2 devices.
 
     The running statistics (forward quantities) must match 1 device closely. The gradients of
@@ -100,7 +99,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config):
     state = steps.fresh_optimizers(_state(config, _networks(config, 1)),
                                    _sgd(_networks(config, 1)))
     one, m1 = _run(config, "generator", False, state, batch, jax.devices()[:1], sgd=True)
-    two, m2 = _run(config, "generator", False, state, batch, jax.devices()[:2], sgd=True)
+    two, m2 = _run(config, "generator", False, state, batch, two_devices, sgd=True)
     reordered = {k: v[[2, 3, 0, 1]] for k, v in batch.items()}
     perm, _ = _run(config, "generator", False, state, reordered, jax.devices()[:1], sgd=True)
     for x, y in zip(jax.tree.leaves(one.g_batch_stats), jax.tree.leaves(two.g_batch_stats),
@@ -144,11 +143,11 @@ def test_losses_fall_on_a_fixed_batch(tmp_path):
     config = tiny_config(tmp_path, "fcn8s_vgg16")
     config.phase1.lr = config.phase1.end_lr = 3e-3
     batch = _batch()
-    devices = jax.devices()[:2]
+    devices = jax.devices()[:2]  # 2 where there are (conftest gives the CPU 2), else 1
     nets = _networks(config, 1)
     state = steps.on_devices(_state(config, nets))
     g = steps.pmap_step(steps.make_train_step(nets, config, phase=1), devices=devices)
-    split = _split(batch, 2)
+    split = _split(batch, len(devices))
     ce = []
     for _ in range(25):
         state, m = g(state, split)
@@ -195,8 +194,8 @@ def test_phase2_iteration_equals_the_separate_steps(config):
     nets = _sgd(_networks(config, 2))
     state = steps.fresh_optimizers(_state(config, nets), nets)
     batch = _batch()
-    devices = jax.devices()[:2]
-    split = _split(batch, 2)
+    devices = jax.devices()[:2]  # 2 where there are, else 1
+    split = _split(batch, len(devices))
     fused, m_fused = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
                                      devices=devices)(state, split)
     config.phase2.share_generator_forward = False
