@@ -175,8 +175,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.predict.max_images = 0  # 0 = all
     config.predict.overlay_alpha = 0.5  # weight of the colour map in the overlay
 
-    # --mode=export (ssgan_jax/export.py): G of eval.checkpoint as serialized StableHLO
+    # --mode=export (ssgan_jax/export.py): G of eval.checkpoint as serialized StableHLO and ONNX
     config.export = ml_collections.ConfigDict()
+    # "auto" = StableHLO, and ONNX where jax2onnx and onnxruntime are installed (README,
+    # "Use a trained model"); or a comma list of "stablehlo", "onnx"
+    config.export.formats = "auto"
     config.export.output_dir = ""  # "" = <workdir>/export/step_<N>
     config.export.size = (0, 0)  # input (height, width); (0, 0) = data.eval_size
     config.export.platforms = ("cpu", "cuda")  # jax.export lowering platforms

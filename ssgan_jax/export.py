@@ -1,4 +1,5 @@
-"""``--mode=export``: the generator of one checkpoint as a serialized StableHLO program.
+"""``--mode=export``: the generator of one checkpoint as a serialized StableHLO program and an
+ONNX model.
 
 Writes, into ``config.export.output_dir`` (default ``<workdir>/export/step_<N>/``):
 
@@ -16,9 +17,16 @@ Writes, into ``config.export.output_dir`` (default ``<workdir>/export/step_<N>/`
   settings, and where it came from (checkpoint, step, run, config, package and JAX versions);
   and a check: the reloaded program against the JAX forward pass on random images.
 
-ONNX (issue 19 item 3) is not written: the maintained converter, jax2onnx, pins
-orbax-checkpoint < 0.11.37 (this package needs >= 0.12.8), and with that pin bypassed its flax
-plugins fail on these networks (README, "Use a trained model").
+* ``model.onnx`` (``config.export.formats``; by default where jax2onnx and onnxruntime are
+  installed): the same function through jax2onnx, the maintained JAX-to-ONNX converter: input
+  ``images`` uint8 ``[N, H, W, 3]`` with N dynamic, output ``logits`` float32 ``[N, H, W, C]``.
+  It is traced with this package's BatchNorm and XLA-form convolutions (``model.bn_vjp="on"``,
+  ``conv_rewrites="off"``: same variables, same numbers), because jax2onnx 0.17's handler of
+  flax's BatchNorm leaves its output channels-first before a residual add. Checked with
+  onnxruntime on the CPU against the JAX logits (max abs difference, argmax agreement, in
+  export.json). jax2onnx pins orbax-checkpoint < 0.11.37 (this package needs >= 0.12.8) though
+  it never imports it, so it is installed without its dependencies: ``pip install -e
+  ".[export]" && pip install --no-deps jax2onnx==0.17.1`` (``ONNX_INSTALL``).
 """
 
 from __future__ import annotations
@@ -36,7 +44,11 @@ from ssgan_jax import inference
 from ssgan_jax.errors import ConfigError, UserError
 
 MODEL_FILE = "model.stablehlo"
+ONNX_FILE = "model.onnx"
 META_FILE = "export.json"
+FORMATS = ("stablehlo", "onnx")
+ONNX_INSTALL = 'pip install -e ".[export]" && pip install --no-deps jax2onnx==0.17.1'
+ONNX_OPSET = 23
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
 
@@ -84,6 +96,76 @@ def _platforms(config) -> tuple[str, ...]:
     return platforms
 
 
+FILE_MEANINGS = {
+    MODEL_FILE: "jax.export serialized StableHLO (jax.export.deserialize; "
+                "ssgan_jax.Segmenter.from_export)",
+    ONNX_FILE: f"ONNX opset {ONNX_OPSET}: input \"images\", output \"logits\", batch dynamic "
+               "(onnxruntime.InferenceSession)",
+}
+
+
+def onnx_available() -> bool:
+    """Whether jax2onnx, onnx and onnxruntime import."""
+    try:
+        import jax2onnx  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _formats(config) -> tuple[str, ...]:
+    value = str(config.export.formats).strip()
+    if value == "auto":
+        return FORMATS if onnx_available() else ("stablehlo",)
+    formats = tuple(f.strip() for f in value.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"config.export.formats must be \"auto\" or a comma list of "
+                          f"{FORMATS}; got {value!r}")
+    if "onnx" in formats and not onnx_available():
+        raise ExportError(f"ONNX export needs jax2onnx, onnx and onnxruntime: {ONNX_INSTALL}; "
+                          "or --config.export.formats=stablehlo")
+    return formats
+
+
+def onnx_model(serve, size: tuple[int, int]):
+    """``serve`` (uint8 images -> logits) as an ONNX ModelProto, batch dynamic."""
+    import jax2onnx
+
+    (batch,) = jax.export.symbolic_shape("N")
+    spec = jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8)
+    return jax2onnx.to_onnx(serve, inputs=[spec], model_name="ssgan_jax_generator",
+                            opset=ONNX_OPSET, input_names=["images"],
+                            output_names=["logits"])
+
+
+def onnx_session(model_bytes: bytes):
+    """An onnxruntime CPU session of a serialized ONNX model."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    return onnxruntime.InferenceSession(model_bytes, options,
+                                        providers=["CPUExecutionProvider"])
+
+
+def _onnx_serving_fn(config, loaded, settings):
+    """``serve`` with the networks in the forms jax2onnx converts (see the module's doc)."""
+    from ssgan_jax.models import build_generator
+
+    model = ml_collections.ConfigDict(config.model.to_dict())
+    model.bn_vjp, model.conv_rewrites = "on", "off"
+    generator = build_generator(model, loaded.generator.num_classes)
+    return serving_fn(generator, loaded.variables, config.data.mean, config.data.std, settings)
+
+
+def _compare(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
+    return {"images": int(want.shape[0]), "max_abs_logit_diff": float(np.abs(got - want).max()),
+            "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1)))}
+
+
 def _check_output_dir(out_dir: str, run: str) -> None:
     """Refuse a folder that holds another run's export (never overwrite it)."""
     path = os.path.join(out_dir, META_FILE)
@@ -109,7 +191,7 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
 
     builder = builder_class(config.data.name)
     names = list(builder.CLASS_NAMES)
-    size, platforms = _size(config), _platforms(config)
+    size, platforms, formats = _size(config), _platforms(config), _formats(config)
     settings = inference.from_config(config)
     loaded = load_generator(config, workdir, len(names))
     run = os.path.abspath(workdir)
@@ -118,19 +200,32 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
     _check_output_dir(out_dir, run)
     serve = jax.jit(serving_fn(loaded.generator, loaded.variables, config.data.mean,
                                config.data.std, settings))
-    (batch,) = jax.export.symbolic_shape("N")
-    spec = jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8)
-    exported = jax.export.export(serve, platforms=platforms)(spec)
-    blob = exported.serialize()
-    # the check: the program as a user reloads it, against the JAX forward pass
+    # the checks: each file as a user loads it, against the JAX forward pass
     images = np.random.default_rng(0).integers(0, 256, (2, *size, 3)).astype(np.uint8)
     want = np.asarray(serve(images))
-    got = np.asarray(jax.export.deserialize(blob).call(images))
-    check = {"images": 2, "max_abs_logit_diff": float(np.abs(got - want).max()),
-             "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1)))}
+    files: dict[str, bytes] = {}
+    checks: dict[str, dict] = {}
+    if "stablehlo" in formats:
+        (batch,) = jax.export.symbolic_shape("N")
+        spec = jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8)
+        files[MODEL_FILE] = jax.export.export(serve, platforms=platforms)(spec).serialize()
+        got = np.asarray(jax.export.deserialize(files[MODEL_FILE]).call(images))
+        checks["stablehlo"] = _compare(got, want)
+    if "onnx" in formats:
+        import jax2onnx
+
+        files[ONNX_FILE] = onnx_model(_onnx_serving_fn(config, loaded, settings),
+                                      size).SerializeToString()
+        (got,) = onnx_session(files[ONNX_FILE]).run(None, {"images": images})
+        checks["onnx"] = {**_compare(np.asarray(got), want), "runtime": "onnxruntime CPU",
+                          "converter": f"jax2onnx {getattr(jax2onnx, '__version__', '?')}",
+                          "opset": ONNX_OPSET}
+    check = checks.get("stablehlo") or checks["onnx"]  # the first file's, at the top level
     meta = {
-        "format": "jax.export serialized StableHLO (jax.export.deserialize)",
-        "model_file": MODEL_FILE,
+        "format": "jax.export serialized StableHLO (jax.export.deserialize)"
+                  if MODEL_FILE in files else "ONNX",
+        "model_file": MODEL_FILE if MODEL_FILE in files else ONNX_FILE,
+        "files": {name: FILE_MEANINGS[name] for name in files},
         "platforms": list(platforms),
         "input": {"name": "images", "shape": ["N", *size, 3], "dtype": "uint8",
                   "layout": "NHWC, RGB, 0..255",
@@ -148,16 +243,21 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
                    "config": config_json(config), "ssgan_jax": __version__,
                    "jax": jax.__version__},
         "check": check,
+        "checks": checks,
     }
     os.makedirs(out_dir, exist_ok=True)
-    for name, data, mode in ((MODEL_FILE, blob, "wb"),
+    for name, data, mode in (*((n, b, "wb") for n, b in files.items()),
                              (META_FILE, json.dumps(meta, indent=1), "w")):
         tmp = os.path.join(out_dir, name + ".tmp")
         with open(tmp, mode) as f:
             f.write(data)
         os.replace(tmp, os.path.join(out_dir, name))
+    if "onnx" not in formats:
+        print(f"export: no model.onnx (jax2onnx/onnxruntime not installed: {ONNX_INSTALL})",
+              flush=True)
     print(json.dumps({"step": loaded.step, "output_dir": out_dir, "size": list(size),
-                      "platforms": list(platforms), **check}), flush=True)
+                      "platforms": list(platforms), "files": sorted(files), **check,
+                      "checks": checks}), flush=True)
     return meta
 
 

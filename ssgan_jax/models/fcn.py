@@ -50,18 +50,30 @@ def _bilinear_init(key, shape, dtype=jnp.float32):
     return jnp.asarray(bilinear_upsample_kernel(kh // 2, cin), dtype)
 
 
-def upsample2x(features: int, name: str, dtype: Any) -> nn.ConvTranspose:
-    """torch ``ConvTranspose2d(k=4, s=2, p=1, bias=False)``: output exactly 2x the input."""
-    return nn.ConvTranspose(
-        features,
-        (4, 4),
-        strides=(2, 2),
-        padding=((2, 2), (2, 2)),
-        use_bias=False,
-        kernel_init=_bilinear_init,
-        dtype=dtype,
-        name=name,
-    )
+class Upsample2x(nn.Module):
+    """torch ``ConvTranspose2d(k=4, s=2, p=1, bias=False)``: output exactly 2x the input.
+
+    The computation, parameter name and shape of ``flax.linen.ConvTranspose(features, (4, 4),
+    strides=(2, 2), padding=((2, 2), (2, 2)), use_bias=False)`` (tested equal), written out so
+    that the traced program is a plain ``lax.conv_transpose``: flax's module stores its
+    padding as a list, which converters that re-bind it as a primitive parameter (jax2onnx)
+    reject as unhashable."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", _bilinear_init, (4, 4, x.shape[-1], self.features),
+                            jnp.float32)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        return jax.lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def upsample2x(features: int, name: str, dtype: Any) -> Upsample2x:
+    """FCN's 2x upsampling layer (``upscore2``, ``upscore_pool4``), bilinear at init."""
+    return Upsample2x(features, dtype=dtype, name=name)
 
 
 class FCN8s(nn.Module):

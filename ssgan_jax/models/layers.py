@@ -80,20 +80,44 @@ def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = 
 
 
 def max_pool_torch(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
-    """torch MaxPool2d: symmetric padding with -inf."""
-    return nn.max_pool(
-        x, (kernel, kernel), strides=(stride, stride), padding=((padding, padding),) * 2
-    )
+    """torch MaxPool2d: symmetric padding with -inf. The padding is an explicit ``jnp.pad``
+    and the pool VALID (the same numbers): jax2onnx 0.17 drops a max_pool's explicit padding
+    (a 32x48 input came out 15x23, not 16x24). Arguments by keyword: its max_pool handler
+    takes the window by keyword only."""
+    pad = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+    x = jnp.pad(x, pad, constant_values=-jnp.inf)
+    return nn.max_pool(x, window_shape=(kernel, kernel), strides=(stride, stride),
+                       padding="VALID")
+
+
+@functools.lru_cache(maxsize=256)
+def bilinear_matrix(size: int, out: int) -> np.ndarray:
+    """[out, size] weights of a bilinear upsampling with half-pixel centres: output i reads
+    x = (i + 0.5) * size / out - 0.5 with the triangle kernel, normalised over the inputs that
+    exist (at the borders: the edge pixel, as torch's clamp and ``jax.image.resize`` do)."""
+    x = (np.arange(out, dtype=np.float64) + 0.5) * size / out - 0.5
+    w = np.maximum(0.0, 1.0 - np.abs(x[:, None] - np.arange(size, dtype=np.float64)[None]))
+    return (w / w.sum(1, keepdims=True)).astype(np.float32)
 
 
 def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
     """Bilinear resize with half-pixel centres.
 
-    Upsampling equals torch ``F.interpolate(mode='bilinear', align_corners=False)``;
-    downsampling is antialiased (an area-like average), which is what we want for maps.
+    Upsampling equals torch ``F.interpolate(mode='bilinear', align_corners=False)`` and
+    ``jax.image.resize`` (tested); it is two small matrix products (``bilinear_matrix``, at
+    full float32 precision as jax.image.resize's), which also keeps the batch dimension free
+    for a symbolic size in exported programs (jax2onnx's resize needs a constant batch).
+    Downsampling is ``jax.image.resize``'s, antialiased (an area-like average), which is what
+    we want for maps.
     """
-    n, _, _, c = x.shape
-    return jax.image.resize(x, (n, height, width, c), method="bilinear").astype(x.dtype)
+    n, h, w, c = x.shape
+    if height < h or width < w:
+        return jax.image.resize(x, (n, height, width, c), method="bilinear").astype(x.dtype)
+    dtype = jnp.promote_types(x.dtype, jnp.float32)  # bfloat16 maps: weights in float32
+    mh = jnp.asarray(bilinear_matrix(h, height), dtype)
+    mw = jnp.asarray(bilinear_matrix(w, width), dtype)
+    return jnp.einsum("oh,nhwc,pw->nopc", mh, x.astype(dtype), mw,
+                      precision=jax.lax.Precision.HIGHEST).astype(x.dtype)
 
 
 def _adaptive_pool_matrix(size: int, out: int) -> np.ndarray:

@@ -36,7 +36,8 @@ def vgg16_features(
     block, index = 0, 0  # index: position in torchvision's Sequential
     for item in VGG16_CFG:
         if item == "M":
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            # arguments by keyword: see layers.max_pool_torch
+            x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))
             block += 1
             feats[f"pool{block}"] = x
             if block == num_blocks:

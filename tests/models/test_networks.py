@@ -21,7 +21,7 @@ from ssgan_jax.models import (
 from ssgan_jax.models import norm as norm_lib
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.fcn import bilinear_upsample_kernel, upsample2x
-from ssgan_jax.models.layers import adaptive_avg_pool, resize_bilinear
+from ssgan_jax.models.layers import adaptive_avg_pool, bilinear_matrix, resize_bilinear
 
 
 def _shapes(model, *inputs, **kw):
@@ -81,6 +81,27 @@ def test_upsample2x_bilinear_init_interpolates():
     # away from the border it is bilinear (half-pixel centres), as torch's bilinear deconv
     ref = resize_bilinear(x, 12, 16)
     np.testing.assert_allclose(y[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-5)
+    # the same layer as flax's ConvTranspose with torch's k=4, s=2, p=1 (same parameters)
+    random = {"params": {"kernel": jax.random.normal(jax.random.key(2), kernel.shape)}}
+    flax_layer = nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                                  use_bias=False)
+    np.testing.assert_allclose(layer.apply(random, x), flax_layer.apply(random, x),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_resize_bilinear_upsampling_is_jax_image_resize():
+    """Upsampling as two matrix products equals jax.image.resize (half-pixel centres, edge
+    pixels at the borders); by hand: 2 -> 4 reads x = -0.25, 0.25, 0.75, 1.25."""
+    np.testing.assert_allclose(bilinear_matrix(2, 4), [[1, 0], [0.75, 0.25], [0.25, 0.75],
+                                                       [0, 1]])
+    for shape, out in (((2, 23, 30, 5), (180, 240)), ((1, 3, 4, 2), (5, 9)),
+                       ((1, 6, 6, 1), (6, 12))):
+        x = jax.random.normal(jax.random.key(0), shape)
+        want = jax.image.resize(x, (shape[0], *out, shape[3]), "bilinear")
+        np.testing.assert_allclose(resize_bilinear(x, *out), want, atol=2e-5, rtol=1e-5)
+    x = jax.random.normal(jax.random.key(1), (1, 16, 16, 2))  # downsampling: antialiased
+    np.testing.assert_array_equal(resize_bilinear(x, 4, 4),
+                                  jax.image.resize(x, (1, 4, 4, 2), "bilinear"))
 
 
 def test_adaptive_avg_pool_matches_torch_bins():
