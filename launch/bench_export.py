@@ -1,0 +1,110 @@
+"""Latency of the exported generator: onnxruntime (CPU) against JAX, one image per call.
+
+    python launch/bench_export.py --config=configs/demo.py [--size=H,W] [--iterations=20]
+    python launch/bench_export.py --config=configs/camvid.py:deeplabv3_resnet50_gan --size=512,512
+
+The generator of the config (random initial weights: latency does not depend on them; or the
+checkpoint ``--workdir`` names, ``eval.checkpoint``) with the normalisation and inference
+settings inside, as ``--mode=export`` writes it: ``jax.jit`` of ``export.serving_fn`` against
+jax2onnx's ONNX model of the same function (``export.onnx_model``, the networks in the forms
+``--mode=export`` converts) in an onnxruntime CPU session. Prints one JSON object: median /
+min milliseconds of each, their ratio, the conversion seconds, and max abs logit difference
+and argmax agreement on the timed images. Needs the export extra (README, "Export").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+
+def _median_ms(fn, iterations: int, warmup: int = 2) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    ms = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        ms.append(1000 * (time.perf_counter() - start))
+    return float(np.median(ms)), float(min(ms))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="configs/X.py[:variant]")
+    parser.add_argument("--size", default="", help="H,W (default: data.eval_size)")
+    parser.add_argument("--workdir", default="", help="a run: its eval.checkpoint's weights")
+    parser.add_argument("--iterations", type=int, default=20)
+    args = parser.parse_args()
+
+    import importlib.util
+
+    import jax
+    import jax.numpy as jnp
+    import onnxruntime
+
+    from ssgan_jax import export, inference
+    from ssgan_jax.data.classes import class_names
+    from ssgan_jax.models import build_generator
+
+    path, _, variant = args.config.partition(":")
+    spec = importlib.util.spec_from_file_location("bench_export_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(variant) if variant else module.get_config()
+    size = (tuple(int(v) for v in args.size.split(",")) if args.size
+            else tuple(config.data.eval_size))
+    num_classes = len(class_names(config.data.name))
+    settings = inference.from_config(config)
+    if args.workdir:
+        from ssgan_jax.run_eval import load_generator
+
+        loaded = load_generator(config, args.workdir, num_classes)
+        generator, variables, source = loaded.generator, loaded.variables, loaded.path
+    else:
+        generator = build_generator(config.model, num_classes)
+        variables = jax.jit(lambda: generator.init(
+            jax.random.key(0), jnp.zeros((1, *size, 3)), train=False))()
+        source = "random initial weights"
+
+    class _Loaded:  # what export._onnx_serving_fn reads
+        pass
+
+    loaded = _Loaded()
+    loaded.generator, loaded.variables = generator, variables
+    serve = jax.jit(export.serving_fn(generator, variables, config.data.mean, config.data.std,
+                                      settings))
+    start = time.perf_counter()
+    model = export.onnx_model(export._onnx_serving_fn(config, loaded, settings), size)
+    convert_s = time.perf_counter() - start
+    session = export.onnx_session(model.SerializeToString())
+    image = np.random.default_rng(0).integers(0, 256, (1, *size, 3)).astype(np.uint8)
+
+    jax_ms, jax_min = _median_ms(lambda: jax.block_until_ready(serve(image)), args.iterations)
+    ort_ms, ort_min = _median_ms(lambda: session.run(None, {"images": image}), args.iterations)
+    want = np.asarray(serve(image))
+    (got,) = session.run(None, {"images": image})
+    print(json.dumps({
+        "config": args.config, "size": list(size), "weights": source,
+        "model": config.model.name, "width": config.model.get("width", None),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "jax": jax.__version__, "backend": jax.default_backend(),
+        "onnxruntime": onnxruntime.__version__,
+        "jax_ms": {"median": jax_ms, "min": jax_min},
+        "onnxruntime_cpu_ms": {"median": ort_ms, "min": ort_min},
+        "onnxruntime_over_jax": ort_ms / jax_ms, "convert_s": convert_s,
+        "max_abs_logit_diff": float(np.abs(got - want).max()),
+        "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
