@@ -70,6 +70,25 @@ def _images_of(batch, preds) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarra
         yield images[j, :h, :w], labels[j, :h, :w], preds[j, :h, :w]
 
 
+OVERSIZE_BUCKET = 64  # images larger than data.eval_size are padded to multiples of this
+
+
+def oversize_batches(examples, bucket: int = OVERSIZE_BUCKET):
+    """Each oversize example ({"image" [H, W, 3], "label" [H, W]}) as a one-image batch
+    [1, 1, ...] padded (bottom/right, label ignore) to multiples of ``bucket``: one
+    compilation per padded size, not per image size."""
+    for ex in examples:
+        h, w = ex["label"].shape
+        ph, pw = -(-h // bucket) * bucket, -(-w // bucket) * bucket
+        image = np.zeros((1, 1, ph, pw, 3), np.float32)
+        image[0, 0, :h, :w] = ex["image"]
+        label = np.full((1, 1, ph, pw), 255, np.int32)
+        label[0, 0, :h, :w] = ex["label"]
+        mask = np.zeros((1, 1, ph, pw), bool)
+        mask[0, 0, :h, :w] = True
+        yield {"image": image, "label": label, "mask": mask, "valid": np.ones((1, 1), bool)}
+
+
 def evaluate(
     p_eval_step,
     variables,
@@ -78,6 +97,7 @@ def evaluate(
     class_names: Sequence[str] | None = None,
     region: RegionMetrics | None = None,
     keep_examples: int = 0,
+    oversize: tuple[Any, Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a pmapped eval step over ``batches`` (numpy dicts [D, B, ...]) and summarise.
 
@@ -97,9 +117,17 @@ def evaluate(
         for _, label, pred in _images_of(batch, preds):
             region.add(pred, label)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    def passes():
         for batch in batches:
-            cm, preds = p_eval_step(variables, batch)
+            yield p_eval_step, variables, batch
+        if oversize is not None:
+            step, one_device, big = oversize
+            for batch in big:
+                yield step, one_device, batch
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        for step, step_variables, batch in passes():
+            cm, preds = step(step_variables, batch)
             confusion += np.asarray(jax.device_get(cm), np.int64).sum(0)
             images += int(np.sum(batch["valid"]))
             if region is not None or len(examples) < keep_examples:
@@ -132,13 +160,34 @@ def region_metrics(config, num_classes: int) -> RegionMetrics | None:
                          config.eval.min_region)
 
 
+def oversize_step(generator, num_classes: int, ignore_label: int,
+                  settings: inference.Settings, eval_size: tuple[int, int]):
+    """The jitted one-device eval step for images larger than ``eval_size``: sliding windows
+    of ``eval_size`` (``inference.oversize_settings``), on batches [1, 1, ...]."""
+    step = make_eval_step(generator, num_classes, ignore_label,
+                          inference.oversize_settings(settings, eval_size))
+    one = jax.jit(lambda v, b: step(v, jax.tree.map(lambda x: x[0], b)))
+    return lambda v, b: jax.tree.map(lambda x: x[None], one(v, b))
+
+
 def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
-                   class_names: Sequence[str], keep_examples: int = 0) -> dict[str, Any]:
+                   class_names: Sequence[str], keep_examples: int = 0,
+                   big_step=None) -> dict[str, Any]:
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
-    with the region metrics ``config.eval`` asks for."""
+    with the region metrics ``config.eval`` asks for. ``big_step`` (``oversize_step``): how
+    images larger than ``data.eval_size`` are evaluated; without it they are refused with an
+    error naming the size to set."""
+    process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
     batches = pipeline.as_numpy(pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
-        process_index=jax.process_index(), process_count=jax.process_count()),
+        oversize="refuse" if big_step is None else "skip", **process),
         eval_size=config.data.eval_size)
+    oversize = None
+    if big_step is not None:
+        # (replicated over the devices for the pmapped step; one copy for this one)
+        one_device = jax.device_put(jax.device_get(variables), jax.local_devices()[0])
+        big = oversize_batches(pipeline.as_numpy(pipeline.oversize_dataset(config, split,
+                                                                            **process)))
+        oversize = (big_step, one_device, big)
     return evaluate(p_eval_step, variables, batches, num_classes, class_names,
-                    region_metrics(config, num_classes), keep_examples)
+                    region_metrics(config, num_classes), keep_examples, oversize)

@@ -31,7 +31,7 @@ from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.data.common import DataError, decode_rgb
 from ssgan_jax.errors import ConfigError
-from ssgan_jax.evaluate import sum_over_processes
+from ssgan_jax.evaluate import OVERSIZE_BUCKET, sum_over_processes
 from ssgan_jax.run_eval import load_generator
 
 OUTPUTS = ("train_ids", "color", "overlay")
@@ -150,7 +150,6 @@ def _normalized(image: np.ndarray, data, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-OVERSIZE_BUCKET = 64  # larger images are padded to multiples of this: one program per bucket
 
 
 def _fits(image: np.ndarray, size: tuple[int, int]) -> bool:

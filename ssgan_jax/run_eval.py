@@ -19,7 +19,7 @@ from ssgan_jax import checkpoints as ckpt_lib
 from ssgan_jax import inference, steps
 from ssgan_jax.data import classes, pipeline
 from ssgan_jax.errors import ConfigError
-from ssgan_jax.evaluate import evaluate_split, make_eval_step
+from ssgan_jax.evaluate import evaluate_split, make_eval_step, oversize_step
 from ssgan_jax.metrics import format_table
 
 REGION_KEYS = ("boundary_f1", "fragmentation", "speckle", "speckle_min_region_px")
@@ -101,8 +101,11 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     step, meta, path = loaded.step, loaded.meta, loaded.path
     p_eval = steps.pmap_eval(make_eval_step(loaded.generator, len(class_names),
                                             config.loss.ignore_label, settings))
+    # images larger than data.eval_size: one by one through sliding windows of eval_size
+    big = oversize_step(loaded.generator, len(class_names), config.loss.ignore_label,
+                        settings, tuple(config.data.eval_size))
     summary = evaluate_split(config, p_eval, steps.on_devices(loaded.variables), split,
-                             len(class_names), class_names)
+                             len(class_names), class_names, big_step=big)
     result = {
         "step": step,
         "split": split,

@@ -338,12 +338,18 @@ def eval_dataset(
     local_devices: int,
     process_index: int = 0,
     process_count: int = 1,
+    oversize: str = "refuse",
 ):
     """One pass over ``split``: {"image", "label", "mask" [D, B, H, W] bool, "valid" [D, B]}.
 
     Images are padded (bottom/right) to ``data.eval_size``; padding has mask False and label
-    ignore; examples that only fill the last batch have valid False.
+    ignore; examples that only fill the last batch have valid False. An image larger than
+    ``data.eval_size`` stops the pass with an error naming it (``as_numpy``) with
+    ``oversize="refuse"``; with ``oversize="skip"`` it is left out of this stream, for
+    ``oversize_dataset`` to deliver.
     """
+    if oversize not in ("refuse", "skip"):
+        raise ValueError(f"oversize must be 'refuse' or 'skip'; got {oversize!r}")
     import tensorflow_datasets as tfds
 
     tf = _tf()
@@ -354,6 +360,9 @@ def eval_dataset(
     eh, ew = data.eval_size
     ds = builder.as_dataset(split=split_name, shuffle_files=False,
                             decoders={"image": tfds.decode.SkipDecoding()})
+
+    if oversize == "skip":
+        ds = ds.filter(lambda ex: _fits(tf, ex, (eh, ew)))
 
     def map_fn(ex):
         image = _normalize(tf, decode_image(tf, ex["image"]), data)
@@ -383,6 +392,33 @@ def eval_dataset(
         return _to_devices(tf, b, local_devices, per_device)
 
     return ds.map(pad_batch).prefetch(2)
+
+
+def _fits(tf, ex, size: tuple[int, int]):
+    """Whether the example's image is at most ``size`` (the decoded label has its shape;
+    the builders check that image and label sizes match)."""
+    shape = tf.shape(ex["label"])
+    return tf.reduce_all(shape[:2] <= tf.constant(size, tf.int32))
+
+
+def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1):
+    """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
+    ``data.eval_size``, one by one and unpadded: {"image" [H, W, 3] normalised, "label"
+    [H, W], "file_name"}; ``eval_dataset(..., oversize="skip")`` has the others."""
+    import tensorflow_datasets as tfds
+
+    tf = _tf()
+    data = config.data
+    builder = ensure_prepared(data)
+    split_name = _split_for_process(builder, split, process_index, process_count)
+    size = tuple(int(v) for v in data.eval_size)
+    ds = builder.as_dataset(split=split_name, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    ds = ds.filter(lambda ex: tf.logical_not(_fits(tf, ex, size)))
+    return ds.map(lambda ex: {"image": _normalize(tf, decode_image(tf, ex["image"]), data),
+                              "label": tf.cast(ex["label"][..., 0], tf.int32),
+                              "file_name": ex["file_name"]},
+                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(1)
 
 
 def as_numpy(ds, eval_size: tuple[int, int] | None = None):
