@@ -212,13 +212,13 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         got = np.asarray(jax.export.deserialize(files[MODEL_FILE]).call(images))
         checks["stablehlo"] = _compare(got, want)
     if "onnx" in formats:
-        import jax2onnx
+        from importlib.metadata import version
 
         files[ONNX_FILE] = onnx_model(_onnx_serving_fn(config, loaded, settings),
                                       size).SerializeToString()
         (got,) = onnx_session(files[ONNX_FILE]).run(None, {"images": images})
         checks["onnx"] = {**_compare(np.asarray(got), want), "runtime": "onnxruntime CPU",
-                          "converter": f"jax2onnx {getattr(jax2onnx, '__version__', '?')}",
+                          "converter": f"jax2onnx {version('jax2onnx')}",
                           "opset": ONNX_OPSET}
     check = checks.get("stablehlo") or checks["onnx"]  # the first file's, at the top level
     meta = {

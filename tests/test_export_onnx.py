@@ -46,6 +46,7 @@ def test_onnx_export_equals_jax_and_serves_without_jax(trained_run, tmp_path):
     check = meta["checks"]["onnx"]
     assert check["argmax_agreement"] >= 0.9999 and check["max_abs_logit_diff"] < 1e-3, check
     assert meta["files"][ONNX_FILE].startswith("ONNX opset 23")
+    assert check["converter"].startswith("jax2onnx 0.")
 
     # the file as anyone loads it: dynamic batch (3 here, 2 in the check), uint8 only
     session = ort.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
