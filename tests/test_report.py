@@ -155,6 +155,15 @@ def test_semi_section_tables_tests_and_verdict(tmp_path):
             seed[arm]["test"]["miou"] = seed["control"]["test"]["miou"] + (0.01 if s else -0.01)
     assert "no: no semi-supervised arm beats the labelled-only control" in \
         report.semi_section(results)
+    # an arm added later: a row once every complete seed has it, in Holm's family
+    for s, seed in enumerate(results["runs"]["0.125"].values()):
+        seed["semi_adv_lamu0.1"] = {"test": {"miou": seed["control"]["test"]["miou"] + 0.03
+                                             + 0.001 * s,
+                                             "boundary_f1": {"mean": 0.3}}}
+    text = report.semi_section(results)
+    assert "| (c') (c) with lam_adv_unlabeled = 0.1" in text and "yes:" in text
+    del results["runs"]["0.125"]["seed2"]["semi_adv_lamu0.1"]
+    assert "| (c')" not in report.semi_section(results)
     # an experiment under way: seeds with every arm only; no test below 2 seeds
     for seed in ("seed1", "seed2"):
         del results["runs"]["0.125"][seed]["semi_st"]
