@@ -14,7 +14,6 @@ and argmax agreement on the timed images. Needs the export extra (README, "Expor
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,16 +36,7 @@ def _median_ms(fn, iterations: int, warmup: int = 2) -> tuple[float, float]:
     return float(np.median(ms)), float(min(ms))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="configs/X.py[:variant]")
-    parser.add_argument("--size", default="", help="H,W (default: data.eval_size)")
-    parser.add_argument("--workdir", default="", help="a run: its eval.checkpoint's weights")
-    parser.add_argument("--iterations", type=int, default=20)
-    args = parser.parse_args()
-
-    import importlib.util
-
+def measure(config, size: tuple[int, int], workdir: str, iterations: int) -> dict:
     import jax
     import jax.numpy as jnp
     import onnxruntime
@@ -55,45 +45,33 @@ def main() -> None:
     from ssgan_jax.data.classes import class_names
     from ssgan_jax.models import build_generator
 
-    path, _, variant = args.config.partition(":")
-    spec = importlib.util.spec_from_file_location("bench_export_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(variant) if variant else module.get_config()
-    size = (tuple(int(v) for v in args.size.split(",")) if args.size
-            else tuple(config.data.eval_size))
     num_classes = len(class_names(config.data.name))
     settings = inference.from_config(config)
-    if args.workdir:
+    if workdir:
         from ssgan_jax.run_eval import load_generator
 
-        loaded = load_generator(config, args.workdir, num_classes)
+        loaded = load_generator(config, workdir, num_classes)
         generator, variables, source = loaded.generator, loaded.variables, loaded.path
     else:
         generator = build_generator(config.model, num_classes)
         variables = jax.jit(lambda: generator.init(
             jax.random.key(0), jnp.zeros((1, *size, 3)), train=False))()
         source = "random initial weights"
-
-    class _Loaded:  # what export._onnx_serving_fn reads
-        pass
-
-    loaded = _Loaded()
-    loaded.generator, loaded.variables = generator, variables
     serve = jax.jit(export.serving_fn(generator, variables, config.data.mean, config.data.std,
                                       settings))
     start = time.perf_counter()
-    model = export.onnx_model(export._onnx_serving_fn(config, loaded, settings), size)
+    model = export.onnx_model(export.onnx_serving_fn(config, variables, num_classes, settings),
+                              size)
     convert_s = time.perf_counter() - start
     session = export.onnx_session(model.SerializeToString())
     image = np.random.default_rng(0).integers(0, 256, (1, *size, 3)).astype(np.uint8)
 
-    jax_ms, jax_min = _median_ms(lambda: jax.block_until_ready(serve(image)), args.iterations)
-    ort_ms, ort_min = _median_ms(lambda: session.run(None, {"images": image}), args.iterations)
+    jax_ms, jax_min = _median_ms(lambda: jax.block_until_ready(serve(image)), iterations)
+    ort_ms, ort_min = _median_ms(lambda: session.run(None, {"images": image}), iterations)
     want = np.asarray(serve(image))
     (got,) = session.run(None, {"images": image})
-    print(json.dumps({
-        "config": args.config, "size": list(size), "weights": source,
+    return {
+        "variant": config.variant, "size": list(size), "weights": source,
         "model": config.model.name, "width": config.model.get("width", None),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "jax": jax.__version__, "backend": jax.default_backend(),
@@ -103,7 +81,27 @@ def main() -> None:
         "onnxruntime_over_jax": ort_ms / jax_ms, "convert_s": convert_s,
         "max_abs_logit_diff": float(np.abs(got - want).max()),
         "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
-    }, indent=1))
+    }
+
+
+def main() -> None:
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file("config", None, "configs/X.py[:variant]")
+    flags.DEFINE_string("size", "", "H,W (default: data.eval_size)")
+    flags.DEFINE_string("workdir", "", "a run: its eval.checkpoint's weights")
+    flags.DEFINE_integer("iterations", 20, "timed calls of each")
+
+    def run(_):
+        f = flags.FLAGS
+        if f.config is None:
+            raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
+        size = (tuple(int(v) for v in f.size.split(",")) if f.size
+                else tuple(f.config.data.eval_size))
+        print(json.dumps(measure(f.config, size, f.workdir, f.iterations), indent=1))
+
+    app.run(run)
 
 
 if __name__ == "__main__":

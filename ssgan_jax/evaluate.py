@@ -73,13 +73,18 @@ def _images_of(batch, preds) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarra
 OVERSIZE_BUCKET = 64  # images larger than data.eval_size are padded to multiples of this
 
 
-def oversize_batches(examples, bucket: int = OVERSIZE_BUCKET):
+def oversize_bucket(h: int, w: int) -> tuple[int, int]:
+    """(h, w) rounded up to multiples of ``OVERSIZE_BUCKET``: the padded size of an image
+    larger than data.eval_size (one compilation per padded size, not per image size)."""
+    return -(-h // OVERSIZE_BUCKET) * OVERSIZE_BUCKET, -(-w // OVERSIZE_BUCKET) * OVERSIZE_BUCKET
+
+
+def oversize_batches(examples):
     """Each oversize example ({"image" [H, W, 3], "label" [H, W]}) as a one-image batch
-    [1, 1, ...] padded (bottom/right, label ignore) to multiples of ``bucket``: one
-    compilation per padded size, not per image size."""
+    [1, 1, ...] padded (bottom/right, label ignore) to ``oversize_bucket``."""
     for ex in examples:
         h, w = ex["label"].shape
-        ph, pw = -(-h // bucket) * bucket, -(-w // bucket) * bucket
+        ph, pw = oversize_bucket(h, w)
         image = np.zeros((1, 1, ph, pw, 3), np.float32)
         image[0, 0, :h, :w] = ex["image"]
         label = np.full((1, 1, ph, pw), 255, np.int32)
@@ -184,8 +189,9 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
         eval_size=config.data.eval_size)
     oversize = None
     if big_step is not None:
-        # (replicated over the devices for the pmapped step; one copy for this one)
-        one_device = jax.device_put(jax.device_get(variables), jax.local_devices()[0])
+        # (replicated over the devices for the pmapped step; one copy for this one, made on
+        # the device, not through the host)
+        one_device = jax.device_put(variables, jax.local_devices()[0])
         big = oversize_batches(pipeline.as_numpy(pipeline.oversize_dataset(config, split,
                                                                             **process)))
         oversize = (big_step, one_device, big)

@@ -151,14 +151,15 @@ def onnx_session(model_bytes: bytes):
                                         providers=["CPUExecutionProvider"])
 
 
-def _onnx_serving_fn(config, loaded, settings):
-    """``serve`` with the networks in the forms jax2onnx converts (see the module's doc)."""
+def onnx_serving_fn(config, variables, num_classes: int, settings: inference.Settings):
+    """``serving_fn`` of G's ``variables`` with the networks in the forms jax2onnx converts
+    (see the module's doc): what ``onnx_model`` takes."""
     from ssgan_jax.models import build_generator
 
     model = ml_collections.ConfigDict(config.model.to_dict())
     model.bn_vjp, model.conv_rewrites = "on", "off"
-    generator = build_generator(model, loaded.generator.num_classes)
-    return serving_fn(generator, loaded.variables, config.data.mean, config.data.std, settings)
+    generator = build_generator(model, num_classes)
+    return serving_fn(generator, variables, config.data.mean, config.data.std, settings)
 
 
 def _compare(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
@@ -214,8 +215,8 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
     if "onnx" in formats:
         from importlib.metadata import version
 
-        files[ONNX_FILE] = onnx_model(_onnx_serving_fn(config, loaded, settings),
-                                      size).SerializeToString()
+        files[ONNX_FILE] = onnx_model(onnx_serving_fn(config, loaded.variables, len(names),
+                                                      settings), size).SerializeToString()
         (got,) = onnx_session(files[ONNX_FILE]).run(None, {"images": images})
         checks["onnx"] = {**_compare(np.asarray(got), want), "runtime": "onnxruntime CPU",
                           "converter": f"jax2onnx {version('jax2onnx')}",

@@ -12,7 +12,7 @@ Per image ``<stem>``, under ``config.predict.output_dir`` (default
 Images are padded to ``data.eval_size`` and spread over all devices in batches of
 ``eval_batch_size``; inference follows ``config.eval`` (whole/sliding, scales, flip). An image
 larger than ``data.eval_size`` is not refused: it runs alone, padded to a multiple of
-``OVERSIZE_BUCKET`` pixels (one compilation per bucket), through sliding windows of
+``evaluate.OVERSIZE_BUCKET`` pixels (one compilation per bucket), through sliding windows of
 ``data.eval_size`` (``inference.oversize_settings``; the run's own windows if it slides).
 """
 
@@ -31,7 +31,7 @@ from ssgan_jax import inference, steps
 from ssgan_jax.data import builder_class, pipeline
 from ssgan_jax.data.common import DataError, decode_rgb
 from ssgan_jax.errors import ConfigError
-from ssgan_jax.evaluate import OVERSIZE_BUCKET, sum_over_processes
+from ssgan_jax.evaluate import oversize_bucket, sum_over_processes
 from ssgan_jax.run_eval import load_generator
 
 OUTPUTS = ("train_ids", "color", "overlay")
@@ -150,8 +150,6 @@ def _normalized(image: np.ndarray, data, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-
-
 def _fits(image: np.ndarray, size: tuple[int, int]) -> bool:
     return image.shape[0] <= size[0] and image.shape[1] <= size[1]
 
@@ -201,9 +199,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
             preds.update(zip(fit, out.reshape(size, eh, ew), strict=False))
         for i in (i for i in range(len(images)) if i not in preds):
             h, w = images[i].shape[:2]
-            bucket = (-(-h // OVERSIZE_BUCKET) * OVERSIZE_BUCKET,
-                      -(-w // OVERSIZE_BUCKET) * OVERSIZE_BUCKET)
-            x = _normalized(images[i], config.data, bucket)[None]
+            x = _normalized(images[i], config.data, oversize_bucket(h, w))[None]
             if one_device is None:
                 one_device = jax.device_put(loaded.variables, jax.local_devices()[0])
             preds[i] = np.asarray(big_predict(one_device, x))[0]

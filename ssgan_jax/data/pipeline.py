@@ -350,17 +350,11 @@ def eval_dataset(
     """
     if oversize not in ("refuse", "skip"):
         raise ValueError(f"oversize must be 'refuse' or 'skip'; got {oversize!r}")
-    import tensorflow_datasets as tfds
-
     tf = _tf()
     data = config.data
     per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
-    builder = ensure_prepared(data)
-    split_name = _split_for_process(builder, split, process_index, process_count)
     eh, ew = data.eval_size
-    ds = builder.as_dataset(split=split_name, shuffle_files=False,
-                            decoders={"image": tfds.decode.SkipDecoding()})
-
+    ds = _eval_records(data, split, process_index, process_count)
     if oversize == "skip":
         ds = ds.filter(lambda ex: _fits(tf, ex, (eh, ew)))
 
@@ -394,6 +388,17 @@ def eval_dataset(
     return ds.map(pad_batch).prefetch(2)
 
 
+def _eval_records(data, split: str, process_index: int, process_count: int):
+    """This process's share of ``split``, in order, images still encoded (evaluation's
+    source: ``eval_dataset`` and ``oversize_dataset``)."""
+    import tensorflow_datasets as tfds
+
+    builder = ensure_prepared(data)
+    split_name = _split_for_process(builder, split, process_index, process_count)
+    return builder.as_dataset(split=split_name, shuffle_files=False,
+                              decoders={"image": tfds.decode.SkipDecoding()})
+
+
 def _fits(tf, ex, size: tuple[int, int]):
     """Whether the example's image is at most ``size`` (the decoded label has its shape;
     the builders check that image and label sizes match)."""
@@ -405,15 +410,10 @@ def oversize_dataset(config, split: str, process_index: int = 0, process_count: 
     """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
     ``data.eval_size``, one by one and unpadded: {"image" [H, W, 3] normalised, "label"
     [H, W], "file_name"}; ``eval_dataset(..., oversize="skip")`` has the others."""
-    import tensorflow_datasets as tfds
-
     tf = _tf()
     data = config.data
-    builder = ensure_prepared(data)
-    split_name = _split_for_process(builder, split, process_index, process_count)
     size = tuple(int(v) for v in data.eval_size)
-    ds = builder.as_dataset(split=split_name, shuffle_files=False,
-                            decoders={"image": tfds.decode.SkipDecoding()})
+    ds = _eval_records(data, split, process_index, process_count)
     ds = ds.filter(lambda ex: tf.logical_not(_fits(tf, ex, size)))
     return ds.map(lambda ex: {"image": _normalize(tf, decode_image(tf, ex["image"]), data),
                               "label": tf.cast(ex["label"][..., 0], tf.int32),
