@@ -7,7 +7,7 @@ Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|sem
 (any subset; or the short form ``<generator>_<training>[,cpu]``):
 
 * full size (default): torchvision-size networks at 180x240 crops of the 360x480 copy, the
-  paper's optimizer settings (PAPER.md section 6) with shorter phases for this small dataset;
+  paper's optimizer settings (METHOD.md section 6) with shorter phases for this small dataset;
 * ``,cpu``: sized for a 2-core CPU (docs/RESULTS.md): networks at 1/8 width, 128x160 crops of
   the 240x180 copy, random init (no ImageNet weights here), 1000 + 300 iterations.
 
@@ -21,7 +21,7 @@ rest unlabelled in phase 2 (``config.semi``, default_config.apply_variant).
 
 import ml_collections
 
-from ssgan_jax import default_config as default
+from ssgan_jax.core import config as default
 
 SIZES = ("full", "cpu")
 

@@ -1,4 +1,4 @@
-"""Cityscapes (19 trainIds): the paper's setting (PAPER.md sections 6-7).
+"""Cityscapes (19 trainIds): the paper's setting (METHOD.md sections 6-7).
 
     python -m ssgan_jax.main --config=configs/cityscapes.py:deeplabv3_resnet50_gan \
         --workdir=runs/cs_r50_gan --config.data.manual_dir=PATH/downloads \
@@ -17,7 +17,7 @@ the rest unlabelled in phase 2 (``config.semi``; README "Semi-supervised trainin
 
 import ml_collections
 
-from ssgan_jax import default_config as default
+from ssgan_jax.core import config as default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -12,7 +12,7 @@ import os
 
 import ml_collections
 
-from ssgan_jax import default_config as default
+from ssgan_jax.core import config as default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

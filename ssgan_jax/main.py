@@ -21,9 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ssgan_jax.errors import UserError, one_line  # noqa: E402
+from ssgan_jax.core.errors import UserError, one_line  # noqa: E402
 
-MODES = ("train", "eval", "predict", "export", "prepare")
+MODES = ("train", "eval", "predict", "export", "prepare", "benchmark")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
@@ -68,8 +68,15 @@ def main(argv):
     config = FLAGS.config
     if config is None:
         raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
+    from ssgan_jax.core import config as config_lib
+    from ssgan_jax.core import parallel
+
+    if FLAGS.mode in ("train", "eval", "predict", "export"):
+        parallel.initialize()  # a multi-process job joins before anything touches a backend
+    config_lib.check(config)  # once, here: every mode trusts the config from now on
     _resolve_paths(config, FLAGS.workdir)
-    _import_tensorflow_quietly()  # every mode reads data through tf.data / TFDS
+    if FLAGS.mode != "benchmark":  # the benchmark reads no data (random arrays)
+        _import_tensorflow_quietly()  # every other mode reads data through tf.data / TFDS
     from ssgan_jax.models import matmul_precision
 
     with matmul_precision(config.model):
@@ -81,34 +88,33 @@ def _dispatch(config) -> None:
     if FLAGS.mode == "train":
         if not FLAGS.workdir:
             raise app.UsageError("--workdir is required for --mode=train (checkpoints, metrics)")
-        from ssgan_jax import distributed
-        from ssgan_jax.train import train_and_evaluate
+        from ssgan_jax.training.loop import train_and_evaluate
 
-        distributed.initialize()
         train_and_evaluate(config, FLAGS.workdir)
     elif FLAGS.mode in ("eval", "predict", "export"):
         if not FLAGS.workdir:
             raise app.UsageError(f"--workdir is required for --mode={FLAGS.mode}: the run "
                                  "whose checkpoint to use")
-        from ssgan_jax import distributed
-
-        distributed.initialize()
         if FLAGS.mode == "eval":
-            from ssgan_jax.run_eval import run_eval
+            from ssgan_jax.inference.eval_checkpoint import run_eval
 
             run_eval(config, FLAGS.workdir)
         elif FLAGS.mode == "export":
-            from ssgan_jax.export import run_export
+            from ssgan_jax.inference.export import run_export
 
             run_export(config, FLAGS.workdir)
         else:
-            from ssgan_jax.predict import run_predict
+            from ssgan_jax.inference.predict import run_predict
 
             run_predict(config, FLAGS.workdir)
     elif FLAGS.mode == "prepare":
         from ssgan_jax.data.pipeline import prepare
 
         print(json.dumps(prepare(config.data)), flush=True)
+    elif FLAGS.mode == "benchmark":
+        from ssgan_jax.training.benchmark import run_benchmark
+
+        print(json.dumps(run_benchmark(config), indent=1), flush=True)
 
 
 def _parse_or_exit(argv: list[str]) -> list[str]:

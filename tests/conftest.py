@@ -1,5 +1,8 @@
-"""Shared test fixtures. ``../shared`` (beside the clone) holds the torchvision parity fixtures
-and the CamVid data; SSGAN_SHARED overrides its location."""
+"""Shared test fixtures. The torchvision parity fixtures are in the repository
+(``tests/fixtures/torch_parity``, remade by ``launch/tools/make_parity_fixtures.py``); the full
+CamVid copy that a few data tests read lies outside it, in ``../shared`` beside the clone
+(SSGAN_SHARED overrides its location): those tests carry the ``shared_data`` mark and skip
+without it."""
 
 from __future__ import annotations
 
@@ -77,23 +80,41 @@ def _free_compiled_programs():
     jax.clear_caches()
 
 
+# SSGAN_PARITY: another set, e.g. one just remade by launch/tools/make_parity_fixtures.py
+PARITY = pathlib.Path(os.environ.get("SSGAN_PARITY", REPO / "tests" / "fixtures" / "torch_parity"))
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> pathlib.Path:
-    d = SHARED / "fixtures" / "torch_parity"
-    if not d.is_dir():
-        pytest.skip(f"torch parity fixtures not found at {d} (set SSGAN_SHARED)")
-    return d
+    """The torchvision parity fixtures (README there), part of the repository."""
+    assert PARITY.is_dir(), f"{PARITY} is missing from the checkout"
+    return PARITY
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """(config, workdir, summary) of one uninterrupted tiny run on 2 devices, shared by the
-    loop, evaluation and prediction tests (``train_fixtures.loop_config``)."""
-    from ssgan_jax import train
+    loop, evaluation, prediction and export tests (``train_fixtures.loop_config``). Trained
+    once for the whole test session: the first pytest-xdist worker that needs it trains it
+    under a file lock, the others wait and read the same run (tests only read it, or write
+    their own files beside its checkpoints)."""
+    import fcntl
+    import pickle
+
+    from ssgan_jax.training import loop
 
     from .train_fixtures import loop_config
 
-    tmp = tmp_path_factory.mktemp("trained_run")
-    config = loop_config(tmp)
-    summary = train.train_and_evaluate(config, str(tmp / "run"))
-    return config, tmp / "run", summary
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "trained_run"
+    root.mkdir(exist_ok=True)
+    done = root / "run.pickle"
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            config = loop_config(root)
+            summary = loop.train_and_evaluate(config, str(root / "run"))
+            done.write_bytes(pickle.dumps((config, summary)))
+    config, summary = pickle.loads(done.read_bytes())
+    return config, root / "run", summary

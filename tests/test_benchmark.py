@@ -1,25 +1,34 @@
-"""python -m ssgan_jax.benchmark: a smoke test of its JSON (keys and sanity, not speed)."""
+"""``python -m ssgan_jax.main --mode=benchmark``: a smoke test of its JSON (keys and sanity,
+not speed)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
 
 import pytest
 
-from ssgan_jax.benchmark import peak_flops, run_benchmark
+from launch.bench import table as bench_table
 from ssgan_jax.data.classes import class_names
+from ssgan_jax.training.benchmark import peak_flops, run_benchmark
 
-from .launch_scripts import load
 from .train_fixtures import tiny_config
 
 
-def test_benchmark_reports_every_figure(tmp_path):
-    config = tiny_config(tmp_path, "fcn8s_vgg16")
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """(config, JSON) of one benchmark of every step, shared by this file's tests."""
+    config = tiny_config(tmp_path_factory.mktemp("bench"), "fcn8s_vgg16")
+    config.model.conv_rewrites = "auto"  # what a CPU run uses
     config.benchmark.iterations = 2
     config.benchmark.warmup = 1
-    out = run_benchmark(config)
+    return config, run_benchmark(config)
+
+
+def test_benchmark_reports_every_figure(full, tmp_path):
+    _, out = full
     for key in ("backend", "device_kind", "device_count", "per_device_batch", "crop", "steps",
                 "phase2_iteration_over_phase1_step", "eval", "peak_host_rss_mb",
                 "peak_device_bytes"):
@@ -55,9 +64,8 @@ def test_benchmark_reports_every_figure(tmp_path):
     assert "--config.benchmark.peak_flops_per_s" in out["peak_flops_source"]
     assert all(r["fraction_of_peak"] is None for r in steps.values())
 
-    # launch/bench_table.py: the PERFORMANCE.md row of this JSON
+    # launch/bench/table.py: the PERFORMANCE.md row of this JSON
     (tmp_path / "tiny.json").write_text("log line before the object\n" + json.dumps(out))
-    bench_table = load("bench_table")
     lines = bench_table.table([tmp_path / "tiny.json"]).splitlines()
     cells = dict(zip(bench_table.COLUMNS, (c.strip() for c in lines[2].strip("|").split("|")),
                      strict=True))
@@ -69,8 +77,8 @@ def test_benchmark_reports_every_figure(tmp_path):
     assert cells["of peak"] == "-" and cells["device"] == "2 x cpu"
 
 
-def test_benchmark_times_only_the_steps_asked_for(tmp_path):
-    config = tiny_config(tmp_path, "fcn8s_vgg16")
+def test_benchmark_times_only_the_steps_asked_for(full):
+    config = copy.deepcopy(full[0])
     config.benchmark.iterations = 1
     config.benchmark.warmup = 0
     config.benchmark.eval = False
@@ -87,9 +95,10 @@ def test_benchmark_times_only_the_steps_asked_for(tmp_path):
     # without the shared forward, the iteration runs the separate updates (each with its own G
     # forward) in one program: their FLOPs (counted on the lowered programs, before XLA merges
     # anything) plus a few scalar ops of bookkeeping, more than the G update alone
+    # (the single updates are the same programs either way: their FLOPs from the full run)
     config.phase2.share_generator_forward = False
-    config.benchmark.steps = ("adversary", "generator_phase2", "phase2_iteration")
-    steps = run_benchmark(config)["steps"]
+    config.benchmark.steps = ("phase2_iteration",)
+    steps = {**full[1]["steps"], **run_benchmark(config)["steps"]}
     assert steps["phase2_iteration"]["shared_generator_forward"] is False
     assert steps["generator_phase2"]["flops_per_device"] < steps["phase2_iteration"][
         "flops_per_device"] <= 1.001 * (steps["adversary"]["flops_per_device"]
@@ -99,14 +108,13 @@ def test_benchmark_times_only_the_steps_asked_for(tmp_path):
         run_benchmark(config)
 
 
-def test_benchmark_of_the_semi_iteration(tmp_path):
+def test_benchmark_of_the_semi_iteration(full):
     """With unlabelled images the phase-2 iteration does more work: FLOPs grow with them."""
-    config = tiny_config(tmp_path, "fcn8s_vgg16")
+    config, plain = copy.deepcopy(full[0]), full[1]  # the plain iteration: the full run's
     config.benchmark.iterations = 1
     config.benchmark.warmup = 0
     config.benchmark.eval = False
     config.benchmark.steps = ("phase2_iteration",)
-    plain = run_benchmark(config)
     config.semi.unlabeled_batch_size = 4  # as many as labelled
     semi = run_benchmark(config)
     assert (plain["unlabeled_batch"], semi["unlabeled_batch"]) == (0, 4)
@@ -144,7 +152,7 @@ def test_benchmark_needs_no_tensorflow():
         "import sys\n"
         "for m in ('tensorflow', 'tensorflow_datasets'):\n"
         "    sys.modules[m] = None  # import raises ImportError\n"
-        "import ssgan_jax.benchmark\n"
+        "import ssgan_jax.main, ssgan_jax.training.benchmark\n"
         "from ssgan_jax.data.classes import class_names\n"
         "print([len(class_names(n)) for n in ('camvid', 'voc2012_aug', 'cityscapes')])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ssgan_jax import checkpoints as ckpt_lib
+from ssgan_jax.core import checkpoints as ckpt_lib
 
 
 def _state(x):

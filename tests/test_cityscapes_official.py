@@ -51,9 +51,9 @@ def _write_split(root: pathlib.Path, split: str, cities: dict[str, int], seed: i
 
 
 def test_official_cityscapes_evaluation_agrees_with_ours(tmp_path):
-    from ssgan_jax import train
-    from ssgan_jax.predict import run_predict
-    from ssgan_jax.run_eval import run_eval
+    from ssgan_jax.inference.eval_checkpoint import run_eval
+    from ssgan_jax.inference.predict import run_predict
+    from ssgan_jax.training import loop
 
     from .train_fixtures import tiny_config
 
@@ -71,7 +71,7 @@ def test_official_cityscapes_evaluation_agrees_with_ours(tmp_path):
     config.phase1.lr = config.phase1.end_lr = 3e-3
     config.train.eval_every = 12
     workdir = tmp_path / "run"
-    train.train_and_evaluate(config, str(workdir))
+    loop.train_and_evaluate(config, str(workdir))
 
     config.eval.checkpoint = "latest"
     ours = run_eval(config, str(workdir))

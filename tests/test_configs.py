@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from ssgan_jax import default_config
-from ssgan_jax.train import check_config
+from ssgan_jax.core import config as default_config
+from ssgan_jax.core.config import check as check_config
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
@@ -56,7 +56,7 @@ def test_camvid_cpu_size(training):
 def test_paper_settings_are_the_defaults(name):
     c = _load(name)
     assert c.variant == "deeplabv3_resnet50_gan"
-    assert (c.batch_size, tuple(c.data.crop_size)) == (2, (500, 500))  # PAPER.md section 6
+    assert (c.batch_size, tuple(c.data.crop_size)) == (2, (500, 500))  # METHOD.md section 6
     assert (c.phase1.lr, c.phase1.end_lr) == (1e-4, 1e-5)
     assert (c.phase2.lr, c.phase2.d_lr, c.phase2.d_momentum) == (3e-5, 3e-4, 0.9)
     assert c.loss.lam == 1e-2 and c.loss.adv_form == "minimax" and c.rescaling.eps == 0.9

@@ -9,10 +9,12 @@ import jax
 import numpy as np
 import pytest
 
-from ssgan_jax import default_config, inference, steps
+from ssgan_jax.core import config as default_config
+from ssgan_jax.core import parallel
 from ssgan_jax.data.classes import CAMVID
 from ssgan_jax.data.common import DataError
-from ssgan_jax.evaluate import evaluate_split, make_eval_step, oversize_step
+from ssgan_jax.inference import tta
+from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step, oversize_step
 
 from .data.conftest import write_camvid
 
@@ -43,15 +45,15 @@ def test_oversize_images_are_evaluated_through_windows(tmp_path):
     c = len(CAMVID)
     net = Pointwise(c)
     variables = net.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))
-    p_eval = steps.pmap_eval(make_eval_step(net, c))
-    placed = steps.on_devices(variables)
+    p_eval = parallel.pmap_eval(make_eval_step(net, c))
+    placed = parallel.on_devices(variables)
 
     # val images are 40x56, 48x56, 56x56, 64x56: all fit 64x64, none 32x48
     whole = evaluate_split(_config(tmp_path / "a", (64, 64)), p_eval, placed, "val", c, CAMVID)
     small = _config(tmp_path / "b", (32, 48))
     with pytest.raises(DataError, match=r"larger than data.eval_size=\(32, 48\)"):
         evaluate_split(small, p_eval, placed, "val", c, CAMVID)  # training's validation
-    big = oversize_step(net, c, 255, inference.Settings(), (32, 48))
+    big = oversize_step(net, c, 255, tta.Settings(), (32, 48))
     windows = evaluate_split(small, p_eval, placed, "val", c, CAMVID, big_step=big)
     assert windows["num_images"] == whole["num_images"] == 4
     np.testing.assert_array_equal(windows["confusion"], whole["confusion"])
@@ -59,7 +61,7 @@ def test_oversize_images_are_evaluated_through_windows(tmp_path):
 
     # a mixed split: two images fit 48x56, two go through windows; still the same numbers
     mixed = evaluate_split(_config(tmp_path / "c", (48, 56)), p_eval, placed, "val", c,
-                           CAMVID, big_step=oversize_step(net, c, 255, inference.Settings(),
+                           CAMVID, big_step=oversize_step(net, c, 255, tta.Settings(),
                                                           (48, 56)))
     np.testing.assert_array_equal(mixed["confusion"], whole["confusion"])
     assert mixed["num_images"] == 4

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssgan_jax import checkpoints as ckpt_lib
+from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.data.camvid import PALETTE
 from ssgan_jax.data.cityscapes import to_label_ids
 from ssgan_jax.data.common import DataError
-from ssgan_jax.predict import colorize, run_predict, write_prediction
-from ssgan_jax.run_eval import run_eval
+from ssgan_jax.data.images import colorize
+from ssgan_jax.inference.eval_checkpoint import run_eval
+from ssgan_jax.inference.predict import run_predict, write_prediction
+
+from .cli import run_main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -154,11 +157,6 @@ def test_cityscapes_label_ids_named_for_the_server(tmp_path):
                                   [[[1, 2, 3], [0, 0, 0]]])
 
 
-def _cli(args):
-    return subprocess.run([sys.executable, "-m", "ssgan_jax.main", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.mark.slow
 def test_eval_from_the_command_line(trained_run, tmp_path):
     config, workdir, _ = trained_run
@@ -167,18 +165,18 @@ def test_eval_from_the_command_line(trained_run, tmp_path):
         "import json, ml_collections\n"
         "def get_config(arg=None):\n"
         f"    return ml_collections.ConfigDict(json.load(open({str(tmp_path / 'cfg.json')!r})))\n")
-    r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
-              "--config.eval.checkpoint=best"])
+    r = run_main(f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
+              "--config.eval.checkpoint=best")
     assert r.returncode == 0, r.stderr[-3000:]
     step = ckpt_lib.Checkpoints(str(workdir), read_only=True).best_step()
     best = json.loads((workdir / "eval" / f"val_step_{step}.json").read_text())
     assert "Pavement" in r.stdout and f"{100 * best['miou']:7.2f}" in r.stdout
-    r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
-              "--config.eval.checkpoint=5"])
+    r = run_main(f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=eval",
+              "--config.eval.checkpoint=5")
     assert r.returncode == 1 and "error: no checkpoint for step 5" in r.stderr
     assert "Traceback" not in r.stderr
-    r = _cli([f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=export",
-              "--config.eval.checkpoint=best", f"--config.export.output_dir={tmp_path / 'e'}"])
+    r = run_main(f"--config={tmp_path / 'cfg.py'}", f"--workdir={workdir}", "--mode=export",
+              "--config.eval.checkpoint=best", f"--config.export.output_dir={tmp_path / 'e'}")
     assert r.returncode == 0, r.stderr[-3000:]
     exported = json.loads((tmp_path / "e" / "export.json").read_text())
     assert exported["source"]["step"] == step and exported["platforms"] == ["cpu", "cuda"]
@@ -190,10 +188,10 @@ def test_segmenter_from_workdir_runs_the_checkpoint(trained_run):
     import jax.numpy as jnp
 
     from ssgan_jax import Segmenter
+    from ssgan_jax.core.errors import ConfigError
     from ssgan_jax.data.classes import CAMVID
-    from ssgan_jax.errors import ConfigError
-    from ssgan_jax.inference import from_config, make_predict_fn
-    from ssgan_jax.run_eval import load_generator
+    from ssgan_jax.inference.generator import load_generator
+    from ssgan_jax.inference.tta import from_config, make_predict_fn
 
     config, workdir, _ = trained_run
     seg = Segmenter.from_workdir(str(workdir), checkpoint=4, bucket=32)
@@ -201,7 +199,7 @@ def test_segmenter_from_workdir_runs_the_checkpoint(trained_run):
     assert seg.source.endswith("checkpoints/4")
     image = np.asarray(Image.open(pathlib.Path(config.data.manual_dir) / "val" / "val_000.png"))
     h, w = image.shape[:2]  # 40 x 56 -> bucket 64 x 64
-    loaded = load_generator(_cfg(trained_run, checkpoint="4"), str(workdir), len(CAMVID))
+    loaded = load_generator(_cfg(trained_run, checkpoint="4"), str(workdir))
     x = np.zeros((1, 64, 64, 3), np.float32)
     x[0, :h, :w] = (image / 255.0 - np.asarray(config.data.mean)) / np.asarray(config.data.std)
     want = make_predict_fn(loaded.generator, from_config(config))(loaded.variables,
@@ -220,19 +218,19 @@ def test_export_reloads_equal_to_jax_and_serves_through_segmenter(trained_run, t
     import jax
 
     from ssgan_jax import Segmenter
+    from ssgan_jax.core.errors import UserError
     from ssgan_jax.data.classes import CAMVID
-    from ssgan_jax.errors import UserError
-    from ssgan_jax.export import (
+    from ssgan_jax.data.images import padding_colour
+    from ssgan_jax.inference.export import (
         META_FILE,
         MODEL_FILE,
         load_export,
-        padding_colour,
         run_export,
         serving_fn,
     )
-    from ssgan_jax.inference import from_config
-    from ssgan_jax.run_eval import load_generator
-    from ssgan_jax.segmenter import InputError
+    from ssgan_jax.inference.generator import load_generator
+    from ssgan_jax.inference.segmenter import InputError
+    from ssgan_jax.inference.tta import from_config
 
     config, workdir, _ = trained_run
     cfg = _cfg(trained_run, checkpoint="4")
@@ -249,7 +247,7 @@ def test_export_reloads_equal_to_jax_and_serves_through_segmenter(trained_run, t
     on_disk = json.loads((tmp_path / "export" / META_FILE).read_text())
     assert on_disk["source"]["run"] == str(workdir)
     exported, _ = load_export(str(tmp_path / "export"))
-    loaded = load_generator(cfg, str(workdir), len(CAMVID))
+    loaded = load_generator(cfg, str(workdir))
     serve = serving_fn(loaded.generator, loaded.variables, config.data.mean, config.data.std,
                        from_config(cfg))
     images = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
@@ -280,3 +278,80 @@ def test_export_reloads_equal_to_jax_and_serves_through_segmenter(trained_run, t
         run_export(cfg, str(workdir))
     with pytest.raises(UserError, match="does not exist: give the folder --mode=export wrote"):
         Segmenter.from_export(str(tmp_path / "nowhere"))
+
+
+def test_loading_g_restores_g_alone_equal_to_the_whole_state(trained_run, monkeypatch):
+    """load_generator (eval, predict, export, Segmenter, init_from) reads G's subtree of the
+    checkpoint only: neither the adversary nor an optimizer state is restored, and what it
+    returns equals G in the whole saved state."""
+    import jax
+
+    from ssgan_jax.inference.generator import load_generator
+    from ssgan_jax.training import state as state_lib
+
+    config, workdir, _ = trained_run
+    restored_parts = []
+    real = ckpt_lib.Checkpoints.restore_part
+
+    def spy(self, target, step):
+        restored_parts.append(real(self, target, step))
+        return restored_parts[-1]
+
+    monkeypatch.setattr(ckpt_lib.Checkpoints, "restore_part", spy)
+    monkeypatch.setattr(ckpt_lib.Checkpoints, "restore",
+                        lambda *a, **k: pytest.fail("the whole train state was restored"))
+    loaded = load_generator(_cfg(trained_run, checkpoint="8"), str(workdir))
+    monkeypatch.undo()
+    (part,) = restored_parts
+    assert set(part.state) == {"g_params"}  # FCN-8s: no BatchNorm statistics
+    assert set(loaded.variables) == {"params"} and loaded.step == 8
+    nets = state_lib.build_networks(config, 11, 2)
+    target = jax.eval_shape(lambda: state_lib.init_state(
+        nets, *state_lib.run_keys(0), (1, *config.data.crop_size, 3), 11))
+    whole = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(
+        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), target), 8).state
+    jax.tree.map(np.testing.assert_array_equal, loaded.variables["params"], whole.g_params)
+
+
+def test_inference_imports_no_optimizer_and_no_adversary(trained_run):
+    """Segmenter.from_workdir + predict, in a fresh process: no optax, no training wing, no
+    adversary module imported."""
+    _, workdir, _ = trained_run
+    code = (
+        "import sys, numpy as np\n"
+        "from ssgan_jax import Segmenter\n"
+        f"seg = Segmenter.from_workdir({str(workdir)!r}, checkpoint='latest')\n"
+        "assert seg.predict(np.zeros((20, 30, 3), np.uint8)).shape == (20, 30)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'optax' or m.startswith(\n"
+        "    ('ssgan_jax.training', 'ssgan_jax.models.adversary'))))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_init_from_a_run_whose_adversary_has_another_width(trained_run, tmp_path, capsys):
+    """Phase 2 from a GAN run's G with a differently sized adversary: G is taken alone
+    (neither the source's adversary nor its optimizers), and the run trains."""
+    import jax
+
+    from ssgan_jax.inference.generator import load_generator
+    from ssgan_jax.training import loop
+
+    config, workdir, _ = trained_run
+    config = copy.deepcopy(config)
+    config.adversary.width, config.adversary.trunk_features = 16, (4, 4, 4, 4)
+    config.init_from = f"{workdir}:4"
+    config.phase1.steps, config.phase2.steps = 0, 2
+    config.train.eval_every = config.train.checkpoint_every = 2
+    loop.train_and_evaluate(config, str(tmp_path / "p2"))
+    assert f"generator from {workdir} step 4 (init_from)" in capsys.readouterr().out
+    new = ckpt_lib.Checkpoints(str(tmp_path / "p2"), read_only=True)
+    assert new.steps() == [2]
+    source = load_generator(_cfg(trained_run, checkpoint="4"), str(workdir)).variables
+    mine = load_generator(copy.deepcopy(config), str(tmp_path / "p2"), 2).variables
+    diffs = [float(np.abs(a - b).max()) for a, b in zip(
+        jax.tree.leaves(source), jax.tree.leaves(mine), strict=True)]
+    # trained on from step 4's G: two Adam steps move no weight by much more than 2 lr (a
+    # fresh G would differ by the size of the weights)
+    assert 0 < max(diffs) <= 10 * config.phase2.lr

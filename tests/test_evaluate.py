@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssgan_jax import steps
-from ssgan_jax.evaluate import evaluate, make_eval_step
-from ssgan_jax.inference import Settings
+from ssgan_jax.core import parallel
+from ssgan_jax.inference.evaluator import evaluate, make_eval_step
+from ssgan_jax.inference.tta import Settings
 
 C = 5
 
@@ -56,8 +56,8 @@ def _numpy_iou(batches):
 def test_evaluate_matches_numpy(settings):
     rng = np.random.default_rng(0)
     batches = _batches(rng, 4)
-    p_eval = steps.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255, settings))
-    variables = steps.on_devices({"scale": jnp.float32(1.0)})
+    p_eval = parallel.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255, settings))
+    variables = parallel.on_devices({"scale": jnp.float32(1.0)})
     got = evaluate(p_eval, variables, iter(batches), C, [str(c) for c in range(C)])
     cm, ious, miou = _numpy_iou(batches)
     np.testing.assert_array_equal(np.array(got["confusion"]), cm)
@@ -72,7 +72,7 @@ def test_evaluate_matches_numpy(settings):
 def test_region_metrics_see_each_image_cropped_to_its_size():
     """evaluate(region=...) == RegionMetrics over each real example cropped to the top-left
     h x w its mask marks (padding and filler examples excluded); examples are those crops."""
-    from ssgan_jax.region_metrics import RegionMetrics
+    from ssgan_jax.inference.region_metrics import RegionMetrics
 
     rng = np.random.default_rng(3)
     batches = _batches(rng, 3, h=12, w=14)
@@ -90,8 +90,8 @@ def test_region_metrics_see_each_image_cropped_to_its_size():
     want = RegionMetrics(C, tolerance=1.0, min_region=3)
     for pred, label in crops:
         want.add(pred, label)
-    p_eval = steps.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255))
-    got = evaluate(p_eval, steps.on_devices({"scale": jnp.float32(1.0)}), iter(batches), C,
+    p_eval = parallel.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255))
+    got = evaluate(p_eval, parallel.on_devices({"scale": jnp.float32(1.0)}), iter(batches), C,
                    None, RegionMetrics(C, tolerance=1.0, min_region=3), keep_examples=2)
     assert got["boundary_f1"] == want.summary()["boundary_f1"]
     assert got["fragmentation"] == want.summary()["fragmentation"]

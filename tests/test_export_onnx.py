@@ -30,9 +30,9 @@ def test_onnx_export_equals_jax_and_serves_without_jax(trained_run, tmp_path):
     import jax
 
     from ssgan_jax.data.classes import CAMVID
-    from ssgan_jax.export import ONNX_FILE, run_export, serving_fn
-    from ssgan_jax.inference import from_config
-    from ssgan_jax.run_eval import load_generator
+    from ssgan_jax.inference.export import ONNX_FILE, run_export, serving_fn
+    from ssgan_jax.inference.generator import load_generator
+    from ssgan_jax.inference.tta import from_config
 
     config, workdir, _ = trained_run
     cfg = copy.deepcopy(config)
@@ -54,7 +54,7 @@ def test_onnx_export_equals_jax_and_serves_without_jax(trained_run, tmp_path):
     assert session.get_inputs()[0].type == "tensor(uint8)"
     images = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
     (got,) = session.run(None, {"images": images})
-    loaded = load_generator(cfg, str(workdir), len(CAMVID))
+    loaded = load_generator(cfg, str(workdir))
     want = np.asarray(jax.jit(serving_fn(loaded.generator, loaded.variables, config.data.mean,
                                          config.data.std, from_config(cfg)))(images))
     assert got.shape == want.shape == (3, 64, 64, len(CAMVID))
@@ -88,8 +88,8 @@ def test_onnx_export_equals_jax_and_serves_without_jax(trained_run, tmp_path):
 
 
 def test_onnx_format_errors(trained_run, tmp_path, monkeypatch):
-    from ssgan_jax import export
-    from ssgan_jax.errors import ConfigError
+    from ssgan_jax.core.errors import ConfigError
+    from ssgan_jax.inference import export
 
     cfg = copy.deepcopy(trained_run[0])
     cfg.export.output_dir = str(tmp_path / "e")

@@ -1,18 +1,19 @@
-"""launch/gpu_check.py: the GPU slot's one command, run here at toy size on the CPU."""
+"""launch/bench/gpu_check.py: the GPU slot's one command, run here at toy size on the CPU."""
 
 from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from .launch_scripts import LAUNCH, load
+from launch.bench import gpu_check
 
-gpu_check = load("gpu_check")
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _reference():
@@ -93,8 +94,9 @@ def _run(tmp_path, *args, timeout=600):
         "import sys\nfor n in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
         "    sys.modules[n] = None\n")
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(blocker)}
-    done = subprocess.run([sys.executable, str(LAUNCH / "gpu_check.py"), str(tmp_path / "out"),
-                           *args], env=env, capture_output=True, text=True, timeout=timeout,
+    done = subprocess.run([sys.executable, "-m", "launch.bench.gpu_check", str(tmp_path / "out"),
+                           *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp_path / "out" / "gpu_check.json").read_text())
@@ -134,13 +136,13 @@ def test_tiny_run_of_every_part_on_the_cpu(tmp_path):
 
 def test_what_the_gpu_slot_runs_needs_no_tensorflow():
     """The lent GPU image has no TensorFlow, TFDS or clu: the configs of the full-size rows and
-    bench_torch load without them (the tiny run above runs the rest with them blocked)."""
+    launch/bench/torch_steps.py load without them (the tiny run above runs the rest with them
+    blocked)."""
     code = """
 import importlib.util, sys
 for name in ("tensorflow", "tensorflow_datasets", "clu"):
     sys.modules[name] = None  # import fails
-sys.path.insert(0, "launch")
-import bench_torch
+import launch.bench.torch_steps
 for path, arg in (("configs/voc2012.py", "deeplabv3_resnet50_gan"),
                   ("configs/cityscapes.py", "deeplabv3_resnet50_gan")):
     spec = importlib.util.spec_from_file_location("c", path)
@@ -149,6 +151,6 @@ for path, arg in (("configs/voc2012.py", "deeplabv3_resnet50_gan"),
     module.get_config(arg)
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", code], cwd=LAUNCH.parent, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

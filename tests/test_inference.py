@@ -1,4 +1,4 @@
-"""Test-time inference: sliding windows, multi-scale and flip TTA (ssgan_jax/inference.py)."""
+"""Test-time inference: sliding windows, multi-scale and flip TTA (ssgan_jax/tta.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssgan_jax import default_config, inference
-from ssgan_jax.inference import Settings, predict_logits, sliding_logits, window_starts
+from ssgan_jax.core import config as default_config
+from ssgan_jax.inference import tta
+from ssgan_jax.inference.tta import Settings, predict_logits, sliding_logits, window_starts
 
 
 def test_window_starts_hand_values():
@@ -102,13 +103,13 @@ def test_multi_scale_resizes_back_and_averages():
 def test_settings_from_config_and_bad_values():
     config = default_config.get_config()
     config.data.crop_size = (321, 480)
-    s = inference.from_config(config)
+    s = tta.from_config(config)
     assert s.mode == "whole" and s.window == (321, 480) and s.stride == (214, 320)
     assert s.tag() == ""
     config.eval.mode = "sliding"
     config.eval.scales = (0.75, 1, 1.25)
     config.eval.flip = True
-    assert inference.from_config(config).tag() == "sliding321x480s214x320_scales0.75-1-1.25_flip"
+    assert tta.from_config(config).tag() == "sliding321x480s214x320_scales0.75-1-1.25_flip"
     with pytest.raises(ValueError, match="config.eval.mode"):
         Settings(mode="tiles")
     with pytest.raises(ValueError, match="larger than the window"):
@@ -122,7 +123,7 @@ def test_an_image_three_times_eval_size_goes_through_windows_like_a_whole_pass()
     whole-image pass gives; the windows are eval_size, stride 2/3 of it."""
     import flax.linen as nn
 
-    from ssgan_jax.inference import make_predict_fn, oversize_settings
+    from ssgan_jax.inference.tta import make_predict_fn, oversize_settings
 
     net = nn.Conv(5, (1, 1))
     variables = net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))

@@ -1,4 +1,4 @@
-"""Losses (PAPER.md section 5) against hand values, numpy and optax."""
+"""Losses (METHOD.md section 5) against hand values, numpy and optax."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from ssgan_jax import losses
+from ssgan_jax.training import losses
 
 
 def test_cross_entropy_matches_optax_over_labelled_pixels():

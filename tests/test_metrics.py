@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssgan_jax.metrics import confusion_matrix, format_table, summarize
+from ssgan_jax.inference.metrics import confusion_matrix, format_table, summarize
 
 
 def _numpy_confusion(preds, labels, num_classes, mask, ignore=255):

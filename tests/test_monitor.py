@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ssgan_jax.monitor import (
+from ssgan_jax.training.monitor import (
     AdversaryHealth,
     JsonLinesWriter,
     ReportProgress,

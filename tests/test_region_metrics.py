@@ -8,7 +8,7 @@ import collections
 import numpy as np
 import pytest
 
-from ssgan_jax.region_metrics import RegionMetrics, boundary, boundary_f1_of_class
+from ssgan_jax.inference.region_metrics import RegionMetrics, boundary, boundary_f1_of_class
 
 
 def _split_map(h, w, col):

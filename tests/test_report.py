@@ -1,4 +1,4 @@
-"""launch/camvid_report.py: run collection, mean ± std tables and the paired verdict."""
+"""launch/experiments/camvid_report.py: run collection, mean ± std tables and the paired verdict."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pathlib
 import pytest
 from scipy import stats
 
-from .launch_scripts import load
+from launch.experiments import camvid_report, camvid_study
 
 
 def _report():
-    return load("camvid_report")
+    return camvid_report
 
 
 MIOU = {"baseline": [0.40, 0.42, 0.38], "gan": [0.41, 0.44, 0.385]}
@@ -81,7 +81,7 @@ def _study_results(seeds=3):
 def test_study_section_tables_tests_and_verdict(tmp_path):
     report = _report()
     results = _study_results()
-    study = load("camvid_study")
+    study = camvid_study
     assert study._best_lam(results["runs"], "deeplabv3_resnet50", [0, 1, 2],
                            ["0.1", "1.0"]) == "0.1"
     assert study._variant_args("ns_lam0.1") == ("gan", ["--config.loss.lam=0.1",

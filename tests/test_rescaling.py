@@ -1,11 +1,11 @@
-"""epsilon-rescaling (PAPER.md section 4) against hand-computed values and a plain loop."""
+"""epsilon-rescaling (METHOD.md section 4) against hand-computed values and a plain loop."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssgan_jax.rescaling import epsilon_rescale
+from ssgan_jax.training.rescaling import epsilon_rescale
 
 
 def loop_reference(u, labels, eps, ignore=255):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import ssgan_jax
-from ssgan_jax.inference import Settings
-from ssgan_jax.segmenter import InputError, Segmenter
+from ssgan_jax.inference.segmenter import InputError, Segmenter
+from ssgan_jax.inference.tta import Settings
 
 C = 4
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -28,8 +28,8 @@ class Pointwise(nn.Module):
 def _segmenter(**kw):
     net = Pointwise()
     variables = net.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
-    return Segmenter(net, variables, class_names=[f"c{i}" for i in range(C)], mean=MEAN,
-                     std=STD, **kw), net, variables
+    return Segmenter.from_variables(net, variables, class_names=[f"c{i}" for i in range(C)],
+                                    mean=MEAN, std=STD, **kw), net, variables
 
 
 def _direct(net, variables, image):

@@ -7,7 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from ssgan_jax import losses, steps
+from ssgan_jax.core import parallel
+from ssgan_jax.training import losses, steps
+from ssgan_jax.training import state as state_lib
 
 from .test_steps import _batch, _max_diff, _networks, _sgd, _split, _state
 from .train_fixtures import tiny_config
@@ -51,7 +53,7 @@ def _iteration(config, state, batch, devices):
     key = (repr(sorted(config.semi.items())), config.phase1.steps, len(devices))
     if key not in _COMPILED:
         nets = _sgd(_networks(config, 2))
-        _COMPILED[key] = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
+        _COMPILED[key] = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
                                          devices=devices)
     new, metrics = _COMPILED[key](state, _split(batch, len(devices)))
     return jax.device_get(new), jax.device_get(metrics)
@@ -64,7 +66,7 @@ def _semi_batch(seed=0):
 
 
 def _fresh(config):
-    return steps.fresh_optimizers(_state(config, _networks(config, 2)),
+    return state_lib.fresh_optimizers(_state(config, _networks(config, 2)),
                                   _sgd(_networks(config, 2)))
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssgan_jax import train
 from ssgan_jax.data import subset
-from ssgan_jax.run_eval import load_generator
+from ssgan_jax.inference.generator import load_generator
+from ssgan_jax.training import loop
 
 from .test_steps import C
 from .train_fixtures import tiny_config
@@ -51,7 +51,7 @@ def _train_semi(tmp_path, label_seed, randomize, die_at_batch=None, monkeypatch=
     config.semi.mask_threshold = 0.0
     workdir = str(tmp_path / "run")
     if die_at_batch is not None:  # killed during that iteration, then the same command again
-        real = train.steps.prefetch
+        real = loop.parallel.prefetch
 
         def prefetch(it, size=2):
             for i, x in enumerate(real(it, size)):
@@ -59,13 +59,13 @@ def _train_semi(tmp_path, label_seed, randomize, die_at_batch=None, monkeypatch=
                     raise KeyboardInterrupt("killed")
                 yield x
 
-        monkeypatch.setattr(train.steps, "prefetch", prefetch)
+        monkeypatch.setattr(loop.parallel, "prefetch", prefetch)
         with pytest.raises(KeyboardInterrupt):
-            train.train_and_evaluate(config, workdir)
-        monkeypatch.setattr(train.steps, "prefetch", real)
-    train.train_and_evaluate(config, workdir)
+            loop.train_and_evaluate(config, workdir)
+        monkeypatch.setattr(loop.parallel, "prefetch", real)
+    loop.train_and_evaluate(config, workdir)
     ids = subset.read_ids(os.path.join(workdir, subset.IDS_FILE))
-    return ids, load_generator(config, workdir, C).variables
+    return ids, load_generator(config, workdir).variables
 
 
 def test_unlabelled_labels_never_reach_a_loss_and_a_killed_run_resumes(tmp_path, monkeypatch):

@@ -6,7 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from ssgan_jax import steps
+from ssgan_jax.core import parallel
+from ssgan_jax.training import optimizers, steps
+from ssgan_jax.training import state as state_lib
 
 from .data.conftest import COLOURS
 from .train_fixtures import tiny_config
@@ -15,7 +17,7 @@ C = 11
 
 
 def _networks(config, phase):
-    return steps.build_networks(config, C, phase)
+    return state_lib.build_networks(config, C, phase)
 
 
 def _batch(n=4, h=32, w=48, seed=0):
@@ -29,14 +31,14 @@ def _batch(n=4, h=32, w=48, seed=0):
 
 
 def _state(config, nets, h=32, w=48):
-    return jax.device_get(steps.init_state(nets, jax.random.key(1), jax.random.key(2),
+    return jax.device_get(state_lib.init_state(nets, jax.random.key(1), jax.random.key(2),
                                            (1, h, w, 3), C))
 
 
 def _sgd(nets):
     """Adam maps rounding-noise gradients (~1e-9) to +-lr steps; plain SGD shows the gradient."""
     sgd = optax.sgd(0.1, momentum=0.9)  # the first step is plain SGD; the state is not empty
-    return steps.Networks(nets.generator, nets.adversary, sgd, sgd)
+    return state_lib.Networks(nets.generator, nets.adversary, sgd, sgd)
 
 
 def _split(batch, d):
@@ -48,7 +50,7 @@ def _run(config, role, adversarial, state, batch, devices, sgd=False):
     nets = _networks(config, 2 if adversarial else 1)
     if sgd:
         nets = _sgd(nets)
-    fn = steps.pmap_step(steps.make_update(role, nets, config, adversarial=adversarial),
+    fn = parallel.pmap_step(steps.make_update(role, nets, config, adversarial=adversarial),
                          devices=devices)
     new, metrics = fn(state, _split(batch, len(devices)))
     return jax.device_get(new), jax.device_get(metrics)
@@ -68,7 +70,7 @@ def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path, two_dev
     """FCN-8s (no BatchNorm) + A: one D step and one G step on 2 devices == on 1 device."""
     config = tiny_config(tmp_path, "fcn8s_vgg16")
     batch = _batch()
-    state = steps.fresh_optimizers(_state(config, _networks(config, 2)),
+    state = state_lib.fresh_optimizers(_state(config, _networks(config, 2)),
                                    _sgd(_networks(config, 2)))
     results = {}
     for name, devices in (("one", two_devices[:1]), ("two", two_devices)):
@@ -96,7 +98,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
     cross-device mean they differ by far more.
     """
     batch = _batch()
-    state = steps.fresh_optimizers(_state(config, _networks(config, 1)),
+    state = state_lib.fresh_optimizers(_state(config, _networks(config, 1)),
                                    _sgd(_networks(config, 1)))
     one, m1 = _run(config, "generator", False, state, batch, jax.devices()[:1], sgd=True)
     two, m2 = _run(config, "generator", False, state, batch, two_devices, sgd=True)
@@ -115,7 +117,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
 def test_each_step_leaves_the_other_network_untouched(config):
     batch = _batch()
     nets = _sgd(_networks(config, 2))
-    state = steps.fresh_optimizers(_state(config, nets), nets)
+    state = state_lib.fresh_optimizers(_state(config, nets), nets)
     devices = jax.devices()[:2]
     # the same programs as the fused-iteration test below
     after_d, _ = _run(config, "adversary", True, state, batch, devices, sgd=True)
@@ -145,8 +147,8 @@ def test_losses_fall_on_a_fixed_batch(tmp_path):
     batch = _batch()
     devices = jax.devices()[:2]  # 2 where there are (conftest gives the CPU 2), else 1
     nets = _networks(config, 1)
-    state = steps.on_devices(_state(config, nets))
-    g = steps.pmap_step(steps.make_train_step(nets, config, phase=1), devices=devices)
+    state = parallel.on_devices(_state(config, nets))
+    g = parallel.pmap_step(steps.make_train_step(nets, config, phase=1), devices=devices)
     split = _split(batch, len(devices))
     ce = []
     for _ in range(25):
@@ -155,7 +157,7 @@ def test_losses_fall_on_a_fixed_batch(tmp_path):
     assert ce[-1] < 0.7 * ce[0], ce
     # the adversary learns to tell rescaled real maps from G's maps on a fixed batch
     nets2 = _networks(config, 2)
-    d = steps.pmap_step(steps.make_update("adversary", nets2, config), devices=devices)
+    d = parallel.pmap_step(steps.make_update("adversary", nets2, config), devices=devices)
     loss_d = []
     for _ in range(15):
         state, m = d(state, split)
@@ -164,7 +166,7 @@ def test_losses_fall_on_a_fixed_batch(tmp_path):
 
 
 def test_optimizer_schedules_and_structure():
-    tx = steps.make_optimizer("adam", 1e-4, 1e-5, 10)
+    tx = optimizers.make_optimizer("adam", 1e-4, 1e-5, 10)
     params = {"w": jnp.ones((3,))}
     state = tx.init(params)
     grads = {"w": jnp.ones((3,))}
@@ -173,17 +175,17 @@ def test_optimizer_schedules_and_structure():
     for _ in range(20):
         updates, state = tx.update(grads, state, params)
     np.testing.assert_allclose(updates["w"], -1e-5, rtol=1e-2)  # decayed to end_lr
-    sgd = steps.make_optimizer("sgd", 0.1, 0.1, 5, momentum=0.9)
+    sgd = optimizers.make_optimizer("sgd", 0.1, 0.1, 5, momentum=0.9)
     s = sgd.init(params)
     u1, s = sgd.update(grads, s, params)
     u2, s = sgd.update(grads, s, params)
     np.testing.assert_allclose(u1["w"], -0.1)
     np.testing.assert_allclose(u2["w"], -0.1 * 1.9)  # momentum 0.9
-    a = jax.tree.structure(steps.make_optimizer("adam", 1, 0.1, 5).init(params))
-    b = jax.tree.structure(steps.make_optimizer("adam", 3, 0.3, 7).init(params))
+    a = jax.tree.structure(optimizers.make_optimizer("adam", 1, 0.1, 5).init(params))
+    b = jax.tree.structure(optimizers.make_optimizer("adam", 3, 0.3, 7).init(params))
     assert a == b  # both phases' states fit one checkpoint layout
     with pytest.raises(ValueError, match="optimizer kind"):
-        steps.make_optimizer("rmsprop", 1e-3, 1e-3, 1)
+        optimizers.make_optimizer("rmsprop", 1e-3, 1e-3, 1)
 
 
 def test_phase2_iteration_equals_the_separate_steps(config):
@@ -192,17 +194,17 @@ def test_phase2_iteration_equals_the_separate_steps(config):
     statistics, step counter and metrics; and both equal those updates run one by one."""
     config.phase2.d_steps = 2
     nets = _sgd(_networks(config, 2))
-    state = steps.fresh_optimizers(_state(config, nets), nets)
+    state = state_lib.fresh_optimizers(_state(config, nets), nets)
     batch = _batch()
     devices = jax.devices()[:2]  # 2 where there are, else 1
     split = _split(batch, len(devices))
-    fused, m_fused = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
+    fused, m_fused = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
                                      devices=devices)(state, split)
     config.phase2.share_generator_forward = False
-    sep, m_sep = steps.pmap_step(steps.make_train_step(nets, config, phase=2),
+    sep, m_sep = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
                                  devices=devices)(state, split)
-    d_update = steps.pmap_step(steps.make_update("adversary", nets, config), devices=devices)
-    g_update = steps.pmap_step(steps.make_update("generator", nets, config), devices=devices)
+    d_update = parallel.pmap_step(steps.make_update("adversary", nets, config), devices=devices)
+    g_update = parallel.pmap_step(steps.make_update("generator", nets, config), devices=devices)
     one, _ = d_update(state, split)
     one, m_d = d_update(one, split)
     one, m_g = g_update(one, split)

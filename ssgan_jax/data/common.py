@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ssgan_jax.errors import UserError
+from ssgan_jax.core.errors import UserError
 
 IGNORE_LABEL = 255
 INVALID = -1  # marks raw label values that must not occur

@@ -94,7 +94,7 @@ def _normalize(tf, image_uint8, data):
 
 
 def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
-    """One training example: scale, normalise, pad, crop, flip (PAPER.md section 6 inputs).
+    """One training example: scale, normalise, pad, crop, flip (METHOD.md section 6 inputs).
 
     image_uint8 [H, W, 3], label [H, W, 1] uint8; seed: int32/int64 [2] stateless seed.
     Returns image float32 [ch, cw, 3] and label int32 [ch, cw].

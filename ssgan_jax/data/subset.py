@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ssgan_jax.core.errors import ConfigError
 from ssgan_jax.data.common import DataError
-from ssgan_jax.errors import ConfigError
 
 IDS_FILE = "labeled_ids.txt"
 

@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 with SBD augmentation (PAPER.md section 7): 21 classes, 255 = ignore.
+"""PASCAL VOC 2012 with SBD augmentation (METHOD.md section 7): 21 classes, 255 = ignore.
 
 ``manual_dir`` holds ``VOCtrainval_11-May-2012.tar`` and SBD's ``benchmark.tgz`` (or their
 extracted ``VOCdevkit/`` and ``benchmark_RELEASE/`` folders).

@@ -1,4 +1,8 @@
-"""The networks, looked up by name from the config (a dict is enough; STYLE.md)."""
+"""The networks, looked up by name from the config (a dict is enough; STYLE.md).
+
+The adversary's module is imported only when it is built (``build_adversary``) or named
+(``models.Adversary``): loading G for inference never imports it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssgan_jax.errors import ConfigError
+from ssgan_jax.core.errors import ConfigError
 from ssgan_jax.models import norm as norm_lib
-from ssgan_jax.models.adversary import Adversary
 from ssgan_jax.models.conv import Conv, use_gemm_forms
 from ssgan_jax.models.deeplab import DeepLabV3
 from ssgan_jax.models.fcn import FCN8s
@@ -63,7 +66,7 @@ def _conv(model: ml_collections.ConfigDict):
 def build_generator(
     model: ml_collections.ConfigDict, num_classes: int, axis_name: str | None = None
 ):
-    """The generator G named by ``model.name`` (PAPER.md section 2).
+    """The generator G named by ``model.name`` (METHOD.md section 2).
 
     ``axis_name``: the pmap axis over which BatchNorm statistics are averaged when
     ``model.bn_mode == "train"`` (ignored for "frozen" and for FCN-8s, which has no BN).
@@ -95,12 +98,22 @@ def build_generator(
     raise ConfigError(f"model.name must be one of {GENERATORS}; got {model.name!r}")
 
 
+def __getattr__(name: str):
+    if name == "Adversary":
+        from ssgan_jax.models.adversary import Adversary
+
+        return Adversary
+    raise AttributeError(f"module 'ssgan_jax.models' has no attribute {name!r}")
+
+
 def build_adversary(adv: ml_collections.ConfigDict,
-                    model: ml_collections.ConfigDict | None = None) -> Adversary:
-    """The adversarial network A (PAPER.md section 3) from ``config.adversary``; its compute
+                    model: ml_collections.ConfigDict | None = None):
+    """The adversarial network A (METHOD.md section 3) from ``config.adversary``; its compute
     dtype and conv form are the generator's (``config.model``; default float32 and
     ``conv_rewrites="auto"``). Its BatchNorm (ResNet image branch) is frozen, so
     ``model.bn_vjp`` does not apply."""
+    from ssgan_jax.models.adversary import Adversary
+
     if model is None:
         model = ml_collections.ConfigDict({"dtype": "float32", "conv_rewrites": "auto"})
     return Adversary(

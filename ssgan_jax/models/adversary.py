@@ -1,4 +1,4 @@
-"""The adversarial network A (PAPER.md section 3, Fig. 4, Table 2).
+"""The adversarial network A (METHOD.md section 3, Fig. 4, Table 2).
 
 A judges (image, segmentation map) pairs:
   * image branch: the first layers of VGG16 (``image_branch_depth`` conv blocks) or ResNet50
@@ -52,7 +52,7 @@ class Adversary(nn.Module):
       width: channel divisor of the image branch (1 = ImageNet sizes).
       map_features: channels of the map branch's 3x3 convs.
       trunk_features: channels of Table 2's four 3x3 convs (64, 128, 256, 512).
-      grid: side of the judgement grid (PAPER.md: 4).
+      grid: side of the judgement grid (METHOD.md: 4).
       activation: "leaky_relu" (slope 0.2) or "relu".
       conv: the conv class (``models.build_adversary`` binds it).
     """

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ssgan_jax.errors import ConfigError
+from ssgan_jax.core.errors import ConfigError
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]

@@ -1,4 +1,4 @@
-"""DeepLabv3 on ResNet50 = the paper's ResNet50-G (PAPER.md section 2).
+"""DeepLabv3 on ResNet50 = the paper's ResNet50-G (METHOD.md section 2).
 
 Structure and names are torchvision's ``deeplabv3_resnet50`` (no aux head):
 ``backbone`` (ResNet50, dilated) -> ``classifier.0`` ASPP (1x1, three atrous 3x3, image
@@ -19,7 +19,7 @@ from ssgan_jax.models.layers import ModuleDef, batch_norm, check_images, conv, r
 from ssgan_jax.models.norm import BatchNorm
 from ssgan_jax.models.resnet import ResNet
 
-# DeepLabv3's atrous rates at output stride 8 (PAPER.md section 2); they scale with 8/OS.
+# DeepLabv3's atrous rates at output stride 8 (METHOD.md section 2); they scale with 8/OS.
 ASPP_RATES_AT_OS8 = (12, 24, 36)
 
 
@@ -74,7 +74,7 @@ class DeepLabV3(nn.Module):
     Attributes:
       num_classes: output classes.
       width: channel divisor for the backbone and head (1 = torchvision's sizes).
-      output_stride: 8 (paper, PAPER.md section 2) or 16/32; ASPP rates follow.
+      output_stride: 8 (paper, METHOD.md section 2) or 16/32; ASPP rates follow.
       dropout_rate: dropout after the ASPP projection (torchvision: 0.5).
       bn_frozen / bn_axis_name: BatchNorm mode, see ``layers.batch_norm``.
       conv / norm: the conv and BatchNorm classes (``models.build_generator`` binds them).

@@ -1,4 +1,4 @@
-"""FCN-8s on VGG16 = the paper's VGG16-G (PAPER.md section 2).
+"""FCN-8s on VGG16 = the paper's VGG16-G (METHOD.md section 2).
 
 VGG16 blocks 1-5; fc6 as a 7x7x4096 conv (``classifier_0``: torchvision's ``classifier.0``
 Linear(25088, 4096) reshaped, see ``ssgan_jax.weights``), fc7 as 1x1x4096 (``classifier_3``),

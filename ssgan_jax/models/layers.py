@@ -63,7 +63,7 @@ def batch_norm(train: bool, frozen: bool, axis_name: str | None, dtype: Dtype = 
     ``module``: ``norm.BatchNorm`` (flax's variables and arithmetic, with a one-pass
     hand-written backward) or ``flax.linen.BatchNorm`` (``models.build_generator`` chooses).
 
-    Modes (PAPER.md section 6 trains with batch 2, where batch statistics are noisy):
+    Modes (METHOD.md section 6 trains with batch 2, where batch statistics are noisy):
       * ``train and not frozen``: normalise with batch statistics, averaged over ``axis_name``
         (all devices of a pmap) when given, and update the running statistics.
       * ``frozen`` or ``not train``: use the running statistics; nothing is updated.

@@ -1,4 +1,4 @@
-"""ResNet50 with torchvision "v1.5" semantics (PAPER.md section 2, ResNet50-G backbone).
+"""ResNet50 with torchvision "v1.5" semantics (METHOD.md section 2, ResNet50-G backbone).
 
 Module names follow torchvision's (``layer1_0`` is torch's ``layer1.0``; see
 ``ssgan_jax.weights.torch_name``), so torchvision/timm ImageNet weights load by name.

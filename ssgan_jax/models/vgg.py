@@ -1,4 +1,4 @@
-"""VGG16 convolutional blocks (PAPER.md section 2, VGG16-G backbone; section 3 image branch).
+"""VGG16 convolutional blocks (METHOD.md section 2, VGG16-G backbone; section 3 image branch).
 
 Conv layers are named ``features_<i>`` with torchvision's ``features`` indices (convs at 0, 2,
 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28; max-pools at 4, 9, 16, 23, 30).

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssgan_jax import default_config as default
+from ssgan_jax.core import config as default
 
 # 11 colours, far apart, so a pixel's colour names its class even after JPEG/bilinear blur
 COLOURS = np.array([[(i * 97) % 256, (i * 53 + 80) % 256, (i * 181 + 40) % 256]

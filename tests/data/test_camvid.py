@@ -16,9 +16,11 @@ from ssgan_jax.data.pipeline import decode_image, get_builder, prepare
 from .conftest import SHARED_CAMVID, write_camvid
 
 
+@pytest.mark.shared_data
 def test_prepare_real_camvid_counts_and_pixels(tmp_path):
+    """On the full CamVid outside the repository (``../shared/data/camvid``; README "Tests")."""
     if not os.path.isdir(SHARED_CAMVID):
-        pytest.skip(f"no CamVid at {SHARED_CAMVID}")
+        pytest.skip(f"no CamVid at {SHARED_CAMVID} (the full copy beside the clone)")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = subprocess.run(
         [sys.executable, "-m", "ssgan_jax.main", "--config=configs/camvid.py", "--mode=prepare",

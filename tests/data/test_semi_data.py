@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ssgan_jax.core.errors import ConfigError
 from ssgan_jax.data import subset
 from ssgan_jax.data.common import DataError
 from ssgan_jax.data.pipeline import as_numpy, split_ids, train_dataset, unlabeled_dataset
-from ssgan_jax.errors import ConfigError
 
 IDS = [f"img_{i:03d}" for i in range(40)]
 
@@ -159,21 +159,21 @@ def test_no_unlabelled_images_is_a_clear_error(coloured):
 
 
 def test_every_process_and_every_start_gets_the_same_subset(coloured, tmp_path, monkeypatch):
-    from ssgan_jax import train
+    from ssgan_jax.training import loop
 
     coloured.data.labeled = "0.25"
     workdir = tmp_path / "run"
     workdir.mkdir()
-    monkeypatch.setattr(train.jax, "process_index", lambda: 1)
-    other = train.labeled_subset(coloured, str(workdir))  # process 1 computes, never writes
+    monkeypatch.setattr(loop.jax, "process_index", lambda: 1)
+    other = loop.labeled_subset(coloured, str(workdir))  # process 1 computes, never writes
     assert not (workdir / subset.IDS_FILE).exists()
-    monkeypatch.setattr(train.jax, "process_index", lambda: 0)
-    first = train.labeled_subset(coloured, str(workdir))
+    monkeypatch.setattr(loop.jax, "process_index", lambda: 0)
+    first = loop.labeled_subset(coloured, str(workdir))
     assert first == other and len(first) == 2
     assert subset.read_ids(str(workdir / subset.IDS_FILE)) == first
-    assert train.labeled_subset(coloured, str(workdir)) == first  # a resume: the same
+    assert loop.labeled_subset(coloured, str(workdir)) == first  # a resume: the same
     coloured.data.split_seed = 5  # a restart that would pick other images is refused
     with pytest.raises(ConfigError, match="differs from .*labeled_ids.txt"):
-        train.labeled_subset(coloured, str(workdir))
+        loop.labeled_subset(coloured, str(workdir))
     coloured.data.labeled = str(workdir / subset.IDS_FILE)  # the fix the message names
-    assert train.labeled_subset(coloured, str(workdir)) == first
+    assert loop.labeled_subset(coloured, str(workdir)) == first

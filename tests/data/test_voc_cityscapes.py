@@ -10,11 +10,11 @@ import scipy.io
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from ssgan_jax.core.config import get_config
 from ssgan_jax.data.cityscapes import TRAIN_ID_TO_LABEL_ID, to_label_ids
 from ssgan_jax.data.common import DataError
 from ssgan_jax.data.pipeline import get_builder, prepare
 from ssgan_jax.data.voc import voc_palette
-from ssgan_jax.default_config import get_config
 
 # cityscapesScripts labels.py, trainId of labelIds 0..33, written out independently
 OFFICIAL_TRAIN_IDS = [255] * 7 + [0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9,

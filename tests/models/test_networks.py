@@ -244,7 +244,7 @@ def test_matmul_precision_reaches_every_conv_of_the_traced_program():
 
 
 def test_default_config_builds_paper_networks():
-    from ssgan_jax.default_config import get_config
+    from ssgan_jax.core.config import get_config
 
     config = get_config()
     g = build_generator(config.model, num_classes=21)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ssgan_jax.models import DeepLabV3, ResNet, VGG16Features
-from ssgan_jax.weights import load_torch_weights, read_safetensors
+from ssgan_jax.training.weights import load_torch_weights, read_safetensors
 
 TOL = dict(atol=1e-4, rtol=1e-4)
 

@@ -1,0 +1,1 @@
+"""Benchmarks (ours, torchvision, input pipeline, export) and the GPU harness."""

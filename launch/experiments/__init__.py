@@ -1,0 +1,1 @@
+"""The experiments behind docs/RESULTS.md and their shared helpers (``common``)."""

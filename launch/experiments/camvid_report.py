@@ -1,0 +1,560 @@
+"""docs/RESULTS.md from the runs of launch/experiments/camvid_repro.py: tables, curves, pictures.
+
+    python -m launch.experiments.camvid_report --runs=runs/camvid_repro --data=PATH/CamVid \
+        [--docs=docs]
+
+Reads ``<runs>/<generator>/seed<k>/<variant>/`` (eval/test_step_*.json, metrics.jsonl,
+wall_seconds.json, predictions/) and writes ``<docs>/RESULTS.md`` plus
+``<docs>/results/camvid_curves.png`` and ``camvid_pictures.png`` (needs matplotlib:
+``pip install -e ".[repro]"``). The verdict on the adversarial gain comes from a paired t-test
+over seeds (each seed's runs share their phase-1 generator), so it is computed, not written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+VARIANT_NAMES = {
+    "baseline": "baseline (G alone, lam = 0)",
+    "gan": "SS-GAN, minimax (paper)",
+    "gan_ns": "SS-GAN, non-saturating",
+}
+
+
+def load_runs(root: str) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """{generator: {variant: {seed: run}}}, run = {eval, curve, adversary, wall, dir}."""
+    out: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for run_dir in sorted(glob.glob(os.path.join(root, "*", "seed*", "*"))):
+        generator, seed_dir, variant = run_dir.split(os.sep)[-3:]
+        if variant == "phase1" or not os.path.isdir(run_dir):
+            continue
+        evals = sorted(glob.glob(os.path.join(run_dir, "eval", "test_step_*.json")))
+        evals = [e for e in evals if re.fullmatch(r"test_step_\d+\.json", os.path.basename(e))]
+        if not evals:
+            continue
+        with open(evals[-1]) as f:
+            result = json.load(f)
+        curve, adversary = [], []
+        metrics = os.path.join(run_dir, "metrics.jsonl")
+        if os.path.exists(metrics):
+            with open(metrics) as f:
+                for line in f:
+                    m = json.loads(line)
+                    if "val/miou" in m:
+                        curve.append((m["step"], m["val/miou"]))
+                    if "train/d_acc_real" in m:
+                        adversary.append((m["step"], 0.5 * (m["train/d_acc_real"]
+                                                            + m["train/d_acc_fake"])))
+        wall_path = os.path.join(run_dir, "wall_seconds.json")
+        wall = json.load(open(wall_path)) if os.path.exists(wall_path) else {}
+        seed = int(seed_dir.removeprefix("seed"))
+        out.setdefault(generator, {}).setdefault(variant, {})[seed] = {
+            "eval": result, "curve": dict(curve), "adversary": dict(adversary),
+            "wall": wall, "dir": run_dir}
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def paired_t(a: list[float], b: list[float]) -> dict[str, float] | None:
+    """Paired t-test of b - a (two-sided); None with fewer than 2 pairs."""
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    if len(diffs) < 2:
+        return None
+    m, s = mean_std(diffs)
+    n = len(diffs)
+    if s == 0:
+        return {"mean": m, "std": 0.0, "t": math.inf if m else 0.0, "p": 0.0 if m else 1.0,
+                "n": n}
+    from scipy import stats
+
+    t = m / (s / math.sqrt(n))
+    return {"mean": m, "std": s, "t": t, "p": float(2 * stats.t.sf(abs(t), n - 1)), "n": n}
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+def summary_table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """Markdown: one row per variant, test mIoU mean ± std over seeds and per seed."""
+    rows = ["| variant | seeds | test mIoU % (mean ± std) | per seed | pixel acc. % | "
+            "train wall / run |", "|---|---|---|---|---|---|"]
+    for variant, by_seed in runs.items():
+        seeds = sorted(by_seed)
+        mious = [by_seed[s]["eval"]["miou"] for s in seeds]
+        m, sd = mean_std(mious)
+        acc = statistics.fmean(by_seed[s]["eval"]["pixel_accuracy"] for s in seeds)
+        walls = [by_seed[s]["wall"].get("train") for s in seeds if by_seed[s]["wall"]]
+        wall = f"{statistics.fmean(walls) / 60:.1f} min" if walls else "n/a"
+        per_seed = ", ".join(f"{s}: {100 * v:.2f}" for s, v in zip(seeds, mious, strict=True))
+        rows.append(f"| {VARIANT_NAMES.get(variant, variant)} | {len(seeds)} | "
+                    f"{100 * m:.2f} ± {100 * sd:.2f} | {per_seed} | {100 * acc:.2f} | {wall} |")
+    return "\n".join(rows)
+
+
+def per_class_table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
+    variants = list(runs)
+    first = next(iter(next(iter(runs.values())).values()))["eval"]["per_class_iou"]
+    rows = ["| class | " + " | ".join(VARIANT_NAMES.get(v, v) for v in variants) + " |",
+            "|---|" + "---|" * len(variants)]
+    for name in first:
+        cells = []
+        for v in variants:
+            values = [r["eval"]["per_class_iou"][name] for r in runs[v].values()
+                      if r["eval"]["per_class_iou"][name] is not None]
+            if values:
+                m, s = mean_std(values)
+                cells.append(f"{100 * m:.1f} ± {100 * s:.1f}")
+            else:
+                cells.append("absent")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def verdict(runs: dict[str, dict[int, dict[str, Any]]], variant: str) -> str:
+    """One sentence on ``variant`` minus baseline, paired by seed."""
+    if "baseline" not in runs or variant not in runs:
+        return f"{variant}: no baseline to compare with."
+    seeds = sorted(set(runs["baseline"]) & set(runs[variant]))
+    test = paired_t([runs["baseline"][s]["eval"]["miou"] for s in seeds],
+                    [runs[variant][s]["eval"]["miou"] for s in seeds])
+    name = VARIANT_NAMES.get(variant, variant)
+    if test is None:
+        return f"{name}: only {len(seeds)} paired seed(s); no test possible."
+    diff = f"{100 * test['mean']:+.2f} ± {100 * test['std']:.2f} mIoU points"
+    if test["p"] < 0.05:
+        word = "a significant gain" if test["mean"] > 0 else "a significant loss"
+    else:
+        word = "within noise (not significant at p < 0.05)"
+    return (f"{name} minus baseline, paired over {test['n']} seeds: {diff} (t = {test['t']:.2f}, "
+            f"p = {test['p']:.3f}): {word}.")
+
+
+def plot_curves(runs: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {"baseline": "tab:blue", "gan": "tab:red", "gan_ns": "tab:green"}
+    for variant, by_seed in runs.items():
+        c = colours.get(variant)
+        for i, run in enumerate(by_seed.values()):
+            steps = sorted(run["curve"])
+            ax1.plot(steps, [100 * run["curve"][s] for s in steps], color=c, alpha=0.8,
+                     marker="o", ms=3, label=VARIANT_NAMES.get(variant, variant) if i == 0
+                     else None)
+            if run["adversary"]:
+                steps = sorted(run["adversary"])
+                ax2.plot(steps, [run["adversary"][s] for s in steps], color=c, alpha=0.8,
+                         label=VARIANT_NAMES.get(variant, variant) if i == 0 else None)
+    ax1.set(xlabel="phase-2 iteration", ylabel="validation mIoU %",
+            title="validation mIoU (one line per seed)")
+    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02),
+            title="adversary accuracy (mean of real and fake)")
+    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pictures(runs: dict[str, dict[int, dict[str, Any]]], data: str, path: str,
+                  palette, count: int = 4) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    seed = min(next(iter(runs.values())))
+    columns = [v for v in ("baseline", "gan", "gan_ns") if v in runs and seed in runs[v]]
+    dirs = {v: sorted(glob.glob(os.path.join(runs[v][seed]["dir"], "predictions", "*",
+                                             "color"))) for v in columns}
+    if not all(dirs.values()):
+        return
+    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(dirs[columns[0]][-1]))[:count]
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(palette)] = palette
+    fig, axes = plt.subplots(len(stems), 2 + len(columns),
+                             figsize=(2.6 * (2 + len(columns)), 2.1 * len(stems)), squeeze=False)
+    for row, stem in enumerate(stems):
+        image = next(iter(glob.glob(os.path.join(data, "test", stem + ".*"))))
+        label = np.array(Image.open(os.path.join(data, "testannot", stem + ".png")))
+        label = np.where(label == 11, 255, label)  # CamVid void -> black
+        panels = [np.array(Image.open(image).convert("RGB")), table[label]]
+        panels += [np.array(Image.open(os.path.join(dirs[v][-1], stem + ".png")))
+                   for v in columns]
+        titles = ["image", "ground truth"] + [VARIANT_NAMES[v].split(" (")[0] if v == "baseline"
+                                              else VARIANT_NAMES[v] for v in columns]
+        for col, (panel, title) in enumerate(zip(panels, titles, strict=True)):
+            ax = axes[row, col]
+            ax.imshow(panel)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {platform.system()} (CPU only, no GPU)"
+
+
+STUDY_BEGIN = "<!-- study: written by launch/experiments/camvid_study.py -->"
+STUDY_END = "<!-- /study -->"
+STUDY_METRICS = (  # (key in the test JSON, label, scale, higher is better)
+    ("miou", "test mIoU %", 100.0, True),
+    ("boundary_f1", "boundary F1 %", 100.0, True),
+    ("fragmentation", "fragmentation (pred/true regions)", 1.0, None),
+    ("speckle", "speckle % of pixels", 100.0, False),
+)
+
+
+def holm(p_values: dict[Any, float]) -> dict[Any, float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    order = sorted(p_values, key=p_values.get)
+    m, running, out = len(order), 0.0, {}
+    for i, key in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p_values[key]))
+        out[key] = running
+    return out
+
+
+def _study_value(test: dict[str, Any], key: str) -> float | None:
+    value = test.get(key)
+    return value.get("mean") if isinstance(value, dict) else value
+
+
+def _study_name(variant: str) -> str:
+    if variant == "lam0":
+        return "control (G alone, lam = 0)"
+    if variant.startswith("ns_"):
+        return f"SS-GAN non-saturating, lam = {variant.removeprefix('ns_lam')}"
+    return f"SS-GAN minimax, lam = {variant.removeprefix('lam')}"
+
+
+def study_section(results: dict[str, Any]) -> str:
+    """The markdown of launch/experiments/camvid_study.py's results (see that script)."""
+    settings = results["settings"]
+    out = [STUDY_BEGIN, "## Study: what does the adversary change?", ""]
+    for generator, by_seed in results["runs"].items():
+        variants = ["lam0", *(f"lam{x}" for x in settings["lams"])]
+        # the seeds whose control and minimax runs are all done (a study still under way)
+        seeds = sorted((s for s in by_seed if all(v in by_seed[s] for v in variants)),
+                       key=lambda s: int(s.removeprefix("seed")))
+        if results.get("best_lam_on_val"):
+            variants.append(f"ns_lam{results['best_lam_on_val']}")
+        variants = [v for v in variants if seeds and all(v in by_seed[s] for s in seeds)]
+        done = sum(len(runs) for runs in by_seed.values())
+        planned = len(settings.get("seeds", seeds))
+        partial = (f" **(partial: {len(seeds)} of {planned} seeds complete; rerun "
+                   "launch/experiments/camvid_study.py to finish)**"
+                   if len(seeds) < planned else "")
+        out += [f"### {generator}: {len(seeds)} seeds ({', '.join(seeds)}), phase 2 = "
+                f"{settings['phase2_steps']} iterations, {done} phase-2 runs{partial}", "",
+                "Test split, each run's best-on-val checkpoint; mean ± std over seeds. "
+                "Fragmentation: predicted / true 8-connected regions per class (1 = as many as "
+                "the truth); speckle: share of predicted pixels in regions under 0.05% of the "
+                "image. Best minimax lam on val (mean best validation mIoU): "
+                f"{results.get('best_lam_on_val', 'not chosen yet')}.", ""]
+        out.append("| variant | " + " | ".join(m[1] for m in STUDY_METRICS)
+                   + " | adversary warnings |")
+        out.append("|---|" + "---|" * (len(STUDY_METRICS) + 1))
+        for v in variants:
+            cells = []
+            for key, _, scale, _ in STUDY_METRICS:
+                values = [_study_value(by_seed[s][v]["test"], key) for s in seeds]
+                values = [x for x in values if x is not None]
+                m, sd = mean_std(values) if values else (math.nan, math.nan)
+                cells.append(f"{scale * m:.2f} ± {scale * sd:.2f}")
+            warnings = sum(len(by_seed[s][v]["adversary_warnings"]) for s in seeds)
+            out.append(f"| {_study_name(v)} | " + " | ".join(cells) + f" | {warnings} |")
+        out += ["", "Paired differences to the control (same seed, same phase-1 generator; "
+                "two-sided paired t-test over seeds; * = significant at 0.05 after Holm's "
+                "correction for all the tests of this table):", ""]
+        out.append("| variant | " + " | ".join(m[1] for m in STUDY_METRICS) + " |")
+        out.append("|---|" + "---|" * len(STUDY_METRICS))
+        tests = {(v, key): paired_t([_study_value(by_seed[s]["lam0"]["test"], key)
+                                     for s in seeds],
+                                    [_study_value(by_seed[s][v]["test"], key) for s in seeds])
+                 for v in variants[1:] for key, *_ in STUDY_METRICS}
+        adjusted = holm({k: t["p"] for k, t in tests.items() if t is not None})
+        significant: dict[str, list[str]] = {}
+        for v in variants[1:]:
+            cells = []
+            for key, label, scale, _ in STUDY_METRICS:
+                test = tests[(v, key)]
+                if test is None:
+                    cells.append("n/a")
+                    continue
+                star = " *" if adjusted[(v, key)] < 0.05 else ""
+                if star:
+                    significant.setdefault(v, []).append(
+                        f"{label.split(' (')[0]} {scale * test['mean']:+.3g}")
+                cells.append(f"{scale * test['mean']:+.2f} ± {scale * test['std']:.2f} "
+                             f"(p = {test['p']:.3f}, Holm {adjusted[(v, key)]:.3f}){star}")
+            out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
+        out += ["", "(* Holm-adjusted p < 0.05)", ""]
+        main_variant = f"lam{results.get('best_lam_on_val')}" if results.get(
+            "best_lam_on_val") in settings["lams"] else None
+        if main_variant in variants:
+            first = by_seed[seeds[0]]["lam0"]["test"]
+            out += [f"Per class, control vs {_study_name(main_variant)} (the main variant: "
+                    "best minimax lam on val), test, mean over seeds:", "",
+                    "| class | IoU % control | IoU % SS-GAN | BF % control | BF % SS-GAN | "
+                    "fragmentation control | fragmentation SS-GAN |",
+                    "|---|---|---|---|---|---|---|"]
+            for name in first["per_class_iou"]:
+                row = [name]
+                for getter, scale in ((lambda t, n=name: t["per_class_iou"][n], 100.0),
+                                      (lambda t, n=name: t["boundary_f1"]["per_class"][n], 100.0),
+                                      (lambda t, n=name: t["fragmentation"]["per_class"][n], 1.0)):
+                    for v in ("lam0", main_variant):
+                        vals = [getter(by_seed[s][v]["test"]) for s in seeds]
+                        vals = [x for x in vals if x is not None]
+                        row.append(f"{scale * statistics.fmean(vals):.2f}" if vals else "-")
+                out.append("| " + " | ".join(row) + " |")
+            out.append("")
+        steps = sorted({step for s in seeds for v in variants[1:]
+                        for step, _ in by_seed[s][v]["adversary_accuracy"]})
+        shown = steps[::max(1, len(steps) // 6)][:6] + steps[-1:] if steps else []
+        shown = sorted(set(shown))
+        if shown:
+            out += ["The adversary's accuracy (real and fake maps, mean of the log window), "
+                    "mean over seeds, by phase-2 step:", "",
+                    "| variant | " + " | ".join(str(x) for x in shown) + " |",
+                    "|---|" + "---|" * len(shown)]
+            for v in variants[1:]:
+                cells = []
+                for step in shown:
+                    vals = [a for s in seeds for st, a in by_seed[s][v]["adversary_accuracy"]
+                            if st == step]
+                    cells.append(f"{statistics.fmean(vals):.3f}" if vals else "-")
+                out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
+            out.append("")
+        moved = "; ".join(f"{_study_name(v)}: {', '.join(x)}" for v, x in significant.items())
+        miou_moved = any(x.startswith("test mIoU") for xs in significant.values() for x in xs)
+        region_moved = any(not x.startswith("test mIoU") for xs in significant.values()
+                           for x in xs)
+        if len(seeds) < 2:
+            verdict_text = ("not yet: a paired test needs at least 2 complete seeds "
+                            f"({len(seeds)} so far)")
+        elif not significant:
+            verdict_text = ("no variant differs from the control in any of the four metrics "
+                            "(p < 0.05 after Holm's correction): at this scale the adversary "
+                            "changes neither mIoU nor boundaries nor fragmentation measurably")
+        elif region_moved and not miou_moved:
+            verdict_text = ("yes: the adversary changes boundaries or regions where mIoU does "
+                            f"not move ({moved})")
+        else:
+            verdict_text = f"significant differences to the control: {moved}"
+        out += [f"**Verdict ({generator}, computed from the table)**: {verdict_text}.", ""]
+    out.append(STUDY_END)
+    return "\n".join(out) + "\n"
+
+
+def write_study_section(results: dict[str, Any], path: str) -> None:
+    """Put ``study_section(results)`` into RESULTS.md (replacing an earlier one)."""
+    write_section(study_section(results), path, STUDY_BEGIN, STUDY_END)
+
+
+def write_section(section: str, path: str, begin: str, end: str) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end``) into the file at
+    ``path``, replacing the earlier one between those markers, else at the end."""
+    text = open(path).read() if os.path.exists(path) else "# Results\n"
+    text = _without_study(text, begin, end).rstrip("\n") + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _without_study(text: str, begin: str = STUDY_BEGIN, end: str = STUDY_END) -> str:
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        return head + rest.split(end, 1)[1]
+    return text
+
+
+def _study_of(text: str, begin: str = STUDY_BEGIN, end: str = STUDY_END) -> str:
+    if begin in text and end in text:
+        return begin + text.split(begin, 1)[1].split(end, 1)[0] + end
+    return ""
+
+
+SEMI_BEGIN = "<!-- semi: written by launch/experiments/camvid_semi.py -->"
+SEMI_END = "<!-- /semi -->"
+SEMI_ARMS = (  # (run name, description)
+    ("control", "(a) labelled images only, G alone (lam = 0)"),
+    ("gan", "(b) SS-GAN on the labelled images only"),
+    ("semi_adv", "(c) semi-supervised SS-GAN: adversarial term on unlabelled images"),
+    ("semi_st", "(d) (c) + self-training on confident unlabelled pixels"),
+)
+# arms added later (launch/experiments/camvid_semi.py ARMS): shown where every complete seed
+# has them
+SEMI_EXTRA_ARMS = (
+    ("semi_adv_lamu0.1", "(c') (c) with lam_adv_unlabeled = 0.1 = 10 lam (chosen on val: "
+                         "1/8, seed 0, of 0.001 / 0.01 / 0.1)"),
+)
+
+
+def semi_section(results: dict[str, Any]) -> str:
+    """The markdown of launch/experiments/camvid_semi.py's results (see that script)."""
+    settings = results["settings"]
+    names = dict(SEMI_ARMS + SEMI_EXTRA_ARMS)
+    out = [SEMI_BEGIN, "## Semi-supervised SS-GAN on CamVid", "",
+           f"{settings['generator']} at the `,cpu` size (configs/camvid.py), phase 1 on the "
+           f"labelled images alone, then {settings['phase2_steps']} phase-2 iterations from that "
+           "same generator in every arm (paired). Unlabelled images: the rest of the train "
+           "split (their labels are never read). Test split, best-on-val checkpoint; mean ± std "
+           "over seeds; paired differences to (a) with a two-sided paired t-test and Holm's "
+           "correction over all the tests of this section. Semi settings: "
+           f"`{settings['semi']}`.", ""]
+    tests: dict[tuple[str, str, str], dict[str, float]] = {}
+    tables = []
+    for fraction, by_seed in sorted(results["runs"].items()):
+        seeds = sorted((s for s in by_seed if all(a in by_seed[s] for a, _ in SEMI_ARMS)),
+                       key=lambda s: int(s.removeprefix("seed")))
+        split = results.get("splits", {}).get(fraction, "?")
+        arms = SEMI_ARMS + tuple(a for a in SEMI_EXTRA_ARMS
+                                 if seeds and all(a[0] in by_seed[s] for s in seeds))
+        rows = [f"### {float(fraction):.3g} of the labels ({split}): {len(seeds)} complete "
+                f"seeds ({', '.join(seeds) or 'none yet'})", "",
+                "| arm | test mIoU % | boundary F1 % | Δ mIoU vs (a) | Δ boundary F1 vs (a) |",
+                "|---|---|---|---|---|"]
+        for arm, _ in arms:
+            cells = []
+            diffs = []
+            for key in ("miou", "boundary_f1"):
+                values = [_study_value(by_seed[s][arm]["test"], key) for s in seeds]
+                if not values:
+                    cells.append("n/a")
+                    diffs.append("")
+                    continue
+                m, sd = mean_std(values)
+                cells.append(f"{100 * m:.2f} ± {100 * sd:.2f}")
+                if arm == "control":
+                    diffs.append("")
+                    continue
+                control = [_study_value(by_seed[s]["control"]["test"], key) for s in seeds]
+                t = paired_t(control, values)
+                if t is None:
+                    diffs.append("n/a")
+                    continue
+                tests[(fraction, arm, key)] = t
+                diffs.append((fraction, arm, key))
+            rows.append((arm, cells, diffs))
+        tables.append(rows)
+    adjusted = holm({k: v["p"] for k, v in tests.items()}) if tests else {}
+    for rows in tables:
+        out += rows[:4]
+        for arm, cells, diffs in rows[4:]:
+            shown = []
+            for d in diffs:
+                if isinstance(d, tuple):
+                    t = tests[d]
+                    star = "*" if adjusted[d] < 0.05 else ""
+                    shown.append(f"{100 * t['mean']:+.2f} ± {100 * t['std']:.2f} "
+                                 f"(p = {t['p']:.3f}, Holm {adjusted[d]:.3f}){star}")
+                else:
+                    shown.append(d)
+            out.append(f"| {names[arm]} | {cells[0]} | {cells[1]} | {shown[0]} | {shown[1]} |")
+        out.append("")
+    gains = [k for k in tests if k[1].startswith(("semi_adv", "semi_st")) and k[2] == "miou"
+             and adjusted[k] < 0.05 and tests[k]["mean"] > 0]
+    losses = [k for k in tests if adjusted[k] < 0.05 and tests[k]["mean"] < 0]
+    if not tests:
+        verdict_text = "not yet: a paired test needs at least 2 complete seeds"
+    elif gains:
+        verdict_text = ("yes: unlabelled images through the adversary raise test mIoU over the "
+                        "labelled-only control by more than the seed noise ("
+                        + "; ".join(f"{float(f):.3g} labels, {names[a]}: "
+                                    f"{100 * tests[(f, a, k)]['mean']:+.2f}"
+                                    for f, a, k in gains) + ")")
+    else:
+        verdict_text = ("no: no semi-supervised arm beats the labelled-only control by more "
+                        "than the seed noise (Holm-adjusted p < 0.05) at this scale")
+    if losses:
+        verdict_text += ("; significantly worse than the control: "
+                         + ", ".join(f"{float(f):.3g} {names[a]} ({k})" for f, a, k in losses))
+    out += [f"**Verdict (computed from the tables)**: {verdict_text}.", "", SEMI_END]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--data", required=True, help="the CamVid folder the runs used")
+    parser.add_argument("--docs", default="docs")
+    args = parser.parse_args()
+    from ssgan_jax.data.camvid import PALETTE
+
+    all_runs = load_runs(args.runs)
+    if not all_runs:
+        raise SystemExit(f"no evaluated runs under {args.runs}; run "
+                         "python -m launch.experiments.camvid_repro")
+    os.makedirs(os.path.join(args.docs, "results"), exist_ok=True)
+    machine_path = os.path.join(args.runs, "machine.txt")
+    host = open(machine_path).read().strip() if os.path.exists(machine_path) else machine()
+    sections = []
+    for generator, runs in all_runs.items():
+        curves = f"results/camvid_{generator}_curves.png"
+        pictures = f"results/camvid_{generator}_pictures.png"
+        plot_curves(runs, os.path.join(args.docs, curves))
+        plot_pictures(runs, args.data, os.path.join(args.docs, pictures), PALETTE)
+        verdicts = "\n".join(f"- {verdict(runs, v)}" for v in runs if v != "baseline")
+        phase1 = [json.load(open(p)).get("train") for p in sorted(glob.glob(os.path.join(
+            args.runs, generator, "seed*", "phase1", "wall_seconds.json")))]
+        if phase1:
+            verdicts += (f"\n\nPhase 1, shared by the three variants of a seed: "
+                         f"{statistics.fmean(phase1) / 60:.1f} min of training per seed "
+                         f"({len(phase1)} seeds); the wall column above is phase 2 alone.")
+        sections.append(
+            f"## {generator}\n\n### Test mIoU (best-on-val checkpoint)\n\n"
+            f"{summary_table(runs)}\n\n{verdicts}\n\n### Per-class test IoU % (mean ± std over "
+            f"seeds)\n\n{per_class_table(runs)}\n\n### Learning curves\n\n![curves]({curves})"
+            f"\n\n### Test predictions (seed {min(next(iter(runs.values())))})\n\n"
+            f"![pictures]({pictures})\n")
+    header_path = os.path.join(args.docs, "results", "RESULTS_header.md")
+    header = open(header_path).read() if os.path.exists(header_path) else "# Results\n"
+    text = (header.replace("{machine}", host).replace("{date}", time.strftime("%Y-%m-%d"))
+            + "\n" + "\n".join(sections))
+    path = os.path.join(args.docs, "RESULTS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    for begin, end in ((STUDY_BEGIN, STUDY_END), (SEMI_BEGIN, SEMI_END)):
+        kept = _study_of(old, begin, end)
+        if kept:  # the study scripts' sections survive a regeneration
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"wrote {os.path.join(args.docs, 'RESULTS.md')}")
+
+
+if __name__ == "__main__":
+    main()

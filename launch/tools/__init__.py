@@ -1,0 +1,1 @@
+"""Data and fixture tools: the packaged demo data, the torchvision parity fixtures."""

@@ -1,0 +1,88 @@
+"""``--mode=eval``: the mIoU of one checkpoint on one split, as the benchmarks compute it.
+
+One confusion matrix is accumulated over the whole split (ignore and padding pixels
+excluded) with the same step training validates with, then written to
+``<workdir>/eval/<split>_step_<N>[_<inference tag>].json`` and printed as a per-class table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+from ssgan_jax.core import config as config_lib
+from ssgan_jax.core import parallel
+from ssgan_jax.data import pipeline
+from ssgan_jax.inference import tta
+from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step, oversize_step
+from ssgan_jax.inference.generator import load_generator
+from ssgan_jax.inference.metrics import format_table
+
+REGION_KEYS = ("boundary_f1", "fragmentation", "speckle", "speckle_min_region_px")
+ABSENT_NOTE = ("per_class_iou is null for classes absent from both the ground truth and the "
+               "predictions of this split; they are left out of miou (absent_classes)")
+
+
+def result_path(workdir: str, split: str, step: int, settings: tta.Settings) -> str:
+    tag = settings.tag()
+    name = f"{pipeline.split_tag(split)}_step_{step}" + (f"_{tag}" if tag else "") + ".json"
+    return os.path.join(os.path.abspath(workdir), "eval", name)
+
+
+def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Evaluate ``config.eval.checkpoint`` on ``config.eval.split``; write and return the JSON."""
+    settings = tta.from_config(config)
+    split = config.eval.split or config.data.val_split
+    class_names = config_lib.class_names(config)
+    loaded = load_generator(config, workdir)
+    step, meta, path = loaded.step, loaded.meta, loaded.path
+    p_eval = parallel.pmap_eval(make_eval_step(loaded.generator, len(class_names),
+                                            config.loss.ignore_label, settings))
+    # images larger than data.eval_size: one by one through sliding windows of eval_size
+    big = oversize_step(loaded.generator, len(class_names), config.loss.ignore_label,
+                        settings, tuple(config.data.eval_size))
+    summary = evaluate_split(config, p_eval, parallel.on_devices(loaded.variables), split,
+                             len(class_names), class_names, big_step=big)
+    result = {
+        "step": step,
+        "split": split,
+        "dataset": config.data.name,
+        "variant": config.variant,
+        "checkpoint": path,
+        "phase": meta.get("phase"),
+        "miou": summary["miou"],
+        "per_class_iou": summary["per_class_iou"],
+        "pixel_accuracy": summary["pixel_accuracy"],
+        "mean_accuracy": summary["mean_accuracy"],
+        "num_images": summary["num_images"],
+        "num_pixels": summary["num_pixels"],
+        "absent_classes": summary["absent_classes"],
+        **{k: summary[k] for k in REGION_KEYS if k in summary},
+        "note": ABSENT_NOTE,
+        "inference": settings.as_dict(),
+        "confusion": summary["confusion"],
+    }
+    out = result_path(workdir, split, step, settings)
+    if jax.process_index() == 0:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        tmp = out + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, out)
+        print(f"{config.data.name} {split}, checkpoint step {step} ({summary['num_images']} "
+              f"images, {settings.tag() or 'whole image'}):", flush=True)
+        print(format_table(summary), flush=True)
+        print(f"pixel accuracy {100 * (summary['pixel_accuracy'] or 0):.2f}%, mean accuracy "
+              f"{100 * (summary['mean_accuracy'] or 0):.2f}%", flush=True)
+        if "speckle" in summary:
+            speckle = summary["speckle"]
+            print(f"speckle {'n/a' if speckle is None else f'{100 * speckle:.2f}%'} of the "
+                  f"predicted pixels in regions under {summary['speckle_min_region_px']:.0f} px; "
+                  f"boundary tolerance {summary['boundary_f1']['tolerance_px']:.2f} px",
+                  flush=True)
+        print(f"written to {out}", flush=True)
+    return result

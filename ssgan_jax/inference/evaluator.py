@@ -1,0 +1,166 @@
+"""Validation / evaluation of the generator: one confusion matrix per split (METHOD.md 7).
+
+Training's periodic validation and ``--mode=eval`` both call ``evaluate_split`` with a step
+from ``make_eval_step``, so the two give the same numbers for the same weights. The
+per-batch step counts on each device without collectives, so processes holding different
+numbers of batches never wait on each other; each process sums its devices' matrices, and
+the processes' sums are added once at the end (``multihost_utils.process_allgather``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssgan_jax.core import parallel
+from ssgan_jax.data import pipeline
+from ssgan_jax.inference import oversize, tta
+from ssgan_jax.inference.metrics import confusion_matrix, summarize
+from ssgan_jax.inference.region_metrics import RegionMetrics
+
+
+def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
+                   settings: tta.Settings | None = None):
+    """``step(variables, batch) -> (confusion [C, C], predictions [B, H, W] uint8)`` of one
+    device's batch (to be pmapped, ``parallel.pmap_eval``); the predictions feed the host-side
+    region metrics (``region_metrics``).
+
+    batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
+    "valid": [B] bool}; padding and filler examples are not counted. ``settings``: test-time
+    inference (default: the whole padded image, one scale, no flip).
+    """
+    predict = tta.make_predict_fn(generator, settings or tta.Settings())
+
+    if num_classes > 256:
+        raise ValueError(f"{num_classes} classes do not fit the uint8 prediction maps")
+
+    def step(variables, batch):
+        preds = predict(variables, batch["image"])
+        mask = batch["mask"] & batch["valid"][:, None, None]
+        confusion = confusion_matrix(preds, batch["label"], num_classes, mask, ignore_label)
+        return confusion, preds.astype(jnp.uint8)
+
+    return step
+
+
+def _images_of(batch, preds) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(image, label, prediction) of each real example of a [D, B, ...] batch, cropped to
+    the image (its mask: the top-left h x w of the padded arrays)."""
+    valid = np.asarray(batch["valid"]).reshape(-1)
+    mask = np.asarray(batch["mask"]).reshape(-1, *batch["mask"].shape[-2:])
+    labels = np.asarray(batch["label"]).reshape(mask.shape)
+    images = np.asarray(batch["image"]).reshape(*mask.shape, -1)
+    preds = np.asarray(preds).reshape(mask.shape)
+    for j in np.nonzero(valid)[0]:
+        h, w = int(mask[j].any(axis=1).sum()), int(mask[j].any(axis=0).sum())
+        yield images[j, :h, :w], labels[j, :h, :w], preds[j, :h, :w]
+
+
+def evaluate(
+    p_eval_step,
+    variables,
+    batches,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    region: RegionMetrics | None = None,
+    keep_examples: int = 0,
+    oversize: tuple[Any, Any, Any] | None = None,
+) -> dict[str, Any]:
+    """Run a pmapped eval step over ``batches`` (numpy dicts [D, B, ...]) and summarise.
+
+    ``variables``: host arrays or placed on the devices (``parallel.on_devices``). Returns
+    ``metrics.summarize``'s dict plus ``num_images``, the raw ``confusion`` matrix (nested
+    lists) and, with ``region``, its boundary F1, fragmentation and speckle over the split
+    (computed on the host in a worker thread while the devices run the next batch). With
+    ``keep_examples``, ``examples``: the first (image, label, prediction) triples of this
+    process, for pictures.
+    """
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    images = 0
+    examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    pending: list[concurrent.futures.Future] = []
+
+    def add_regions(batch, preds):
+        for _, label, pred in _images_of(batch, preds):
+            region.add(pred, label)
+
+    def passes():
+        for batch in batches:
+            yield p_eval_step, variables, batch
+        if oversize is not None:
+            step, one_device, big = oversize
+            for batch in big:
+                yield step, one_device, batch
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        for step, step_variables, batch in passes():
+            cm, preds = step(step_variables, batch)
+            confusion += np.asarray(jax.device_get(cm), np.int64).sum(0)
+            images += int(np.sum(batch["valid"]))
+            if region is not None or len(examples) < keep_examples:
+                preds = np.asarray(jax.device_get(preds))
+            if len(examples) < keep_examples:
+                examples += list(_images_of(batch, preds))[:keep_examples - len(examples)]
+            if region is not None:
+                pending.append(pool.submit(add_regions, batch, preds))
+                while len(pending) > 2:  # at most 2 batches waiting (memory); errors re-raise
+                    pending.pop(0).result()
+        for f in pending:
+            f.result()  # re-raises a worker's error
+    confusion = parallel.sum_over_processes(confusion)
+    summary = summarize(confusion, class_names)
+    summary["num_images"] = int(parallel.sum_over_processes(np.asarray(images, np.int64)))
+    if region is not None:
+        region.load_state(parallel.sum_over_processes(region.state()))
+        summary.update(region.summary(class_names))
+    summary["confusion"] = confusion.tolist()
+    if keep_examples:
+        summary["examples"] = examples
+    return summary
+
+
+def region_metrics(config, num_classes: int) -> RegionMetrics | None:
+    """The split's boundary/region accumulator that ``config.eval`` asks for (or None)."""
+    if not config.eval.region_metrics:
+        return None
+    return RegionMetrics(num_classes, config.loss.ignore_label, config.eval.boundary_tolerance,
+                         config.eval.min_region)
+
+
+def oversize_step(generator, num_classes: int, ignore_label: int,
+                  settings: tta.Settings, eval_size: tuple[int, int]):
+    """The jitted one-device eval step for images larger than ``eval_size`` (``oversize``):
+    sliding windows of ``eval_size`` (``tta.oversize_settings``), on batches [1, 1, ...]."""
+    step = make_eval_step(generator, num_classes, ignore_label,
+                          tta.oversize_settings(settings, eval_size))
+    one = jax.jit(lambda v, b: step(v, jax.tree.map(lambda x: x[0], b)))
+    return lambda v, b: jax.tree.map(lambda x: x[None], one(v, b))
+
+
+def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
+                   class_names: Sequence[str], keep_examples: int = 0,
+                   big_step=None) -> dict[str, Any]:
+    """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
+    with the region metrics ``config.eval`` asks for. ``big_step`` (``oversize_step``): how
+    images larger than ``data.eval_size`` are evaluated; without it they are refused with an
+    error naming the size to set."""
+    process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+    batches = pipeline.as_numpy(pipeline.eval_dataset(
+        config, split, local_devices=jax.local_device_count(),
+        oversize="refuse" if big_step is None else "skip", **process),
+        eval_size=config.data.eval_size)
+    big_pass = None
+    if big_step is not None:
+        # (replicated over the devices for the pmapped step; one copy for this one, made on
+        # the device, not through the host)
+        big = oversize.batches(pipeline.as_numpy(pipeline.oversize_dataset(config, split,
+                                                                            **process)),
+                               config.loss.ignore_label)
+        big_pass = (big_step, parallel.one_device(variables), big)
+    return evaluate(p_eval_step, variables, batches, num_classes, class_names,
+                    region_metrics(config, num_classes), keep_examples, big_pass)

@@ -1,0 +1,96 @@
+"""G of a trained run, loaded alone: what eval, predict, export, ``Segmenter`` and a phase-2
+run's ``init_from`` start from.
+
+``load_generator(config, workdir, checkpoint)`` resolves the checkpoint ("latest", "best" by
+validation mIoU, or a step), checks that it holds this config's generator (network, width,
+output stride, dataset classes; the adversary may differ), builds G alone and restores only
+its subtree of the checkpoint (``Checkpoints.restore_part``): no optimizer and no adversary
+is built or read, as mmsegmentation's ``init_segmentor`` loads weights only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssgan_jax.core import checkpoints as ckpt_lib
+from ssgan_jax.core import config as config_lib
+from ssgan_jax.core.errors import ConfigError
+from ssgan_jax.models import build_generator
+
+# G's entries of a run's train state (training/state.py TrainState)
+PARAMS, BATCH_STATS = "g_params", "g_batch_stats"
+
+
+class LoadedGenerator(NamedTuple):
+    """G of one checkpoint: the module, its flax variables (host arrays), the checkpoint's
+    step, meta JSON and folder."""
+
+    generator: Any
+    variables: dict[str, Any]
+    step: int
+    meta: dict[str, Any]
+    path: str
+
+
+def resolve_step(checkpoints: ckpt_lib.Checkpoints, which: str | int) -> int:
+    """The step that ``which`` names: "latest", "best" or a step number."""
+    available = checkpoints.steps()
+    if not available:
+        raise ckpt_lib.CheckpointError(
+            f"no checkpoint in {checkpoints.directory}: train first (--mode=train with this "
+            "--workdir), or point --workdir at a run that has checkpoints/")
+    which = str(which).strip()
+    if which == "latest":
+        return available[-1]
+    if which == "best":
+        best = checkpoints.best_step()
+        if best is None:
+            raise ckpt_lib.CheckpointError(
+                f"no checkpoint in {checkpoints.directory} has a validation mIoU (steps "
+                f"{available}); use --config.eval.checkpoint=latest or a step number")
+        return best
+    if not which.isdigit():
+        raise ConfigError(f"config.eval.checkpoint must be 'latest', 'best' or a step number; "
+                          f"got {which!r}")
+    return int(which)  # restore_part names the kept steps if this one is not among them
+
+
+def abstract_variables(generator, crop_size) -> dict[str, Any]:
+    """G's flax variables as ``jax.ShapeDtypeStruct``s (nothing computed or allocated)."""
+    ch, cw = crop_size
+    images = jax.ShapeDtypeStruct((1, ch, cw, 3), jnp.float32)
+    return jax.eval_shape(lambda x: generator.init(jax.random.key(0), x, train=False), images)
+
+
+def load_generator(config: ml_collections.ConfigDict, workdir: str,
+                   checkpoint: str | int | None = None) -> LoadedGenerator:
+    """G of checkpoint ``checkpoint`` (default ``config.eval.checkpoint``) of the run in
+    ``workdir``. CheckpointError when there is no such checkpoint, or when it holds another
+    generator (the differences listed)."""
+    workdir = os.path.abspath(workdir)
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise ckpt_lib.CheckpointError(
+            f"no checkpoint in {workdir}: {workdir}/checkpoints does not exist. Train first "
+            "(--mode=train with this --workdir), or point --workdir at a run.")
+    checkpoints = ckpt_lib.Checkpoints(workdir, read_only=True)
+    step = resolve_step(checkpoints, config.eval.checkpoint if checkpoint is None
+                        else checkpoint)
+    num_classes = config_lib.num_classes(config)
+    current = {**ckpt_lib.config_json(config), "num_classes": num_classes}
+    checkpoints.check_compatible(current, step, generator_only=True)
+    generator = build_generator(config.model, num_classes)
+    shapes = abstract_variables(generator, config.data.crop_size)
+    target = {PARAMS: shapes["params"]}
+    if jax.tree.leaves(shapes.get("batch_stats", {})):
+        target[BATCH_STATS] = shapes["batch_stats"]
+    restored = checkpoints.restore_part(target, step)
+    variables = {"params": restored.state[PARAMS]}
+    if BATCH_STATS in restored.state:
+        variables["batch_stats"] = restored.state[BATCH_STATS]
+    return LoadedGenerator(generator, variables, step, restored.meta,
+                           os.path.join(checkpoints.directory, str(step)))

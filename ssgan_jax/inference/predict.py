@@ -1,0 +1,193 @@
+"""``--mode=predict``: prediction files from a checkpoint, for a glob of images or a split.
+
+Per image ``<stem>``, under ``config.predict.output_dir`` (default
+``<workdir>/predictions/<split or files>_step_<N>[_<inference tag>]``):
+
+* ``train_ids/<stem>.png``: class indices (0..C-1), single channel;
+* ``color/<stem>.png``: the indices in the dataset's palette;
+* ``overlay/<stem>.jpg``: the colour map blended over the image (``predict.overlay_alpha``);
+* Cityscapes only, ``label_ids/<stem>.png``: labelIds named after the input image
+  (``<city>_<seq>_<frame>_leftImg8bit.png``), the files the evaluation server takes.
+
+Images are padded to ``data.eval_size`` and spread over all devices in batches of
+``eval_batch_size``; inference follows ``config.eval`` (whole/sliding, scales, flip). An image
+larger than ``data.eval_size`` is not refused: it runs alone, padded to a multiple of
+``oversize.BUCKET`` pixels (one compilation per bucket), through sliding windows of
+``data.eval_size`` (``inference/oversize.py``; the run's own windows if it slides).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Callable, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+
+from ssgan_jax.core import parallel
+from ssgan_jax.data import builder_class, pipeline
+from ssgan_jax.data import images as image_prep
+from ssgan_jax.data.common import DataError, decode_rgb
+from ssgan_jax.inference import oversize, tta
+from ssgan_jax.inference.generator import load_generator
+
+OUTPUTS = ("train_ids", "color", "overlay")
+
+
+def _save_png(path: str, array: np.ndarray, mode: str | None = None) -> None:
+    from PIL import Image
+
+    Image.fromarray(array, mode=mode).save(path, format="PNG")
+
+
+def write_prediction(
+    out_dir: str,
+    name: str,
+    image: np.ndarray,
+    pred: np.ndarray,
+    palette,
+    alpha: float = 0.5,
+    server_labels: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, str]:
+    """Write one image's files (see the module doc); returns {output kind: path}."""
+    from PIL import Image
+
+    stem = os.path.splitext(os.path.basename(name))[0]
+    color = image_prep.colorize(pred, palette)
+    paths = {kind: os.path.join(out_dir, kind, f"{stem}.{'jpg' if kind == 'overlay' else 'png'}")
+             for kind in OUTPUTS}
+    if server_labels is not None:
+        paths["label_ids"] = os.path.join(out_dir, "label_ids", f"{stem}.png")
+    for path in paths.values():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    _save_png(paths["train_ids"], pred.astype(np.uint8), "L")
+    _save_png(paths["color"], color, "RGB")
+    Image.fromarray(image_prep.blend(image, color, alpha), mode="RGB").save(
+        paths["overlay"], quality=92)
+    if server_labels is not None:
+        _save_png(paths["label_ids"], server_labels(pred).astype(np.uint8), "L")
+    return paths
+
+
+def _glob_inputs(pattern: str) -> list[tuple[str, Callable[[], np.ndarray]]]:
+    files = sorted(f for f in glob.glob(os.path.expanduser(pattern), recursive=True)
+                   if os.path.isfile(f))
+    if not files:
+        raise DataError(f"config.predict.input={pattern!r} matches no file; give a glob of "
+                        "images, e.g. 'photos/*.jpg' (quoted), or '' for a dataset split")
+    stems: dict[str, str] = {}
+    for f in files:
+        stem = os.path.splitext(os.path.basename(f))[0]
+        if stem in stems:
+            raise DataError(f"{stems[stem]} and {f} would write the same prediction files "
+                            f"({stem}.png); narrow config.predict.input")
+        stems[stem] = f
+
+    def reader(path: str):
+        def read() -> np.ndarray:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError as e:
+                raise DataError(f"{path}: cannot read input image ({e})") from e
+            return decode_rgb(data, path)
+        return read
+
+    return [(f, reader(f)) for f in files]
+
+
+def _split_inputs(config, split: str) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+    import tensorflow_datasets as tfds
+
+    builder = pipeline.ensure_prepared(config.data)
+    pipeline.check_split(builder, split)
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    for ex in tfds.as_numpy(ds):
+        name = ex["file_name"].decode()
+        data = ex["image"]
+        yield name, (lambda data=data, name=name: decode_rgb(data, name))
+
+
+def _batches(items, size: int, limit: int):
+    batch = []
+    for i, item in enumerate(items):
+        if limit and i >= limit:
+            break
+        if i % jax.process_count() != jax.process_index():
+            continue
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Write prediction files for ``config.predict.input`` (or ``config.eval.split``)."""
+    settings = tta.from_config(config)
+    builder = builder_class(config.data.name)
+    class_names = tuple(builder.CLASS_NAMES)
+    pattern = config.predict.input
+    split = config.eval.split or config.data.val_split
+    items = _glob_inputs(pattern) if pattern else _split_inputs(config, split)
+    loaded = load_generator(config, workdir)
+    step, path = loaded.step, loaded.path
+    tag = settings.tag()
+    source = "files" if pattern else pipeline.split_tag(split)
+    out_dir = config.predict.output_dir or os.path.join(
+        os.path.abspath(workdir), "predictions",
+        f"{source}_step_{step}" + (f"_{tag}" if tag else ""))
+    devices = jax.local_device_count()
+    per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
+    size = (devices * per_device)
+    eh, ew = config.data.eval_size
+    p_predict = parallel.pmap_eval(tta.make_predict_fn(loaded.generator, settings))
+    variables = parallel.on_devices(loaded.variables)
+    server_labels = getattr(builder, "SERVER_LABELS", None)
+    written = 0
+    print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
+    big_predict = oversize.predictor(loaded.generator, settings, (eh, ew))
+    one_device = None  # G's variables on one device, copied at the first oversize image
+    larger = 0
+    for batch in _batches(items, size, config.predict.max_images):
+        rgbs = [read() for _, read in batch]
+        fit = [i for i, image in enumerate(rgbs) if image_prep.fits(image.shape, (eh, ew))]
+        preds: dict[int, np.ndarray] = {}
+        if fit:
+            x = image_prep.normalize_and_pad([rgbs[i] for i in fit], config.data.mean,
+                                         config.data.std, (eh, ew), batch=size)
+            out = np.asarray(p_predict(variables, x.reshape(devices, per_device, eh, ew, 3)))
+            out = out.reshape(size, eh, ew)
+            preds.update(zip(fit, image_prep.crop_back(out, [rgbs[i].shape for i in fit]),
+                             strict=True))
+        for i in (i for i in range(len(rgbs)) if i not in preds):
+            if one_device is None:
+                one_device = parallel.one_device(variables)
+            preds[i] = big_predict(one_device, image_prep.normalize(rgbs[i], config.data.mean,
+                                                                config.data.std))
+            larger += 1
+        for i, ((name, _), image) in enumerate(zip(batch, rgbs, strict=True)):
+            write_prediction(out_dir, name, image, preds[i], builder.PALETTE,
+                             config.predict.overlay_alpha, server_labels)
+            written += 1
+        print(f"  {written} images", flush=True)
+    if larger:
+        print(f"  {larger} images larger than data.eval_size={(eh, ew)} went through "
+              f"sliding windows of that size", flush=True)
+    # every process wrote its share of the images
+    written = int(parallel.sum_over_processes(np.asarray(written, np.int64)))
+    summary = {"step": step, "checkpoint": path, "source": pattern or split,
+               "images": written, "output_dir": out_dir, "class_names": list(class_names),
+               "inference": settings.as_dict()}
+    if jax.process_index() == 0:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "predictions.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1)
+    print(json.dumps({k: summary[k] for k in ("step", "source", "images", "output_dir")}),
+          flush=True)
+    return summary

@@ -1,0 +1,374 @@
+"""The training loop: phase 1 (G alone), then phase 2 (G + A) (METHOD.md section 6).
+
+``train_and_evaluate(config, workdir)`` resumes from ``<workdir>/checkpoints`` when it holds
+a checkpoint, else starts from ImageNet weights (``config.weights``) or a phase-1 run
+(``config.init_from``). One iteration = one global batch: in phase 1 one generator update,
+in phase 2 ``phase2.d_steps`` adversary updates then ``phase2.g_steps`` generator updates.
+The optimizers are re-created when phase 2 starts, as the paper does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from flax import traverse_util
+
+from ssgan_jax.core import checkpoints as ckpt_lib
+from ssgan_jax.core import config as config_lib
+from ssgan_jax.core import parallel
+from ssgan_jax.core.errors import ConfigError
+from ssgan_jax.data import builder_class, pipeline, subset
+from ssgan_jax.data import images as image_prep
+from ssgan_jax.inference import tta
+from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
+from ssgan_jax.inference.generator import load_generator
+from ssgan_jax.training import monitor, optimizers, steps, workdir_lock
+from ssgan_jax.training import state as state_lib
+from ssgan_jax.training.weights import check_weights_file, load_pretrained
+
+
+@dataclasses.dataclass
+class Run:
+    """What the loop needs besides the state: data, compiled steps, writers, checkpoints."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    generator: Any
+    checkpoints: ckpt_lib.Checkpoints
+    writer: Any
+    p_eval: Any
+    config_record: dict[str, Any]
+    last_saved: int | None = None
+
+
+def _dataset_classes(config) -> tuple[str, ...]:
+    """Prepare the dataset once (process 0), then every process opens it."""
+    if jax.process_index() == 0:
+        pipeline.ensure_prepared(config.data)
+    parallel.barrier("ssgan_dataset_prepared")
+    return config_lib.class_names(config)
+
+
+def _parse_init_from(spec: str) -> tuple[str, int | None]:
+    """``<workdir>[:<step>]`` -> (workdir, step or None); CheckpointError if it has no
+    checkpoints folder."""
+    path, sep, step = spec.rpartition(":")
+    path, step = (path, int(step)) if sep and step.isdigit() else (spec, None)
+    if not os.path.isdir(os.path.join(path, "checkpoints")):
+        raise ckpt_lib.CheckpointError(
+            f"config.init_from={spec!r}: {path}/checkpoints does not exist; give "
+            "the workdir of a finished phase-1 run (optionally '<workdir>:<step>')")
+    return path, step
+
+
+def _check_start_files(config, workdir: str) -> None:
+    """A fresh run's weight files and init_from run exist, checked before the dataset is
+    prepared or anything compiles (a run that resumes from its checkpoints reads neither)."""
+    if ckpt_lib.Checkpoints(workdir, read_only=True).steps():
+        return
+    for path in (config.weights.generator, config.weights.adversary):
+        if path:
+            check_weights_file(path)
+    if config.init_from:
+        _parse_init_from(config.init_from)
+
+
+def _initial_weights(config, state: state_lib.TrainState) -> state_lib.TrainState:
+    """ImageNet weights / a phase-1 run's generator, with a warning for random init."""
+    w = config.weights
+    if w.generator:
+        g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+        g_vars, report = load_pretrained(config.model.name, g_vars, w.generator)
+        print(f"generator backbone from {w.generator}: {report.summary()}", flush=True)
+        state = state.replace(g_params=g_vars["params"],
+                              g_batch_stats=g_vars.get("batch_stats", {}))
+    elif not config.init_from:
+        print("WARNING: config.weights.generator is empty: G starts from random weights, "
+              "not ImageNet (METHOD.md section 6); see README 'Pretrained weights'", flush=True)
+    if config_lib.adversarial_phase2(config):
+        if w.adversary:
+            d_vars = {"params": state.d_params, "batch_stats": state.d_batch_stats}
+            d_vars, report = load_pretrained("adversary", d_vars, w.adversary)
+            print(f"adversary image branch from {w.adversary}: {report.summary()}", flush=True)
+            state = state.replace(d_params=d_vars["params"],
+                                  d_batch_stats=d_vars.get("batch_stats", {}))
+        else:
+            print("WARNING: config.weights.adversary is empty: A's image branch starts from "
+                  "random weights, not ImageNet (METHOD.md section 3)", flush=True)
+    if config.init_from:
+        path, step = _parse_init_from(config.init_from)
+        try:
+            source = load_generator(config, path, "latest" if step is None else step)
+        except ckpt_lib.CheckpointError as e:
+            raise ckpt_lib.CheckpointError(f"config.init_from={config.init_from!r}: {e}") from e
+        state = state.replace(g_params=source.variables["params"],
+                              g_batch_stats=source.variables.get("batch_stats", {}))
+        print(f"generator from {path} step {source.step} (init_from)", flush=True)
+    return state
+
+
+def _record_config(workdir: str, record: dict[str, Any]) -> None:
+    """Write <workdir>/config.json; an earlier, different one is kept as config.<time>.json."""
+    if jax.process_index() != 0:
+        return
+    path = os.path.join(workdir, "config.json")
+    text = json.dumps(record, indent=2, sort_keys=True)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return
+        os.replace(path, os.path.join(workdir, f"config.{time.strftime('%Y%m%d-%H%M%S')}.json"))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _validate(run: Run, state) -> dict[str, Any]:
+    keep = run.config.eval.tensorboard_images if jax.process_index() == 0 else 0
+    return evaluate_split(run.config, run.p_eval, state_lib.generator_variables(state),
+                          run.config.data.val_split, run.num_classes, run.class_names, keep)
+
+
+def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
+    host = jax.device_get(state)  # the state is one copy on every device: fetches one
+    if not jax.tree_util.tree_all(jax.tree.map(lambda x: np.isfinite(x).all(),
+                                               (host.g_params, host.d_params))):
+        raise monitor.TrainingDiverged(
+            f"parameters hold NaN/Inf at step {step}; not saving. The last good checkpoint "
+            f"(step {run.last_saved}) is kept; lower the learning rate or clip gradients.")
+    meta = {"config": run.config_record, "step": step, "phase": phase,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if validation is not None:
+        meta["validation"] = {k: v for k, v in validation.items()
+                              if k not in ("confusion", "examples")}
+    run.checkpoints.save(step, host, meta, None if validation is None else validation["miou"])
+    run.last_saved = step
+
+
+def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
+    scalars = {"val/miou": summary["miou"] or 0.0,
+               "val/pixel_accuracy": summary["pixel_accuracy"] or 0.0}
+    scalars.update({f"val_iou/{k}": v for k, v in summary["per_class_iou"].items()
+                    if v is not None})
+    shown = ""
+    if "boundary_f1" in summary:
+        region = {"val/boundary_f1": summary["boundary_f1"]["mean"],
+                  "val/fragmentation": summary["fragmentation"]["mean"],
+                  "val/speckle": summary["speckle"]}
+        scalars.update({k: v for k, v in region.items() if v is not None})
+        scalars.update({f"val_boundary_f1/{k}": v for k, v in
+                        summary["boundary_f1"]["per_class"].items() if v is not None})
+        bf, frag, speckle = region.values()
+        shown = (f", boundary F1 {_percent(bf)}, fragmentation "
+                 f"{'n/a' if frag is None else f'{frag:.2f}'}, speckle {_percent(speckle)}")
+    run.writer.write_scalars(step, scalars)
+    if summary.get("examples"):
+        run.writer.write_images(step, {"val/image_truth_prediction": image_prep.side_by_side(
+            summary["examples"], builder_class(run.config.data.name).PALETTE,
+            run.config.data.mean, run.config.data.std)})
+    miou = summary["miou"]
+    print(f"validation at step {step} on {run.config.data.val_split} "
+          f"({summary['num_images']} images): mIoU "
+          f"{_percent(miou)}{shown}", flush=True)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def labeled_subset(config, workdir: str) -> list[str] | None:
+    """The labelled ids of ``data.labeled`` (None = all of train_split), written to
+    ``<workdir>/labeled_ids.txt`` and checked against the file a previous start wrote."""
+    if not config.data.labeled:
+        return None
+    ids = subset.choose(pipeline.split_ids(config.data, config.data.train_split),
+                        config.data.labeled, config.data.split_seed)
+    path = os.path.join(workdir, subset.IDS_FILE)
+    if ids is None:
+        return None
+    if os.path.exists(path):
+        before = subset.read_ids(path)
+        if before != ids:
+            raise ConfigError(
+                f"the labelled subset of this start ({len(ids)} images: data.labeled="
+                f"{config.data.labeled!r}, split_seed {config.data.split_seed}) differs from "
+                f"{path} ({len(before)} images), written when this run started; keep the "
+                f"run's subset with --config.data.labeled={path}, or use a new workdir")
+    elif jax.process_index() == 0:
+        subset.write_ids(path, ids)
+    print(f"labelled subset: {len(ids)} images of {config.data.train_split} "
+          f"(data.labeled={config.data.labeled!r}, split_seed {config.data.split_seed}) -> "
+          f"{path}", flush=True)
+    return ids
+
+
+def _train_batches(config, step: int, labeled_ids):
+    """The training batches from iteration ``step`` on: labelled ones and, in a
+    semi-supervised phase 2, each with its batch of unlabelled images (``"unlabeled"``)."""
+    kw = {"local_devices": jax.local_device_count(), "process_index": jax.process_index(),
+          "process_count": jax.process_count(), "labeled_ids": labeled_ids}
+    labelled = pipeline.as_numpy(pipeline.train_dataset(
+        config, start_example=step * config.batch_size, **kw))
+    if not config_lib.semi_phase2(config):
+        yield from labelled
+        return
+    p1 = config.phase1.steps
+    unlabelled = None
+    for i, batch in enumerate(labelled, start=step):
+        if i >= p1:
+            if unlabelled is None:  # opened at phase 2 only: phase 1 never reads it
+                unlabelled = pipeline.as_numpy(pipeline.unlabeled_dataset(
+                    config, start_example=(i - p1) * config.semi.unlabeled_batch_size, **kw))
+            batch["unlabeled"] = next(unlabelled)["image"]
+        yield batch
+
+
+def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
+               progress: monitor.ReportProgress, profile):
+    """Iterations start..end-1 of one phase; returns the state (one copy on every device)."""
+    config = run.config
+    nets = state_lib.build_networks(config, run.num_classes, phase)
+    step_fn = parallel.pmap_step(steps.make_train_step(nets, config, phase),
+                              donate=config.train.donate)
+    schedule = optimizers.phase_optimizers(config, phase).g_schedule
+    health = monitor.AdversaryHealth(config.train.health_window,
+                                     config.train.adversary_won_accuracy,
+                                     config.train.adversary_idle_margin)
+    pending: list[dict[str, Any]] = []
+
+    def flush(step: int) -> dict[str, float]:
+        fetched = [{k: float(v) for k, v in m.items()} for m in jax.device_get(pending)]
+        pending.clear()
+        for i, m in enumerate(fetched):
+            monitor.check_finite(step - len(fetched) + i + 1, m, run.last_saved)
+            if "d_acc_real" in m:
+                warning = health.update(step - len(fetched) + i + 1, m["d_acc_real"],
+                                        m["d_acc_fake"])
+                if warning:
+                    print(warning, flush=True)
+        return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]} if fetched else {}
+
+    for step in range(start, end):
+        state, metrics = step_fn(state, next(batches))
+        pending.append(metrics)
+        done = step + 1
+        log_now = done % config.train.log_every == 0 or done == end
+        if log_now:
+            means = flush(done)  # waits for the steps to finish: the rate is of computed steps
+        progress(done)
+        if profile is not None:
+            profile(done)
+        if log_now:
+            lr = float(schedule(done if phase == 1 else done - config.phase1.steps))
+            # (steps_per_sec and uptime: written by ReportProgress at these steps)
+            run.writer.write_scalars(done, {**{f"train/{k}": v for k, v in means.items()},
+                                            "train/g_lr": lr, "train/phase": phase})
+            shown = {k: means[k] for k in ("ce", "adv", "adv_unlabeled", "semi_mask_share",
+                                           "loss_g", "loss_d", "d_acc_real", "d_acc_fake")
+                     if k in means}
+            print(monitor.progress_line(done, progress.total, phase, shown, progress.rate),
+                  flush=True)
+        validate_now = done % config.train.eval_every == 0 or done == progress.total
+        if validate_now or done % config.train.checkpoint_every == 0:
+            if pending:
+                flush(done)
+            summary = None
+            if validate_now:
+                with progress.timed("validation"):
+                    summary = _validate(run, state)
+                _report_validation(run, done, summary)
+            with progress.timed("checkpoint"):
+                _save(run, state, done, phase, summary)
+    return state
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train both phases (resuming if possible); returns the final validation summary.
+
+    Only one training process (or multi-process job) at a time writes into ``workdir``: a
+    second one stops with ``workdir_lock.WorkdirLocked`` naming the first.
+    """
+    workdir = os.path.abspath(workdir)
+    _check_start_files(config, workdir)
+    os.makedirs(workdir, exist_ok=True)
+    with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
+        return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    class_names = _dataset_classes(config)
+    num_classes = len(class_names)
+    p1, p2 = config.phase1.steps, config.phase2.steps
+    total = p1 + p2
+    record = {**ckpt_lib.config_json(config), "num_classes": num_classes}
+    checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
+    checkpoints.check_compatible(record)
+
+    init_key, train_key = state_lib.run_keys(config.seed)
+    nets = state_lib.build_networks(config, num_classes, 1 if p1 > 0 else 2)
+    ch, cw = config.data.crop_size
+    fresh = jax.device_get(state_lib.init_state(nets, init_key, train_key, (1, ch, cw, 3),
+                                            num_classes))
+    restored = checkpoints.restore(fresh)
+    if restored is not None:
+        state = restored.state
+        print(f"resuming from {checkpoints.directory}/{restored.step} (phase "
+              f"{restored.meta['phase']}, step {int(state.step)})", flush=True)
+    else:
+        state = _initial_weights(config, fresh)
+    _record_config(workdir, record)
+    step = int(state.step)
+    if step >= total:
+        print(f"nothing to do: the checkpoint is at step {step} and the config asks for "
+              f"{total} ({p1} + {p2}); raise phase1.steps/phase2.steps to train on", flush=True)
+
+    generator = nets.generator
+    writer = monitor.create_writer(workdir, jax.process_index())
+    run = Run(config=config, workdir=workdir, num_classes=num_classes, class_names=class_names,
+              generator=generator, checkpoints=checkpoints, writer=writer,
+              p_eval=parallel.pmap_eval(make_eval_step(generator, num_classes,
+                                                    config.loss.ignore_label,
+                                                    tta.from_config(config))),
+              config_record=record, last_saved=step if restored is not None else None)
+    if restored is None:
+        run.writer.write_hparams(traverse_util.flatten_dict(record, sep="."))
+    batches = parallel.prefetch(_train_batches(config, step, labeled_subset(config, workdir)))
+    state = parallel.on_devices(state)
+    progress = monitor.ReportProgress(total, step, config.train.log_every,
+                                      writer if jax.process_index() == 0 else None,
+                                      on_steps=(p1,))  # the loop also logs at the phase end
+    profile = (monitor.profiler(workdir, config.train.profile_first_step,
+                                config.train.profile_steps)
+               if config.train.profile_steps and jax.process_index() == 0 else None)
+    summary = None
+    try:
+        if step < p1:
+            state = _run_phase(run, 1, state, batches, step, p1, progress, profile)
+            step = p1
+        if p2 > 0 and step < total:
+            if step == p1:  # phase 2 starts here: fresh optimizers (METHOD.md section 6)
+                state = parallel.on_devices(state_lib.fresh_optimizers(
+                    jax.device_get(state), state_lib.build_networks(config, num_classes, 2)))
+                what = ("adversary on" if config_lib.adversarial_phase2(config) else
+                        "loss.lam = 0, so G trains alone (no adversary)")
+                print(f"phase 2 from step {p1}: {what}, optimizers re-created", flush=True)
+            state = _run_phase(run, 2, state, batches, step, total, progress, profile)
+        best = checkpoints.best_step()
+        if best is not None:
+            summary = checkpoints.read_meta(best).get("validation")
+            final = checkpoints.read_meta(checkpoints.steps()[-1]).get("validation")
+            print(json.dumps({"final_step": checkpoints.steps()[-1],
+                              "final_val_miou": final and final["miou"],
+                              "best_step": best, "best_val_miou": summary["miou"]}), flush=True)
+    finally:
+        checkpoints.wait()
+        run.writer.flush()
+    return summary or {}

@@ -1,0 +1,176 @@
+"""What a run tells its user: metric files, a progress line, health warnings, NaN stops.
+
+* ``create_writer``: clu writers: TensorBoard events in ``<workdir>/tensorboard`` and one JSON
+  object per line in ``<workdir>/metrics.jsonl`` (process 0 only).
+* ``ReportProgress``: clu's progress action (steps/s and uptime to the writers, time spent in
+  validation and checkpoints), remembering its last rate for ``progress_line``, our concise
+  stdout line with the ETA; ``profiler``: clu's profiler action, when asked for.
+* ``AdversaryHealth``: warns when A has won (accuracy near 1) or learns nothing (near 0.5)
+  over a window of iterations (METHOD.md section 8: adversarial training can collapse).
+* ``check_finite``: stops the run with a clear message on a NaN/Inf loss.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from clu import metric_writers, periodic_actions
+
+from ssgan_jax.core.errors import UserError
+
+
+class TrainingDiverged(UserError, RuntimeError):
+    """A loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class JsonLinesWriter(metric_writers.MetricWriter):
+    """Appends ``{"step": s, "key": value, ...}`` lines to a file (scalars and hparams)."""
+
+    def __init__(self, path: str):
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def _write(self, record: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def write_scalars(self, step, scalars):
+        self._write({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
+
+    def write_hparams(self, hparams):
+        self._write({"hparams": {k: str(v) for k, v in hparams.items()}})
+
+    def write_texts(self, step, texts):
+        self._write({"step": int(step), **{k: str(v) for k, v in texts.items()}})
+
+    def write_summaries(self, step, values, metadata=None):
+        pass
+
+    def write_images(self, step, images):
+        pass
+
+    def write_videos(self, step, videos):
+        pass
+
+    def write_audios(self, step, audios, *, sample_rate):
+        pass
+
+    def write_histograms(self, step, arrays, num_buckets=None):
+        pass
+
+    def flush(self):
+        self._file.flush()
+
+    def close(self):
+        self._file.close()
+
+
+def create_writer(workdir: str, process_index: int) -> metric_writers.MetricWriter:
+    """TensorBoard + JSON lines on process 0; nothing on the others."""
+    if process_index > 0:
+        return metric_writers.MultiWriter([])
+    os.makedirs(workdir, exist_ok=True)
+    return metric_writers.MultiWriter([
+        metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard")),
+        JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")),
+    ])
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class ReportProgress(periodic_actions.ReportProgress):
+    """clu's ReportProgress, called after every step from ``start_step`` on; it reports every
+    ``every_steps`` steps, at ``on_steps`` and at ``total``. ``rate`` is the steps/s of the last
+    report."""
+
+    def __init__(self, total: int, start_step: int, every_steps: int, writer,
+                 on_steps: tuple[int, ...] = ()):
+        super().__init__(num_train_steps=total, writer=writer, every_steps=every_steps,
+                         every_secs=None, on_steps=on_steps)
+        self.total = total
+        self.rate = 0.0
+        self(start_step)  # the first call only starts the clock
+
+    def _apply(self, step: int, t: float) -> None:
+        self.rate = (step - self._previous_step) / max(t - self._previous_time, 1e-9)
+        super()._apply(step, t)
+
+
+def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float],
+                  rate: float) -> str:
+    """``[phase P] step S/T | metric value ... | R steps/s ETA 1h02m``."""
+    eta = _duration((total - step) / rate) if rate > 0 else "?"
+    shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    return f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s ETA {eta}"
+
+
+def profiler(workdir: str, first_step: int, num_steps: int):
+    """clu's Profile action: one profile of ``num_steps`` steps from ``first_step`` on, into
+    ``<workdir>/profile`` (open it with TensorBoard's profile plugin or Perfetto)."""
+    return periodic_actions.Profile(logdir=os.path.join(workdir, "profile"),
+                                    num_profile_steps=num_steps, profile_duration_ms=None,
+                                    first_profile=first_step, every_steps=None, every_secs=None)
+
+
+class AdversaryHealth:
+    """Watches A's mean accuracy (real and fake maps) over the last ``window`` iterations."""
+
+    def __init__(self, window: int, won_accuracy: float, idle_margin: float):
+        self.window = window
+        self.won_accuracy = won_accuracy
+        self.idle_margin = idle_margin
+        self._acc: collections.deque[float] = collections.deque(maxlen=window)
+        self._warned_at: dict[str, int] = {}
+
+    def _rising(self) -> bool:
+        """Whether the window's second half is above its first by more than the margin: an
+        adversary leaving chance (as at the start of phase 2) is learning, not idle."""
+        acc = list(self._acc)
+        half = len(acc) // 2
+        return float(np.mean(acc[half:]) - np.mean(acc[:half])) > self.idle_margin
+
+    def update(self, step: int, acc_real: float, acc_fake: float) -> str | None:
+        """Record one iteration; return a warning (at most once per window per kind) or None."""
+        self._acc.append(0.5 * (acc_real + acc_fake))
+        if len(self._acc) < self.window:
+            return None
+        mean = float(np.mean(self._acc))
+        kind = None
+        if mean >= self.won_accuracy:
+            kind = "won"
+            text = (f"the adversary has won: its accuracy averaged {mean:.3f} over the last "
+                    f"{self.window} iterations, so G's adversarial gradient carries little "
+                    "(lower phase2.d_lr, or lower rescaling.eps so that real maps stay closer "
+                    "to G's, or try loss.adv_form=non_saturating)")
+        elif abs(mean - 0.5) < self.idle_margin and not self._rising():
+            kind = "idle"
+            text = (f"the adversary learns nothing: its accuracy averaged {mean:.3f} (chance) "
+                    f"over the last {self.window} iterations (raise phase2.d_lr or "
+                    "phase2.d_steps, or check that real and fake maps differ)")
+        if kind is None or step - self._warned_at.get(kind, -10**9) < self.window:
+            return None
+        self._warned_at[kind] = step
+        return f"WARNING at step {step}: {text}"
+
+
+def check_finite(step: int, metrics: Mapping[str, float], last_good: int | None) -> None:
+    """Raise TrainingDiverged naming the first NaN/Inf metric."""
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
+    if bad:
+        kept = (f"the last good checkpoint (step {last_good}) is kept; rerunning the same "
+                "command resumes from it" if last_good is not None else
+                "no checkpoint had been written yet")
+        raise TrainingDiverged(
+            f"training diverged at step {step}: {bad} is not finite; {kept}. Lower the "
+            "learning rate, set optim.grad_clip_norm, or use model.dtype=float32."
+        )

@@ -1,0 +1,312 @@
+"""The pure step functions of both phases (METHOD.md sections 5-6).
+
+``make_train_step`` builds one whole iteration of a phase (it alone advances ``state.step``);
+``parallel.pmap_step`` maps it over the local devices (axis ``AXIS``) with the state held once
+on every device (``in_axes=None``, ``out_axes=None``, as flax's imagenet example does);
+gradients and BatchNorm statistics are averaged over all devices of all processes inside the
+step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from ssgan_jax.core import config as config_lib
+from ssgan_jax.core.parallel import AXIS
+from ssgan_jax.training import losses
+from ssgan_jax.training.rescaling import epsilon_rescale
+from ssgan_jax.training.state import Networks, TrainState
+
+
+def _variables(params, batch_stats) -> dict[str, Any]:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def _device_mean(tree, axis_name: str):
+    """``pmean`` over the devices; the identity on one device, where XLA:CPU would still copy
+    every gradient through an all-reduce (docs/PERFORMANCE.md)."""
+    return tree if jax.lax.psum(1, axis_name) == 1 else jax.lax.pmean(tree, axis_name)
+
+
+class _Updates:
+    """The pieces every step is made of, for one phase's networks and one config: G's forward,
+    the loss heads of both networks and the two optimizer updates. Pure functions of their
+    arguments; the step builders below only wire them together."""
+
+    def __init__(self, networks: Networks, config: ml_collections.ConfigDict, axis_name: str):
+        self.nets, self.loss_cfg, self.axis_name = networks, config.loss, axis_name
+        self.eps = config.rescaling.eps
+        self.bn_train = config.model.bn_mode == "train"
+        self.semi, self.phase1_steps = config.semi, config.phase1.steps
+
+    def rng(self, state: TrainState, update: int) -> jax.Array:
+        """The dropout key of update ``update`` (0, 1, ...) of this iteration on this device:
+        the root folded with the step, the update's index and the device's index."""
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        rng = jax.random.fold_in(rng, update)
+        return jax.random.fold_in(rng, jax.lax.axis_index(self.axis_name))
+
+    def generator_forward(self, state, params, images, rng):
+        """G(images) in train mode -> (logits, G's new BatchNorm statistics)."""
+        out = self.nets.generator.apply(
+            _variables(params, state.g_batch_stats), images, train=True,
+            rngs={"dropout": rng}, mutable=["batch_stats"] if self.bn_train else False,
+        )
+        logits, updates = out if self.bn_train else (out, {})
+        return logits, updates.get("batch_stats", state.g_batch_stats)
+
+    def cross_entropy(self, logits, labels):
+        """This device's share of mce over the labelled pixels of all devices (Eq. 3): the
+        pmean of the per-device values is the global mean."""
+        devices = jax.lax.psum(1, self.axis_name)
+        labelled = jax.lax.psum(jnp.sum(labels != self.loss_cfg.ignore_label), self.axis_name)
+        ce_sum, _ = losses.cross_entropy_sum(logits, labels, self.loss_cfg.ignore_label)
+        return ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
+
+    def semi_generator_head(self, state, logits, images, labels, n):
+        """(loss_g, parts) of G's logits for ``images`` = n labelled then unlabelled ones:
+        mce + lam * adv on the labelled, + semi.lam_adv_unlabeled * adv on the unlabelled,
+        + semi.lam_semi * the self-training cross-entropy on confident unlabelled pixels."""
+        cfg, semi = self.loss_cfg, self.semi
+        ce = self.cross_entropy(logits[:n], labels)
+        fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
+                                         jax.nn.softmax(logits, axis=-1))
+        loss, adv = losses.generator_loss(ce, fake[:n], cfg.lam, cfg.adv_form)
+        adv_u = losses.generator_adversarial_loss(fake[n:], cfg.adv_form)
+        loss = loss + semi.lam_adv_unlabeled * adv_u
+        parts = {"ce": ce, "adv": adv, "adv_unlabeled": adv_u,
+                 "d_out_unlabeled": jnp.mean(jax.nn.sigmoid(fake[n:]))}
+        if semi.lam_semi > 0:
+            h, w = logits.shape[1:3]
+            mask = losses.confidence_mask(jax.lax.stop_gradient(fake[n:]), h, w,
+                                          semi.mask_threshold)
+            pseudo = jnp.argmax(jax.lax.stop_gradient(logits[n:]), axis=-1)
+            target = jnp.where(mask, pseudo, cfg.ignore_label)
+            semi_ce = self.cross_entropy(logits[n:], target)
+            on = (state.step - self.phase1_steps) >= semi.start_step
+            loss = loss + jnp.where(on, semi.lam_semi, 0.0) * semi_ce
+            inside = jax.lax.psum(jnp.sum(mask), self.axis_name)
+            pixels = jax.lax.psum(mask.size, self.axis_name)
+            parts.update({"semi_ce": semi_ce, "semi_mask_share": inside / pixels,
+                          "semi_on": on.astype(jnp.float32)})
+        parts["loss_g"] = loss
+        return loss, parts
+
+    def generator_head(self, state, logits, images, labels, adversarial):
+        """(loss_g, parts) of G's logits: mce (Eq. 3), plus lam * adv (Eq. 5) in phase 2 with
+        ``state``'s adversary."""
+        ce = self.cross_entropy(logits, labels)
+        if not adversarial:
+            return ce, {"ce": ce}
+        fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
+                                         jax.nn.softmax(logits, axis=-1))
+        loss, adv = losses.generator_loss(ce, fake, self.loss_cfg.lam, self.loss_cfg.adv_form)
+        return loss, {"ce": ce, "adv": adv, "loss_g": loss}
+
+    def apply_generator_grads(self, state, grads, batch_stats):
+        grads = _device_mean(grads, self.axis_name)
+        updates, g_opt = self.nets.g_tx.update(grads, state.g_opt, state.g_params)
+        return state.replace(
+            g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
+            g_batch_stats=batch_stats if self.bn_train else state.g_batch_stats,
+        ), {"g_grad_norm": optax.tree.norm(grads)}
+
+    def generator_update(self, state, images, labels, adversarial, update):
+        """One G update with its own forward pass (Eq. 3, or Eq. 5 when ``adversarial``)."""
+        rng = self.rng(state, update)
+
+        def loss_fn(g_params):
+            logits, batch_stats = self.generator_forward(state, g_params, images, rng)
+            loss, parts = self.generator_head(state, logits, images, labels, adversarial)
+            return loss, (batch_stats, parts)
+
+        (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.g_params)
+        state, norm = self.apply_generator_grads(state, grads, batch_stats)
+        return state, {**metrics, **norm}
+
+    def generator_probabilities(self, state, images, update):
+        """G's softmax maps for the adversary (a fresh forward, no gradient to G)."""
+        logits, _ = self.generator_forward(state, state.g_params, images, self.rng(state, update))
+        return jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+
+    def adversary_update(self, state, images, labels, probs, unlabeled=None):
+        """One A update (Eq. 6-7) on G's probabilities ``probs`` (no gradient to G): the real
+        map is their epsilon-rescaling (Eq. 1-2); both maps share one image-branch pass.
+        ``unlabeled`` = (images, G's probabilities) adds fake pairs of unlabelled images."""
+        real = epsilon_rescale(probs, labels, self.eps, self.loss_cfg.ignore_label)
+        both_maps = jnp.concatenate([real, probs])
+        n = images.shape[0]
+
+        def loss_fn(d_params):
+            variables = _variables(d_params, state.d_batch_stats)
+            out = self.nets.adversary.apply(variables, images, both_maps)
+            real_logits, fake_logits = out[:n], out[n:]
+            if unlabeled is not None:
+                fake_logits = jnp.concatenate(
+                    [fake_logits, self.nets.adversary.apply(variables, *unlabeled)])
+            loss = self.loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
+            return loss, (real_logits, fake_logits)
+
+        (loss_d, (real_logits, fake_logits)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True)(state.d_params)
+        grads = _device_mean(grads, self.axis_name)
+        updates, d_opt = self.nets.d_tx.update(grads, state.d_opt, state.d_params)
+        state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt)
+        return state, {
+            "loss_d": loss_d,
+            "d_acc_real": jnp.mean(real_logits > 0),
+            "d_acc_fake": jnp.mean(fake_logits < 0),
+            "d_out_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+            "d_out_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+            "d_grad_norm": optax.tree.norm(grads),
+        }
+
+    def metrics(self, metrics):
+        """The metrics averaged over the devices (identical on every device)."""
+        return jax.lax.pmean(
+            {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}, self.axis_name)
+
+
+Step = Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]
+
+
+def make_train_step(
+    networks: Networks,
+    config: ml_collections.ConfigDict,
+    phase: int,
+    *,
+    axis_name: str = AXIS,
+) -> Step:
+    """One training iteration of ``phase``: ``step(state, batch) -> (state, metrics)``, to be
+    pmapped over ``axis_name`` (``pmap_step``); ``state.step`` grows by one.
+
+    batch = {"image": [B, H, W, 3] f32, "label": [B, H, W] i32} per device. Gradients are
+    averaged over all devices of all processes.
+
+    * phase 1, or phase 2 with ``loss.lam == 0``: one G update on mce (Eq. 3).
+    * phase 2: ``phase2.d_steps`` A updates, loss_d = bce(1, A(x, v)) + bce(0, A(x, g(x)))
+      (Eq. 6-7) with v the epsilon-rescaled real map built from G's own probabilities
+      (Eq. 1-2); then ``phase2.g_steps`` G updates on loss_g = mce + lam * adv (Eq. 5) with
+      the updated A. With ``phase2.share_generator_forward`` (needs ``g_steps == 1``) G's
+      forward pass runs once and feeds every update (``_fused_phase2``); else each update
+      runs its own forward (its own dropout sample). Metrics: A's are those of its last update.
+    """
+    u = _Updates(networks, config, axis_name)
+    adversarial = phase == 2 and config_lib.adversary_on(config)
+    d_steps, g_steps = config.phase2.d_steps, config.phase2.g_steps
+    if adversarial and (d_steps < 1 or g_steps < 1):
+        raise ValueError(f"phase2.d_steps and phase2.g_steps must be >= 1; got {d_steps}, "
+                         f"{g_steps}")
+
+    semi = adversarial and config.semi.unlabeled_batch_size > 0
+    if semi and not config.phase2.share_generator_forward:
+        raise ValueError("semi-supervised phase 2 is the fused iteration: set "
+                         "phase2.share_generator_forward=True (and phase2.g_steps=1)")
+
+    def step(state: TrainState, batch: dict[str, jax.Array]):
+        images, labels = batch["image"], batch["label"]
+        if semi:
+            state, metrics = _fused_semi(u, state, images, labels, batch["unlabeled"], d_steps)
+        elif not adversarial:
+            state, metrics = u.generator_update(state, images, labels, False, update=0)
+        elif config.phase2.share_generator_forward:
+            if g_steps != 1:
+                raise ValueError("phase2.share_generator_forward needs phase2.g_steps == 1")
+            state, metrics = _fused_phase2(u, state, images, labels, d_steps)
+        else:
+            metrics = {}
+            for i in range(d_steps):  # unrolled, as in the fused iteration
+                probs = u.generator_probabilities(state, images, update=i)
+                state, m = u.adversary_update(state, images, labels, probs)
+                metrics.update(m)
+            for j in range(g_steps):
+                state, m = u.generator_update(state, images, labels, True, update=d_steps + j)
+                metrics.update(m)
+        return state.replace(step=state.step + 1), u.metrics(metrics)
+
+    return step
+
+
+def _fused_phase2(u: _Updates, state: TrainState, images, labels, d_steps: int):
+    """A phase-2 iteration with one G forward pass: ``d_steps`` A updates, then one G update.
+
+    The separate updates compute G's output once per update, where the only thing that
+    differs is the dropout sample. Here the A updates see the fake map G's update
+    differentiates (as pix2pix-style GAN loops do), and G's loss uses the updated A (Eq. 5).
+    G's backward is the VJP of that one forward, so the iteration costs one G forward less
+    per A update. The d_steps loop is unrolled (a ``lax.scan`` measured slower on XLA:CPU,
+    docs/PERFORMANCE.md).
+    """
+    logits, g_vjp, batch_stats = jax.vjp(
+        lambda p: u.generator_forward(state, p, images, u.rng(state, 0)), state.g_params,
+        has_aux=True)
+    probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+    metrics: dict[str, Any] = {}
+    for _ in range(d_steps):
+        state, metrics = u.adversary_update(state, images, labels, probs)
+    (_, parts), d_logits = jax.value_and_grad(
+        lambda lg: u.generator_head(state, lg, images, labels, adversarial=True),
+        has_aux=True)(logits)
+    (grads,) = g_vjp(d_logits)
+    state, norm = u.apply_generator_grads(state, grads, batch_stats)
+    return state, {**metrics, **parts, **norm}
+
+
+def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_steps: int):
+    """``_fused_phase2`` with unlabelled images: G's one forward pass takes the
+    labelled and the unlabelled images together (BatchNorm statistics over both); A's updates
+    judge the labelled pairs, real and fake, and (``semi.adversary_unlabeled``) the unlabelled
+    fakes; G's update adds the adversarial term on the unlabelled images and, optionally,
+    self-training on their confident pixels (``_Updates.semi_generator_head``)."""
+    n = images.shape[0]
+    x = jnp.concatenate([images, unlabeled])
+    logits, g_vjp, batch_stats = jax.vjp(
+        lambda p: u.generator_forward(state, p, x, u.rng(state, 0)), state.g_params,
+        has_aux=True)
+    probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+    fakes = (unlabeled, probs[n:]) if u.semi.adversary_unlabeled else None
+    metrics: dict[str, Any] = {}
+    for _ in range(d_steps):
+        state, metrics = u.adversary_update(state, images, labels, probs[:n], fakes)
+    (_, parts), d_logits = jax.value_and_grad(
+        lambda lg: u.semi_generator_head(state, lg, x, labels, n), has_aux=True)(logits)
+    (grads,) = g_vjp(d_logits)
+    state, norm = u.apply_generator_grads(state, grads, batch_stats)
+    return state, {**metrics, **parts, **norm}
+
+
+UPDATES = ("generator", "adversary")
+
+
+def make_update(
+    which: str,
+    networks: Networks,
+    config: ml_collections.ConfigDict,
+    *,
+    adversarial: bool = True,
+    axis_name: str = AXIS,
+) -> Step:
+    """A single G or A update as ``update(state, batch) -> (state, metrics)``, which leaves
+    ``state.step`` alone: the benchmark's per-update rows and tests that look inside an
+    iteration. Training runs ``make_train_step``."""
+    if which not in UPDATES:
+        raise ValueError(f"update must be one of {UPDATES}; got {which!r}")
+    u = _Updates(networks, config, axis_name)
+
+    def update(state: TrainState, batch: dict[str, jax.Array]):
+        images, labels = batch["image"], batch["label"]
+        if which == "generator":
+            state, metrics = u.generator_update(state, images, labels, adversarial, update=0)
+        else:
+            probs = u.generator_probabilities(state, images, update=0)
+            state, metrics = u.adversary_update(state, images, labels, probs)
+        return state, u.metrics(metrics)
+
+    return update

@@ -1,0 +1,115 @@
+"""The repository's shape: two wings over a shared core (the import rule, read from the
+sources), links that resolve, and a repository that speaks of itself alone."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "ssgan_jax"
+CORE = ("core", "models", "data")
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """Every module ``path`` imports, at module level or inside functions, as dotted names
+    (relative imports resolved against the package)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _modules(folder: str) -> list[pathlib.Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def test_the_inference_wing_never_imports_the_training_wing():
+    offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p)
+                                                   if m.startswith("ssgan_jax.training"))
+                 for p in _modules("inference")}
+    assert not {k: v for k, v in offenders.items() if v}, offenders
+    assert len(_modules("inference")) >= 10  # the scan sees the wing
+
+
+def test_the_core_imports_neither_wing():
+    offenders = {}
+    for folder in CORE:
+        for p in _modules(folder):
+            bad = sorted(m for m in _imports(p)
+                         if m.startswith(("ssgan_jax.training", "ssgan_jax.inference")))
+            if bad:
+                offenders[str(p.relative_to(REPO))] = bad
+    assert not offenders, offenders
+
+
+def test_the_package_never_imports_scripts_or_tests():
+    offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p)
+                                                   if m.split(".")[0] in ("launch", "tests"))
+                 for p in PACKAGE.rglob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_the_scan_catches_a_crossing(tmp_path):
+    """The rule's reader sees nested and relative imports (the test above could not fail
+    otherwise)."""
+    fake = REPO / "ssgan_jax" / "inference" / "_probe_for_the_layout_test.py"
+    fake.write_text("def f():\n    from ..training import steps\n"
+                    "    import ssgan_jax.training.loop\n")
+    try:
+        found = _imports(fake)
+    finally:
+        fake.unlink()
+    assert "ssgan_jax.training.steps" in found and "ssgan_jax.training.loop" in found
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_every_relative_link_in_readme_and_docs_resolves():
+    docs = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    broken, seen = [], 0
+    for doc in docs:
+        for target in LINK.findall(doc.read_text()):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor of the same page
+            seen += 1
+            if not (doc.parent / target.split("#")[0]).exists():
+                broken.append(f"{doc.relative_to(REPO)}: {target}")
+    assert seen > 5 and not broken, broken
+    assert (REPO / "docs" / "METHOD.md").exists()
+
+
+def test_no_project_history_in_code_or_docs():
+    """Dates, versions and commits say when; not work periods or issue numbers."""
+    pattern = re.compile(r"session [0-9]|issue [0-9]", re.I)
+    hits = []
+    for root in ("ssgan_jax", "configs", "launch", "docs"):
+        for path in sorted((REPO / root).rglob("*")):
+            if path.suffix in (".py", ".md", ".sh", ".txt") and path.is_file():
+                hits += [f"{path.relative_to(REPO)}: {line.strip()}"
+                         for line in path.read_text().splitlines() if pattern.search(line)]
+    hits += [f"README.md: {line}" for line in (REPO / "README.md").read_text().splitlines()
+             if pattern.search(line)]
+    assert not hits, hits[:20]
+
+
+def test_method_sections_cited_by_the_code_exist():
+    """Every "METHOD.md section N" the code cites is a heading of docs/METHOD.md."""
+    headings = set(re.findall(r"^## (\d+)\.", (REPO / "docs" / "METHOD.md").read_text(), re.M))
+    cited = set()
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "configs").glob("*.py")]:
+        for m in re.finditer(r"METHOD\.md,? sections? ([\d, and-]+)", path.read_text()):
+            cited.update(re.findall(r"\d+", m.group(1)))
+    assert cited and cited <= headings, (cited, headings)
