@@ -23,7 +23,7 @@ def full(tmp_path_factory):
     config = tiny_config(tmp_path_factory.mktemp("bench"), "fcn8s_vgg16")
     config.model.conv_rewrites = "auto"  # what a CPU run uses
     config.benchmark.iterations = 2
-    config.benchmark.warmup = 1
+    config.benchmark.warmup = 0
     return config, run_benchmark(config)
 
 

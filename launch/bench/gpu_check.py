@@ -119,7 +119,7 @@ TINY_OURS = ["configs/camvid.py:fcn8s_vgg16_gan", "--config.model.width=32",
              "--config.adversary.width=32", "--config.adversary.map_features=(8,8)",
              "--config.adversary.trunk_features=(8,8,8,8)", "--config.batch_size=2",
              "--config.eval_batch_size=2", "--config.data.crop_size=(32,48)",
-             "--config.data.eval_size=(32,48)"]
+             "--config.data.eval_size=(32,48)", "--config.model.conv_rewrites=off"]
 TINY_TORCH = ["--batch=2", "--crop", "32", "48", "--eval-size", "32", "48", "--threads=2"]
 ITERATIONS = {"full": ["--config.benchmark.iterations=10", "--config.benchmark.warmup=2"],
               "tiny": ["--config.benchmark.iterations=1", "--config.benchmark.warmup=0"]}
