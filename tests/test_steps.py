@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from ssgan_jax.core import parallel
+from ssgan_jax.models import build_generator
 from ssgan_jax.training import optimizers, steps
 from ssgan_jax.training import state as state_lib
 
@@ -109,7 +110,19 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(m1["ce"], m2["ce"], rtol=1e-4)
     noise = _max_diff(one.g_params, perm.g_params)
-    assert _max_diff(one.g_params, two.g_params) <= 3 * noise + 1e-6
+    shared = _max_diff(one.g_params, two.g_params)
+    # the same update with each device's own batch statistics (no cross-device mean): on this
+    # net it moves the weights by ~10, four orders more than the shared statistics' ~3e-4
+    nets = _sgd(_networks(config, 1))
+    local = state_lib.Networks(build_generator(config.model, C, axis_name=None),
+                               nets.adversary, nets.g_tx, nets.d_tx)
+    fn = parallel.pmap_step(steps.make_update("generator", local, config, adversarial=False),
+                            devices=two_devices)
+    per_device = jax.device_get(fn(state, _split(batch, 2))[0])
+    assert shared <= 1e-3 * _max_diff(one.g_params, per_device.g_params)
+    # and within the rounding noise of reordering the batch (seen up to 3.9x it on a 2-core
+    # EPYC VM, 0.7x on the same VM in another run)
+    assert shared <= 10 * noise + 1e-6
     # (that the statistics are those of the global batch, not per device, is also checked at
     # the model level: tests/models/test_networks.py, averaged over axis_name)
 
