@@ -2,6 +2,7 @@
 
 import importlib.util
 import pathlib
+import re
 
 import pytest
 
@@ -86,3 +87,15 @@ def test_bad_named_arguments_name_the_choices():
         _load("voc2012", "size=cpu")  # voc2012 has no sizes
     with pytest.raises(ValueError, match=r"unknown config argument 'model=unet'"):
         _load("demo", "model=unet")
+
+
+def test_the_check_at_load_refuses_bad_benchmark_and_predict_values():
+    """Checked once, when the config is loaded (the benchmark and predict trust it)."""
+    for key, value, text in (("benchmark.iterations", 0, "config.benchmark.iterations must be"),
+                             ("benchmark.warmup", -1, "config.benchmark.warmup must be"),
+                             ("predict.overlay_alpha", 1.5, "overlay_alpha must be in [0, 1]")):
+        config = default_config.get_config()
+        section, field = key.split(".")
+        config[section][field] = value
+        with pytest.raises(ValueError, match=re.escape(text)):
+            check_config(config)
