@@ -14,8 +14,8 @@ import pathlib
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 # No persistent compilation cache by default: with one, a long test process crashed (abort or
 # SIGSEGV, no Python error) late in the run inside XLA:CPU executable serialisation and in
-# executing a program, in a single process (session 5, 3 of 3 runs) and in a pytest-xdist
-# worker (session 7, 1 of 1); without it the suite passes and takes about 1.5 minutes longer
+# executing a program, in a single process (3 of 3 runs, JAX 0.8) and in a pytest-xdist
+# worker (1 of 1); without it the suite passes and takes about 1.5 minutes longer
 # (9m26s vs 7m53s on 2 cores). SSGAN_TEST_JAX_CACHE=1 turns it on for local runs: a fresh
 # folder per test process (each xdist worker its own, inherited by the CLI subprocesses a test
 # starts, never two processes at once), removed at exit. A JAX_COMPILATION_CACHE_DIR of the
@@ -45,8 +45,8 @@ SHARED = pathlib.Path(os.environ.get("SSGAN_SHARED", REPO.parent / "shared"))
 def _full_float32_on_accelerators():
     """The tests compare float32 results with torchvision's, with XLA's own convolution and
     with hand values at 1e-4 or tighter. On an NVIDIA GPU JAX's default float32 conv/matmul
-    precision is TF32 (10-bit mantissa, ~1e-3 relative), which fails them (the GPU run of
-    session 10: 23 of 88 failures, all TF32-sized); the CPU computes full float32 anyway. So
+    precision is TF32 (10-bit mantissa, ~1e-3 relative), which fails them (a GPU run of the
+    suite: 23 of 88 failures, all TF32-sized); the CPU computes full float32 anyway. So
     the tests run at full float32 off the CPU (what ``model.matmul_precision="highest"`` does
     in a run)."""
     import jax
@@ -72,8 +72,8 @@ def two_devices():
 def _free_compiled_programs():
     """Drop JAX's compiled programs after each test module. A pytest-xdist worker runs many
     modules in one process; XLA:CPU keeps every executable it compiled (code pages included),
-    and a worker aborted inside XLA:CPU's compiler late in a CI run (session 9, in a module
-    that passes alone). Programs are rarely shared between modules, so little is recompiled."""
+    and a worker aborted inside XLA:CPU's compiler late in a CI run (in a module that passes
+    alone). Programs are rarely shared between modules, so little is recompiled."""
     yield
     import jax
 

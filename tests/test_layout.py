@@ -95,7 +95,7 @@ def test_no_project_history_in_code_or_docs():
     """Dates, versions and commits say when; not work periods or issue numbers."""
     pattern = re.compile(r"session [0-9]|issue [0-9]", re.I)
     hits = []
-    for root in ("ssgan_jax", "configs", "launch", "docs"):
+    for root in ("ssgan_jax", "configs", "launch", "docs", "tests"):
         for path in sorted((REPO / root).rglob("*")):
             if path.suffix in (".py", ".md", ".sh", ".txt") and path.is_file():
                 hits += [f"{path.relative_to(REPO)}: {line.strip()}"

@@ -1,4 +1,4 @@
-"""Semi-supervised phase 2 (issue 18): the self-training mask and the fused semi iteration
+"""Semi-supervised phase 2: the self-training mask and the fused semi iteration
 (a whole run: tests/test_semi_run.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A semi-supervised training run (issue 18): the unlabelled images' labels never reach a
+"""A semi-supervised training run: the unlabelled images' labels never reach a
 loss, and a killed run resumes both input streams exactly."""
 
 from __future__ import annotations
@@ -82,4 +82,4 @@ def test_unlabelled_labels_never_reach_a_loss_and_a_killed_run_resumes(tmp_path,
     for x, y in zip(jax.tree.leaves(clean), jax.tree.leaves(noisy_pool), strict=True):
         np.testing.assert_array_equal(x, y)
     # (the comparison can fail: with the unlabelled stream restarting at 0 on resume, 107 of
-    # 128 entries of a kernel differ; session 9)
+    # 128 entries of a kernel differ)

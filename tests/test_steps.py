@@ -93,23 +93,23 @@ def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path, two_dev
 def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
     """DeepLabv3 with bn_mode "train": batch statistics over the global batch on 2 devices.
 
-    The running statistics (forward quantities) must match 1 device closely. The gradients of
-    this tiny random ResNet amplify rounding (merely reordering the batch on one device moves
-    them by ~1e-2), so the updates are compared against that reordering noise: without the
-    cross-device mean they differ by far more.
+    The running statistics (forward quantities) must match 1 device closely, and so must the
+    update: it is judged against the same update with each device's own statistics, which
+    moves the weights by orders of magnitude more. Width 16: at width 32 the stem has 2
+    channels, whose near-zero batch variances make the gradients chaotic (on a 2-core EPYC VM,
+    1 vs 2 devices moved a kernel by 0.07 while reordering the batch moved it by 4e-4, and the
+    other way round with flax's BatchNorm); at width 16 the shared update is 1e-4 off.
     """
+    config.model.width = 16
     batch = _batch()
     state = state_lib.fresh_optimizers(_state(config, _networks(config, 1)),
                                    _sgd(_networks(config, 1)))
     one, m1 = _run(config, "generator", False, state, batch, jax.devices()[:1], sgd=True)
     two, m2 = _run(config, "generator", False, state, batch, two_devices, sgd=True)
-    reordered = {k: v[[2, 3, 0, 1]] for k, v in batch.items()}
-    perm, _ = _run(config, "generator", False, state, reordered, jax.devices()[:1], sgd=True)
     for x, y in zip(jax.tree.leaves(one.g_batch_stats), jax.tree.leaves(two.g_batch_stats),
                     strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(m1["ce"], m2["ce"], rtol=1e-4)
-    noise = _max_diff(one.g_params, perm.g_params)
     shared = _max_diff(one.g_params, two.g_params)
     # the same update with each device's own batch statistics (no cross-device mean): on this
     # net it moves the weights by ~10, four orders more than the shared statistics' ~3e-4
@@ -120,9 +120,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
                             devices=two_devices)
     per_device = jax.device_get(fn(state, _split(batch, 2))[0])
     assert shared <= 1e-3 * _max_diff(one.g_params, per_device.g_params)
-    # and within the rounding noise of reordering the batch (seen up to 3.9x it on a 2-core
-    # EPYC VM, 0.7x on the same VM in another run)
-    assert shared <= 10 * noise + 1e-6
+    assert shared < 3e-3
     # (that the statistics are those of the global batch, not per device, is also checked at
     # the model level: tests/models/test_networks.py, averaged over axis_name)
 
