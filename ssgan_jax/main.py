@@ -37,6 +37,14 @@ def _resolve_paths(config, workdir: str | None) -> None:
         config.data.data_dir = os.path.join(workdir, "tensorflow_datasets")
 
 
+def _check_workdir(workdir: str | None) -> None:
+    if workdir and os.path.exists(workdir) and not os.path.isdir(workdir):
+        from ssgan_jax.core.errors import ConfigError
+
+        raise ConfigError(f"--workdir={workdir} is a file, not a folder: give a folder (a new "
+                          "one for a new run, a run's folder to resume or evaluate it)")
+
+
 def _import_tensorflow_quietly() -> None:
     """Import TensorFlow (the input pipeline's library) with the process's stderr closed.
 
@@ -74,6 +82,12 @@ def main(argv):
     if FLAGS.mode in ("train", "eval", "predict", "export"):
         parallel.initialize()  # a multi-process job joins before anything touches a backend
     config_lib.check(config)  # once, here: every mode trusts the config from now on
+    if FLAGS.mode in ("train", "eval", "predict", "benchmark"):
+        config_lib.check_devices(config, training=FLAGS.mode in ("train", "benchmark"))
+    if FLAGS.mode == "train":
+        for warning in config_lib.warnings_of(config):
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+    _check_workdir(FLAGS.workdir)
     _resolve_paths(config, FLAGS.workdir)
     if FLAGS.mode != "benchmark":  # the benchmark reads no data (random arrays)
         _import_tensorflow_quietly()  # every other mode reads data through tf.data / TFDS
@@ -117,6 +131,21 @@ def _dispatch(config) -> None:
         print(json.dumps(run_benchmark(config), indent=1), flush=True)
 
 
+def _check_config_file(argv: list[str]) -> None:
+    """A ``--config`` file that does not exist, as one line (config_flags reports it as two
+    chained tracebacks)."""
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--config" and i + 1 < len(argv):
+            arg = "--config=" + argv[i + 1]
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1].split(":", 1)[0]
+            if path and not os.path.isfile(path):
+                configs = sorted(p for p in os.listdir("configs") if p.endswith(".py")) \
+                    if os.path.isdir("configs") else []
+                where = f" (configs/ here holds {', '.join(configs)})" if configs else ""
+                sys.exit(f"config error: --config file {path} does not exist{where}")
+
+
 def _parse_or_exit(argv: list[str]) -> list[str]:
     """Parse flags early so that config mistakes read as one clear line, not a traceback.
 
@@ -124,9 +153,10 @@ def _parse_or_exit(argv: list[str]) -> list[str]:
     config_flags would define each ``--config.x`` override twice).
     """
     app.define_help_flags()
+    _check_config_file(argv)
     try:
         return FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
         sys.exit(f"config error: {_config_error_text(e)} (from {' '.join(argv[1:])})")
 
 
@@ -153,10 +183,19 @@ def _config_error_text(error: BaseException) -> str:
 def _run() -> None:
     """app.run, with the errors that name their own fix shown as one line, not a traceback."""
     remaining = _parse_or_exit(sys.argv)
+    from ssgan_jax.training.stop import Stopped
+
     try:
         app.run(main, flags_parser=lambda argv: remaining)
     except UserError as e:
         sys.exit(f"error: {one_line(e)}")
+    except Stopped as e:
+        print(e.message(), flush=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training's steps
+        print("interrupted (a training run keeps its last saved checkpoint; run the same "
+              "command to resume)", file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

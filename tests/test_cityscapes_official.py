@@ -1,9 +1,10 @@
-"""Issue 19 item 4: the official Cityscapes evaluation (cityscapesScripts 2.3.0's
+"""The official Cityscapes evaluation (cityscapesScripts 2.3.0's
 csEvalPixelLevelSemanticLabeling) scores our ``--mode=predict`` label_ids/ exactly as our
 ``--mode=eval`` does, on a tiny Cityscapes val set written in the official layout."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pathlib
@@ -75,6 +76,12 @@ def test_official_cityscapes_evaluation_agrees_with_ours(tmp_path):
 
     config.eval.checkpoint = "latest"
     ours = run_eval(config, str(workdir))
+    # FCN-8s on a canvas twice the images' size: the same numbers (each image as alone)
+    padded = copy.deepcopy(config)
+    padded.data.eval_size = (2 * H, 2 * W)
+    moved = np.abs(np.asarray(run_eval(padded, str(workdir))["confusion"]) -
+                   np.asarray(ours["confusion"])).sum() / 2
+    assert moved <= 1e-3 * np.asarray(ours["confusion"]).sum(), moved
     config.predict.output_dir = str(tmp_path / "pred")
     run_predict(config, str(workdir))
     label_ids = sorted((tmp_path / "pred" / "label_ids").iterdir())

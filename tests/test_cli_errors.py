@@ -31,6 +31,46 @@ def test_config_errors(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("override,expected", [
+    ("--config.phase1.lr=-1", "config.phase1.lr must be > 0 (a learning rate); got -1"),
+    ("--config.phase2.d_lr=-0.1", "config.phase2.d_lr must be > 0"),
+    ("--config.data.scale_range=(-1,0.5)", "config.data.scale_range must be (low, high) with "
+                                           "0 < low <= high"),
+    ("--config.data.mean=(0.5,0.5)", "config.data.mean must be 3 values"),
+    ("--config.data.std=(0,0,0)", "config.data.std must be 3 values > 0"),
+    ("--config.batch_size=3", "config.batch_size=3 does not split over the 2 devices"),
+    ("--config.data.eval_size=(0,64)", "config.data.eval_size must be (height, width) > 0"),
+])
+def test_bad_values_are_refused_at_load(override, expected, tmp_path):
+    """Before anything is prepared or compiled: one line naming the value and the fix."""
+    one_line_error(run_main(DEMO, f"--workdir={tmp_path}", override), expected)
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_config_file_and_workdir(tmp_path):
+    one_line_error(run_main("--config=configs/nope.py", f"--workdir={tmp_path}"),
+                   "config error: --config file configs/nope.py does not exist", "demo.py")
+    one_line_error(run_main("--config", "configs/nope.py:x", f"--workdir={tmp_path}"),
+                   "configs/nope.py does not exist")
+    afile = tmp_path / "run"
+    afile.write_text("my notes")
+    one_line_error(run_main(DEMO, f"--workdir={afile}"), f"--workdir={afile} is a file")
+    assert afile.read_text() == "my notes"
+
+
+def test_a_huge_learning_rate_is_said_at_load(tmp_path):
+    from ssgan_jax.core import config as config_lib
+
+    config = config_lib.get_config()
+    assert config_lib.warnings_of(config) == []
+    config.phase1.lr = 1e6
+    (text,) = config_lib.warnings_of(config)
+    assert "config.phase1.lr=1e+06 is far above the usual range" in text
+    r = run_main(DEMO, f"--workdir={tmp_path}", "--config.phase1.lr=1e6",
+                 f"--config.weights.generator={tmp_path / 'missing.safetensors'}")
+    assert r.returncode == 1 and "warning: config.phase1.lr=1e+06" in r.stderr, r.stderr
+
+
 def test_data_error_of_prepare(tmp_path):
     one_line_error(run_main("--config=configs/camvid.py", "--mode=prepare",
                          f"--config.data.manual_dir={tmp_path / 'nowhere'}",

@@ -1,4 +1,4 @@
-"""--mode=export's model.onnx (issue 19 item 3): jax2onnx's conversion of the generator, checked
+"""--mode=export's model.onnx: jax2onnx's conversion of the generator, checked
 with onnxruntime against JAX, and the README's onnxruntime example run without JAX."""
 
 from __future__ import annotations
@@ -50,17 +50,24 @@ def test_onnx_export_equals_jax_and_serves_without_jax(trained_run, tmp_path):
 
     # the file as anyone loads it: dynamic batch (3 here, 2 in the check), uint8 only
     session = ort.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["images"]
+    assert [i.name for i in session.get_inputs()] == ["images", "sizes"]
     assert session.get_inputs()[0].type == "tensor(uint8)"
     images = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
-    (got,) = session.run(None, {"images": images})
+    sizes = np.asarray([[64, 64], [40, 56], [17, 9]], np.int32)
+    (got,) = session.run(None, {"images": images, "sizes": sizes})
     loaded = load_generator(cfg, str(workdir))
-    want = np.asarray(jax.jit(serving_fn(loaded.generator, loaded.variables, config.data.mean,
-                                         config.data.std, from_config(cfg)))(images))
+    serve = jax.jit(serving_fn(loaded.generator, loaded.variables, config.data.mean,
+                               config.data.std, from_config(cfg)))
+    want = np.asarray(serve(images, sizes))
     assert got.shape == want.shape == (3, 64, 64, len(CAMVID))
     np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-4)
+    # an image given its size: its logits are its own, whatever fills the rest of the canvas
+    other = images.copy()
+    other[1, 40:], other[1, :, 56:] = 0, 255
+    (moved,) = session.run(None, {"images": other, "sizes": sizes})
+    np.testing.assert_allclose(moved[1, :40, :56], got[1, :40, :56], atol=1e-4)
     with pytest.raises(Exception, match="(?i)type|uint8"):  # float input: refused by the runtime
-        session.run(None, {"images": images.astype(np.float32)})
+        session.run(None, {"images": images.astype(np.float32), "sizes": sizes})
 
     # README's example, with JAX and this package unimportable
     image = np.asarray(Image.open(pathlib.Path(config.data.manual_dir) / "val" / "val_000.png"))
@@ -78,9 +85,7 @@ def test_onnx_export_equals_jax_and_serves_without_jax(trained_run, tmp_path):
     batch = np.full((1, 64, 64, 3), json.loads((folder / "export.json").read_text())[
         "input"]["padding_rgb"], np.uint8)
     batch[0, :h, :w] = image
-    classes = np.asarray(jax.jit(serving_fn(
-        loaded.generator, loaded.variables, config.data.mean, config.data.std,
-        from_config(cfg)))(batch))[0, :h, :w].argmax(-1)
+    classes = np.asarray(serve(batch, np.asarray([[h, w]], np.int32)))[0, :h, :w].argmax(-1)
     want_counts = {CAMVID[c]: int((classes == c).sum()) for c in np.unique(classes)}
     assert sum(counts.values()) == h * w
     agree = sum(min(counts.get(k, 0), v) for k, v in want_counts.items()) / (h * w)

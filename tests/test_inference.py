@@ -23,9 +23,24 @@ def _conv_model(kernel: np.ndarray):
     """apply(x) = 'SAME' conv of x with ``kernel`` [kh, kw, 3, C] (symmetric zero padding)."""
     k = jnp.asarray(kernel)
 
-    def apply(x):
+    def apply(x, sizes=None):
+        del sizes  # not told about padding: sees the whole canvas
         return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return apply
+
+
+def _canvas_model(kernel: np.ndarray):
+    """apply(x, sizes): a 'SAME' conv plus the image-level mean, each image as alone at its
+    own size when ``sizes`` is given (models.canvas), like the real networks."""
+    from ssgan_jax.models import canvas
+
+    k = jnp.asarray(kernel)
+
+    def apply(x, sizes=None):
+        y = jax.lax.conv_general_dilated(canvas.mask(x, sizes), k, (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return canvas.mask(y + canvas.mean(y, sizes), sizes)
     return apply
 
 
@@ -130,8 +145,8 @@ def test_an_image_three_times_eval_size_goes_through_windows_like_a_whole_pass()
 
     class Pointwise:
         @staticmethod
-        def apply(v, x, train=False):
-            del train
+        def apply(v, x, train=False, sizes=None):
+            del train, sizes
             return net.apply(v, x)
 
     eval_size = (20, 24)
@@ -141,7 +156,39 @@ def test_an_image_three_times_eval_size_goes_through_windows_like_a_whole_pass()
     windows = make_predict_fn(Pointwise, big)(variables, image)
     whole = make_predict_fn(Pointwise, Settings())(variables, image)
     np.testing.assert_array_equal(np.asarray(windows), np.asarray(whole))
-    logits = predict_logits(lambda x: net.apply(variables, x), image, big)
+    logits = predict_logits(lambda x, s: net.apply(variables, x), image, big)
     np.testing.assert_allclose(logits, net.apply(variables, image), rtol=1e-6, atol=1e-6)
     sliding = Settings(mode="sliding", window=(8, 8), stride=(4, 4), flip=True)
     assert oversize_settings(sliding, eval_size) == sliding  # the run's own windows
+    # a huge image: a few windows per forward pass (bounded memory), the same logits
+    bounded = oversize_settings(Settings(), eval_size, 3)
+    assert bounded.windows_per_call == 3 and oversize_settings(sliding, eval_size, 3) == \
+        Settings(mode="sliding", window=(8, 8), stride=(4, 4), flip=True, windows_per_call=3)
+    np.testing.assert_allclose(predict_logits(lambda x, s: net.apply(variables, x), image,
+                                              bounded), logits, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("settings", [
+    Settings(), Settings(flip=True), Settings(scales=(0.5, 1.0, 1.5), flip=True),
+    Settings(mode="sliding", window=(7, 9), stride=(5, 6), flip=True),
+    Settings(mode="sliding", window=(7, 9), stride=(5, 6), windows_per_call=2)],
+    ids=["whole", "flip", "scales-flip", "sliding", "sliding-2-per-call"])
+def test_views_of_an_image_on_a_canvas_are_those_of_the_image_alone(settings):
+    """With sizes, flips mirror each image inside its own width, scales resize its own
+    region, windows count only where they hold the image: the canvas' padding (garbage here)
+    changes nothing. (Sliding windows are laid on the canvas: the image that fills it.)"""
+    rng = np.random.default_rng(3)
+    model = _canvas_model(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
+    shapes = [(13, 17), (9, 11)]
+    board = rng.normal(size=(2, 13, 17, 3)).astype(np.float32) * 5
+    images = [rng.normal(size=(*s, 3)).astype(np.float32) for s in shapes]
+    for i, im in enumerate(images):
+        board[i, :im.shape[0], :im.shape[1]] = im
+    got = np.asarray(predict_logits(model, jnp.asarray(board), settings,
+                                    jnp.asarray(shapes, jnp.int32)))
+    checked = shapes if settings.mode == "whole" else shapes[:1]
+    for i, (h, w) in enumerate(checked):
+        alone = np.asarray(predict_logits(model, jnp.asarray(images[i][None]), settings))[0]
+        np.testing.assert_allclose(got[i, :h, :w], alone, rtol=1e-4, atol=1e-4)
+    plain = np.asarray(predict_logits(model, jnp.asarray(board), settings))
+    assert not np.allclose(plain[1, :9, :11], got[1, :9, :11], atol=1e-2)

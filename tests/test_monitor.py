@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from ssgan_jax.training.monitor import (
@@ -63,3 +64,21 @@ def test_report_progress_rate_and_writer(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
     rates = [x["steps_per_sec"] for x in lines if "steps_per_sec" in x]
     assert rates == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_input_health_says_void_and_padded_batches_once():
+    from ssgan_jax.core import config as config_lib
+    from ssgan_jax.training.monitor import InputHealth
+
+    config = config_lib.get_config()
+    config.data.crop_size = (400, 600)
+    health = InputHealth(config)
+    fine = {"label": np.zeros((2, 4, 400, 600), np.int32),
+            "sizes": np.full((2, 4, 2), (400, 600), np.int32)}
+    assert health.check(1, fine) == []
+    void = {"label": np.full((2, 4, 400, 600), 255, np.int32),
+            "sizes": np.full((2, 4, 2), (90, 120), np.int32)}  # 120x90 images in 400x600
+    labels, padding = health.check(2, void)
+    assert "step 2: 0.00% of the batch's pixels are labelled (0 of 1920000" in labels
+    assert "the images fill 4.5% of the crops" in padding and "400, 600" in padding
+    assert health.check(3, void) == []  # once per run

@@ -21,7 +21,8 @@ class Pointwise(nn.Module):
     """Logits from each pixel alone (a 1x1 'network')."""
 
     @nn.compact
-    def __call__(self, x, train=False):
+    def __call__(self, x, train=False, sizes=None):
+        del sizes  # per pixel: no padding can reach another pixel
         return nn.Dense(C)(jnp.tanh(nn.Dense(8)(x)))
 
 

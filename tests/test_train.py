@@ -302,3 +302,30 @@ def test_no_recompilation_after_the_first_step_of_each_phase(tmp_path, monkeypat
     # the steps after them (phase 1: 2, 3; phase 2: 5, 6) and the save at 4 compile nothing
     # new (the first save, after step 2, compiles its host-copy ops once)
     assert between[1] == 0 and between[4] == 0 and between[5] == 0, between
+
+
+def test_an_eval_size_smaller_than_the_val_images_is_refused_before_the_first_step(tmp_path):
+    from ssgan_jax.data.common import DataError
+
+    config = _config(tmp_path)
+    config.data.eval_size = (48, 48)  # val images are up to 56x56
+    with pytest.raises(DataError, match=r"val_\d+\.png is \d+x56 \(HxW\), larger than "
+                                        r"data.eval_size=\(48, 48\); set --config.data."
+                                        r"eval_size='\(\d+, 56\)'"):
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()  # before anything was trained
+
+
+def test_crops_mostly_padding_are_said_once(tmp_path, capsys):
+    """The loop's batches (what its steps take) report a batch of mostly padding once."""
+    from ssgan_jax.data import pipeline
+
+    config = _config(tmp_path)
+    config.data.crop_size = (160, 192)  # images of at most 64x56, scaled by at most 1.5
+    pipeline.prepare(config.data)
+    batches = loop._train_batches(config, 0, None)
+    for _ in range(3):
+        next(batches)
+    out = capsys.readouterr().out
+    assert out.count("of the crops on average (data.crop_size=(160, 192)") == 1, out
+    assert "warning: step 1: the images fill" in out

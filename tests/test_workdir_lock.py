@@ -80,3 +80,27 @@ def test_heartbeat_refreshes_the_lock(tmp_path, monkeypatch):
         time.sleep(0.05)
     lock.release()
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_the_lock_appears_whole_never_empty(tmp_path, monkeypatch):
+    """The owner record is complete before the lock file exists (a reader between a create and
+    its write would see an empty file, call it stale and take over); a second process racing
+    to take the lock reads a live owner and is refused."""
+    seen = []
+    real_link = os.link
+
+    def link(src, dst):
+        assert not os.path.exists(dst)
+        seen.append(json.loads(open(src, encoding="utf-8").read()))  # whole before it appears
+        real_link(src, dst)
+        # the instant it exists: another process reading it finds a live owner
+        with pytest.raises(WorkdirLocked, match="is being trained into"):
+            monkeypatch.setattr(os, "link", real_link)
+            Lock(str(tmp_path)).acquire()
+
+    monkeypatch.setattr(os, "link", link)
+    lock = Lock(str(tmp_path))
+    lock.acquire()
+    assert seen and seen[0]["pid"] == os.getpid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME]  # no temp file left
+    lock.release()

@@ -67,6 +67,10 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to another experiment."""
 
 
+class UnreadableCheckpoint(CheckpointError):
+    """A checkpoint that exists but does not restore (corrupt, truncated)."""
+
+
 def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return json.loads(config.to_json_best_effort())
 
@@ -240,7 +244,7 @@ class Checkpoints:
                                              partial_restore=True),
                 meta=ocp.args.JsonRestore()))
         except Exception as e:  # noqa: BLE001 - any corruption reads as one line
-            raise CheckpointError(
+            raise UnreadableCheckpoint(
                 f"checkpoint {step} in {self.directory} cannot be restored "
                 f"({type(e).__name__}: {str(e)[:300]}); choose another step "
                 f"(--config.eval.checkpoint=<step>, kept: {self.steps()})") from e

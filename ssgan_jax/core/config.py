@@ -147,6 +147,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.health_window = 200  # iterations over which A's accuracy is judged
     config.train.adversary_won_accuracy = 0.99  # mean accuracy above this: "A has won"
     config.train.adversary_idle_margin = 0.02  # |accuracy - 0.5| below this: "A learns nothing"
+    # a training batch with fewer labelled pixels, or crops less filled by their images, than
+    # these shares is reported once (all-void labels train at ce = 0; crops much larger than
+    # the scaled images train on padding)
+    config.train.min_labelled_share = 0.01
+    config.train.min_image_share = 0.25
     config.train.donate = True  # donate the state's buffers to each step (saves memory)
     # a profile of this many steps into <workdir>/profile (clu periodic_actions.Profile;
     # TensorBoard's profile plugin or Perfetto reads it); 0 = none
@@ -177,6 +182,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.predict.output_dir = ""  # "" = <workdir>/predictions/<split or files>_step_<N>
     config.predict.max_images = 0  # 0 = all
     config.predict.overlay_alpha = 0.5  # weight of the colour map in the overlay
+    # an image that cannot be read or decoded: False = stop, naming it; True = skip it (said
+    # and counted in predictions.json)
+    config.predict.skip_unreadable = False
 
     # --mode=export (ssgan_jax/export.py): G of eval.checkpoint as serialized StableHLO and ONNX
     config.export = ml_collections.ConfigDict()
@@ -300,6 +308,41 @@ def semi_phase2(config: ml_collections.ConfigDict) -> bool:
     return adversarial_phase2(config) and config.semi.unlabeled_batch_size > 0
 
 
+def check_devices(config: ml_collections.ConfigDict, training: bool) -> None:
+    """Batches split evenly over all devices of the job: ``eval_batch_size`` always, the
+    training batches when ``training``. ``main`` checks once the backend is up (after joining
+    a multi-process job), for the modes that batch over the devices."""
+    import jax
+
+    devices = jax.device_count()
+    for key in ("batch_size", "eval_batch_size") if training else ("eval_batch_size",):
+        if config[key] % devices:
+            raise ConfigError(f"config.{key}={config[key]} does not split over the {devices} "
+                              f"devices of this job; set --config.{key} to a multiple of "
+                              f"{devices}")
+    u = config.semi.unlabeled_batch_size
+    if training and adversary_on(config) and u % devices:
+        raise ConfigError(f"config.semi.unlabeled_batch_size={u} does not split over the "
+                          f"{devices} devices of this job; set it to a multiple of {devices}")
+
+
+# Far above what any optimizer of these networks trains with: a run at such a rate goes on at
+# finite loss and learns nothing (lr 1e6 ended at mIoU 0.8%), so it is said at load.
+HIGH_LR = {"phase1.lr": 0.1, "phase2.lr": 0.1, "phase2.d_lr": 10.0}
+
+
+def warnings_of(config: ml_collections.ConfigDict) -> list[str]:
+    """Values a run may go on with but probably should not (printed once at load)."""
+    out = []
+    for key, limit in HIGH_LR.items():
+        part, name = key.split(".")
+        if config[part][name] > limit:
+            out.append(f"config.{key}={config[part][name]:g} is far above the usual range "
+                       f"(at most {limit:g}; the default is {get_config()[part][name]:g}): "
+                       "training may run at finite loss and learn nothing")
+    return out
+
+
 def check(config: ml_collections.ConfigDict) -> None:
     """Raise ConfigError naming the first bad value of ``config`` and what it must be; run
     once, when a config is loaded (``main``, ``Segmenter.from_workdir``), for every mode.
@@ -330,6 +373,18 @@ def check(config: ml_collections.ConfigDict) -> None:
         need(config.train[key] >= 1, f"train.{key}", ">= 1")
     need(len(config.data.crop_size) == 2 and min(config.data.crop_size) > 0,
          "data.crop_size", "(height, width) > 0")
+    need(len(config.data.eval_size) == 2 and min(config.data.eval_size) > 0,
+         "data.eval_size", "(height, width) > 0")
+    for key in ("phase1.lr", "phase1.end_lr", "phase2.lr", "phase2.end_lr", "phase2.d_lr",
+                "phase2.d_end_lr"):
+        part, name = key.split(".")
+        need(config[part][name] > 0, key, "> 0 (a learning rate)")
+    scales = tuple(config.data.scale_range)
+    need(len(scales) == 2 and 0 < scales[0] <= scales[1], "data.scale_range",
+         "(low, high) with 0 < low <= high (random scale factors of the training images)")
+    need(len(config.data.mean) == 3, "data.mean", "3 values, one per RGB channel, in [0, 1]")
+    need(len(config.data.std) == 3 and min(config.data.std) > 0, "data.std",
+         "3 values > 0, one per RGB channel (images are divided by them)")
     need(config.train.profile_steps >= 0, "train.profile_steps", ">= 0 (0 = no profile)")
     need(config.train.profile_first_step >= 1, "train.profile_first_step", ">= 1")
     semi = config.semi

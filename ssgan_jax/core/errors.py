@@ -19,3 +19,41 @@ def one_line(error: BaseException) -> str:
     """The message of ``error`` on one line (its lines joined by '; ')."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return "; ".join(lines) or type(error).__name__
+
+
+class DiskFull(UserError, OSError):
+    """The disk filled up while a run wrote to it."""
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` or any error in its chain is ENOSPC (Orbax and TFDS wrap it)."""
+    import errno
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class disk_space:  # noqa: N801 - used as a context manager, like contextlib's
+    """``with disk_space(path, kept):`` turns a full disk (ENOSPC, however wrapped) inside the
+    block into one ``DiskFull`` line naming ``path`` and what was ``kept``; any other error
+    passes unchanged."""
+
+    def __init__(self, path: str, kept: str):
+        self.path, self.kept = path, kept
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if error is not None and not isinstance(error, UserError) and _is_disk_full(error):
+            raise DiskFull(f"no space left on the device of {self.path}; {self.kept}. Free "
+                           "space (or point the path elsewhere) and run the same command "
+                           "again") from None
+        return False

@@ -122,7 +122,8 @@ def pmap_step(fn, *, donate: bool = False, devices=None):
                     donate_argnums=(0,) if donate else (), devices=devices)
 
 
-def pmap_eval(fn):
-    """``fn(variables, batch)`` pmapped over ``AXIS`` with the variables one copy on every
-    device (``in_axes=None``) and the batch and outputs split along their leading axis."""
-    return jax.pmap(fn, axis_name=AXIS, in_axes=(None, 0))
+def pmap_eval(fn, batch_args: int = 1):
+    """``fn(variables, *batch)`` pmapped over ``AXIS`` with the variables one copy on every
+    device (``in_axes=None``) and the ``batch_args`` batch arguments and the outputs split
+    along their leading axis."""
+    return jax.pmap(fn, axis_name=AXIS, in_axes=(None,) + (0,) * batch_args)

@@ -67,6 +67,11 @@ def png_label_reader(path: str) -> Callable[[], np.ndarray]:
     return read
 
 
+# Pillow modes that convert to RGB as they are (CMYK JPEGs among them), and the 16-bit ones
+CONVERTIBLE = ("RGB", "RGBA", "RGBX", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr")
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
+
+
 def decode_rgb(data: bytes, name: str) -> np.ndarray:
     """Decode image bytes to uint8 RGB [H, W, 3], naming ``name`` on failure."""
     from PIL import Image
@@ -74,8 +79,13 @@ def decode_rgb(data: bytes, name: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            if im.mode not in ("RGB", "L", "P", "RGBA"):
-                raise DataError(f"{name}: unsupported image mode {im.mode!r}")
+            if im.mode in SIXTEEN_BIT:  # 16-bit grey (PNG): to 8 bits by value, not clipped
+                grey = np.asarray(im).astype(np.float64)
+                return np.repeat(np.round(np.clip(grey, 0, 65535) / 257.0).astype(np.uint8)
+                                 [:, :, None], 3, axis=2)
+            if im.mode not in CONVERTIBLE:
+                raise DataError(f"{name}: unsupported image mode {im.mode!r}; save it as 8-bit "
+                                f"RGB (one of {', '.join(CONVERTIBLE)} converts)")
             return np.array(im.convert("RGB"))
     except (OSError, SyntaxError) as e:
         raise DataError(f"{name}: cannot decode image ({e}); re-download or remove it") from e

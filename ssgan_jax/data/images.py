@@ -79,6 +79,15 @@ def normalize_and_pad(images: Sequence[np.ndarray], mean: Sequence[float],
     return pad([normalize(im, mean, std) for im in images], size, 0.0, batch, np.float32)
 
 
+def sizes(shapes: Sequence[Sequence[int]], batch: int | None = None) -> np.ndarray:
+    """int32 ``[batch, 2]``: the (h, w) of each image on its canvas (``pad``), for G's
+    ``sizes`` argument (``models.canvas``); filler canvases get (0, 0)."""
+    out = np.zeros((len(shapes) if batch is None else batch, 2), np.int32)
+    for i, s in enumerate(shapes):
+        out[i] = s[0], s[1]
+    return out
+
+
 def crop_back(outputs: np.ndarray, shapes: Sequence[Sequence[int]]) -> list[np.ndarray]:
     """Each image's own top-left ``h x w`` of a padded batch of outputs ``[N, H, W, ...]``."""
     return [outputs[i, :s[0], :s[1]] for i, s in enumerate(shapes)]

@@ -17,7 +17,8 @@ from typing import Any
 
 import ml_collections
 
-from ssgan_jax.data import builder_class, subset
+from ssgan_jax.core.errors import disk_space
+from ssgan_jax.data import builder_class, source, subset
 from ssgan_jax.data.common import IGNORE_LABEL, DataError
 
 
@@ -57,11 +58,15 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
             f"downloaded {data.name} files "
             f"({builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()})")
     builder = get_builder(data)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=manual_dir
-        )
-    )
+    if builder.is_prepared():  # prepared before: from these files?
+        source.check(builder.data_dir, manual_dir, data.name, data.data_dir)
+    else:
+        with disk_space(builder.data_dir, f"the source files in {manual_dir} are untouched; "
+                        "TFDS keeps no half-written dataset (it builds into a temporary "
+                        "folder)"):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+            source.record(builder.data_dir, manual_dir)
     return {
         "dataset": data.name,
         "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
@@ -75,6 +80,8 @@ def ensure_prepared(data: ml_collections.ConfigDict):
         print(f"dataset {data.name} not prepared in {builder.data_dir}; preparing it now")
         print(json.dumps(prepare(data)))
         builder = get_builder(data)
+    else:
+        source.check(builder.data_dir, data.manual_dir, data.name, data.data_dir)
     return builder
 
 
@@ -94,10 +101,12 @@ def _normalize(tf, image_uint8, data):
 
 
 def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
-    """One training example: scale, normalise, pad, crop, flip (METHOD.md section 6 inputs).
+    """One training example: scale, normalise, flip, pad, crop (METHOD.md section 6 inputs).
 
     image_uint8 [H, W, 3], label [H, W, 1] uint8; seed: int32/int64 [2] stateless seed.
-    Returns image float32 [ch, cw, 3] and label int32 [ch, cw].
+    Returns image float32 [ch, cw, 3], label int32 [ch, cw] and sizes int32 [2]: the crop's
+    image region (the rest is padding where the scaled image is smaller than the crop; the
+    flip comes before the padding so that the region is at the top-left, ``models.canvas``).
     """
     ch, cw = data.crop_size
     s_scale, s_crop, s_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
@@ -108,6 +117,10 @@ def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
     image = _normalize(tf, image_uint8, data)
     image = tf.image.resize(image, new, method="bilinear")
     label = tf.image.resize(label, new, method="nearest")
+    if data.flip:
+        flip = tf.random.stateless_uniform([], s_flip) < 0.5
+        image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
+        label = tf.cond(flip, lambda: label[:, ::-1], lambda: label)
     pad_h = tf.maximum(ch - new[0], 0)
     pad_w = tf.maximum(cw - new[1], 0)
     image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]])  # 0 = the mean colour
@@ -115,9 +128,8 @@ def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
                    constant_values=IGNORE_LABEL)
     both = tf.concat([image, tf.cast(label, tf.float32)], axis=-1)
     both = tf.image.stateless_random_crop(both, [ch, cw, 4], s_crop)
-    if data.flip:
-        both = tf.image.stateless_random_flip_left_right(both, s_flip)
-    return both[..., :3], tf.cast(tf.round(both[..., 3]), tf.int32)
+    sizes = tf.minimum(new, tf.constant([ch, cw], tf.int32))
+    return both[..., :3], tf.cast(tf.round(both[..., 3]), tf.int32), sizes
 
 
 _OVERSIZE = "image larger than data.eval_size"
@@ -222,9 +234,11 @@ def _stream(tf, ds, config, *, global_batch: int, local_devices: int, process_in
         image = decode_image(tf, ex["image"])
         # an unlabelled image is augmented like a labelled one: same crops, scales and flips
         label = ex["label"] if with_labels else tf.zeros_like(image[..., :1])
-        image, label = augment(tf, image, label, tf.stack([tf.cast(seed, tf.int64), index]),
-                               data)
-        return {"image": image, "label": label} if with_labels else {"image": image}
+        image, label, sizes = augment(tf, image, label,
+                                      tf.stack([tf.cast(seed, tf.int64), index]), data)
+        if with_labels:
+            return {"image": image, "label": label, "sizes": sizes}
+        return {"image": image, "sizes": sizes}
 
     ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(local, drop_remainder=True)
@@ -421,6 +435,45 @@ def oversize_dataset(config, split: str, process_index: int = 0, process_count: 
                   num_parallel_calls=tf.data.AUTOTUNE).prefetch(1)
 
 
+def _oversize_error(name: str, h: int, w: int, eval_size) -> DataError:
+    size = tuple(eval_size) if eval_size else None
+    target = f"({max(h, size[0])}, {max(w, size[1])})" if size else f"({h}, {w})"
+    return DataError(
+        f"{name} is {h}x{w} (HxW), larger than data.eval_size={size}; set "
+        f"--config.data.eval_size='{target}' (or larger; with --config.eval.mode=sliding "
+        f"a larger eval_size does not enlarge the forward pass)")
+
+
+def image_sizes(data: ml_collections.ConfigDict, split: str):
+    """(file name, height, width) of every example of ``split``, read off the label PNGs'
+    headers (nothing decoded: a pass over a split in seconds)."""
+    import tensorflow_datasets as tfds
+
+    tf = _tf()
+    builder = ensure_prepared(data)
+    check_split(builder, split)
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding(),
+                                      "label": tfds.decode.SkipDecoding()})
+
+    def size(ex):  # PNG: width and height are bytes 16..23 of the IHDR chunk, big-endian
+        b = tf.cast(tf.io.decode_raw(tf.strings.substr(ex["label"], 16, 8), tf.uint8), tf.int64)
+        big = lambda q: ((q[0] * 256 + q[1]) * 256 + q[2]) * 256 + q[3]  # noqa: E731
+        return ex["file_name"], big(b[4:8]), big(b[0:4])
+
+    for name, h, w in tfds.as_numpy(ds.map(size, num_parallel_calls=tf.data.AUTOTUNE)):
+        yield name.decode(), int(h), int(w)
+
+
+def check_eval_size(data: ml_collections.ConfigDict, split: str) -> None:
+    """DataError naming the first image of ``split`` larger than ``data.eval_size`` and the
+    size to set: training checks its validation split before its first step."""
+    eh, ew = data.eval_size
+    for name, h, w in image_sizes(data, split):
+        if h > eh or w > ew:
+            raise _oversize_error(name, h, w, data.eval_size)
+
+
 def as_numpy(ds, eval_size: tuple[int, int] | None = None):
     """Iterate a tf.data dataset as dicts of numpy arrays. An image larger than ``eval_size``
     in ``eval_dataset`` ends the iteration with a DataError naming it and the fix."""
@@ -439,10 +492,5 @@ def as_numpy(ds, eval_size: tuple[int, int] | None = None):
             if not found:
                 raise
             name, h, w = found.group(1), int(found.group(2)), int(found.group(3))
-            size = tuple(eval_size) if eval_size else None
-            target = f"({max(h, size[0])}, {max(w, size[1])})" if size else f"({h}, {w})"
-            raise DataError(
-                f"{name} is {h}x{w} (HxW), larger than data.eval_size={size}; set "
-                f"--config.data.eval_size='{target}' (or larger; with --config.eval.mode=sliding "
-                f"a larger eval_size does not enlarge the forward pass)") from None
+            raise _oversize_error(name, h, w, eval_size) from None
 

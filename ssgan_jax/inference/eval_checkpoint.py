@@ -17,7 +17,7 @@ import ml_collections
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.data import pipeline
-from ssgan_jax.inference import tta
+from ssgan_jax.inference import oversize, tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step, oversize_step
 from ssgan_jax.inference.generator import load_generator
 from ssgan_jax.inference.metrics import format_table
@@ -44,7 +44,8 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                             config.loss.ignore_label, settings))
     # images larger than data.eval_size: one by one through sliding windows of eval_size
     big = oversize_step(loaded.generator, len(class_names), config.loss.ignore_label,
-                        settings, tuple(config.data.eval_size))
+                        settings, tuple(config.data.eval_size),
+                        oversize.windows_per_call(config))
     summary = evaluate_split(config, p_eval, parallel.on_devices(loaded.variables), split,
                              len(class_names), class_names, big_step=big)
     result = {

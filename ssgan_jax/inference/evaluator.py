@@ -22,6 +22,7 @@ from ssgan_jax.data import pipeline
 from ssgan_jax.inference import oversize, tta
 from ssgan_jax.inference.metrics import confusion_matrix, summarize
 from ssgan_jax.inference.region_metrics import RegionMetrics
+from ssgan_jax.models import canvas
 
 
 def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
@@ -31,8 +32,10 @@ def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
     region metrics (``region_metrics``).
 
     batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
-    "valid": [B] bool}; padding and filler examples are not counted. ``settings``: test-time
-    inference (default: the whole padded image, one scale, no flip).
+    "valid": [B] bool}; padding and filler examples are not counted. Each image is predicted
+    as alone at its own size (its size is read off its mask), so the numbers do not depend on
+    ``data.eval_size``. ``settings``: test-time inference (default: the whole image, one
+    scale, no flip).
     """
     predict = tta.make_predict_fn(generator, settings or tta.Settings())
 
@@ -40,7 +43,8 @@ def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
         raise ValueError(f"{num_classes} classes do not fit the uint8 prediction maps")
 
     def step(variables, batch):
-        preds = predict(variables, batch["image"])
+        # each image computed as alone at its own size, whatever the canvas (models.canvas)
+        preds = predict(variables, batch["image"], canvas.from_mask(batch["mask"]))
         mask = batch["mask"] & batch["valid"][:, None, None]
         confusion = confusion_matrix(preds, batch["label"], num_classes, mask, ignore_label)
         return confusion, preds.astype(jnp.uint8)
@@ -133,11 +137,12 @@ def region_metrics(config, num_classes: int) -> RegionMetrics | None:
 
 
 def oversize_step(generator, num_classes: int, ignore_label: int,
-                  settings: tta.Settings, eval_size: tuple[int, int]):
+                  settings: tta.Settings, eval_size: tuple[int, int], windows_per_call: int = 0):
     """The jitted one-device eval step for images larger than ``eval_size`` (``oversize``):
-    sliding windows of ``eval_size`` (``tta.oversize_settings``), on batches [1, 1, ...]."""
+    sliding windows of ``eval_size`` (``tta.oversize_settings``; ``windows_per_call`` of
+    them per forward pass), on batches [1, 1, ...]."""
     step = make_eval_step(generator, num_classes, ignore_label,
-                          tta.oversize_settings(settings, eval_size))
+                          tta.oversize_settings(settings, eval_size, windows_per_call))
     one = jax.jit(lambda v, b: step(v, jax.tree.map(lambda x: x[0], b)))
     return lambda v, b: jax.tree.map(lambda x: x[None], one(v, b))
 

@@ -3,11 +3,14 @@ ONNX model.
 
 Writes, into ``config.export.output_dir`` (default ``<workdir>/export/step_<N>/``):
 
-* ``model.stablehlo``: ``jax.export`` of ``serve(images) -> logits``, the generator alone (SS-GAN's
-  adversary costs nothing at inference), its weights inside. Input: uint8 RGB images
-  ``[N, H, W, 3]`` (NHWC), N symbolic (any batch), H x W = ``config.export.size`` (default
-  ``data.eval_size``; the networks' exact padding pruning needs static sizes): smaller images
-  are padded at the bottom/right, as evaluation pads them, and the outputs cropped back. The
+* ``model.stablehlo``: ``jax.export`` of ``serve(images, sizes) -> logits``, the generator
+  alone (SS-GAN's adversary costs nothing at inference), its weights inside. Inputs: uint8 RGB
+  images ``[N, H, W, 3]`` (NHWC), N symbolic (any batch), H x W = ``config.export.size``
+  (default ``data.eval_size``; the networks' exact padding pruning needs static sizes), and
+  ``sizes`` int32 ``[N, 2]``, each image's own (height, width): smaller images are padded at
+  the bottom/right, as evaluation pads them, the model computes each as alone at its own size
+  (``models.canvas``; the padding's content does not matter), and the outputs are cropped
+  back. The
   normalisation (``data.mean``/``data.std``) and the run's inference settings (``config.eval``:
   whole or sliding, scales, flip) are inside. Output: float32 logits ``[N, H, W, C]``.
   Lowered for ``config.export.platforms`` (CPU and CUDA by default); reload it with
@@ -19,7 +22,8 @@ Writes, into ``config.export.output_dir`` (default ``<workdir>/export/step_<N>/`
 
 * ``model.onnx`` (``config.export.formats``; by default where jax2onnx and onnxruntime are
   installed): the same function through jax2onnx, the maintained JAX-to-ONNX converter: input
-  ``images`` uint8 ``[N, H, W, 3]`` with N dynamic, output ``logits`` float32 ``[N, H, W, C]``.
+  ``images`` uint8 ``[N, H, W, 3]`` and ``sizes`` int32 ``[N, 2]`` with N dynamic, output
+  ``logits`` float32 ``[N, H, W, C]``.
   It is traced with this package's BatchNorm and XLA-form convolutions (``model.bn_vjp="on"``,
   ``conv_rewrites="off"``: same variables, same numbers), because jax2onnx 0.17's handler of
   flax's BatchNorm leaves its output channels-first before a residual add. Checked with
@@ -58,15 +62,17 @@ class ExportError(UserError, RuntimeError):
 
 
 def serving_fn(generator, variables, mean, std, settings: tta.Settings):
-    """``serve(images uint8 [N, H, W, 3]) -> logits float32 [N, H, W, C]``."""
+    """``serve(images uint8 [N, H, W, 3], sizes int32 [N, 2]) -> logits float32
+    [N, H, W, C]`` (``sizes``: each image's own height and width on the canvas)."""
     mean, std = (jnp.asarray(v) for v in image_prep.scale(mean, std))
 
-    def serve(images):
+    def serve(images, sizes):
         if images.dtype != jnp.uint8:
             raise ExportError(f"the exported model takes uint8 RGB images; got {images.dtype}")
         x = (images.astype(jnp.float32) - mean) / std
-        apply = lambda v: generator.apply(variables, v, train=False)
-        return tta.predict_logits(apply, x, settings).astype(jnp.float32)
+        logits = tta.predict_logits(tta.bind(generator, variables), x, settings,
+                                    sizes.astype(jnp.int32))
+        return logits.astype(jnp.float32)
 
     return serve
 
@@ -93,8 +99,8 @@ def _platforms(config) -> tuple[str, ...]:
 FILE_MEANINGS = {
     MODEL_FILE: "jax.export serialized StableHLO (jax.export.deserialize; "
                 "ssgan_jax.Segmenter.from_export)",
-    ONNX_FILE: f"ONNX opset {ONNX_OPSET}: input \"images\", output \"logits\", batch dynamic "
-               "(onnxruntime.InferenceSession)",
+    ONNX_FILE: f"ONNX opset {ONNX_OPSET}: inputs \"images\" and \"sizes\", output "
+               "\"logits\", batch dynamic (onnxruntime.InferenceSession)",
 }
 
 
@@ -125,14 +131,20 @@ def _formats(config) -> tuple[str, ...]:
 
 
 def onnx_model(serve, size: tuple[int, int]):
-    """``serve`` (uint8 images -> logits) as an ONNX ModelProto, batch dynamic."""
+    """``serve`` (uint8 images, int32 sizes -> logits) as an ONNX ModelProto, batch
+    dynamic."""
     import jax2onnx
 
-    (batch,) = jax.export.symbolic_shape("N")
-    spec = jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8)
-    return jax2onnx.to_onnx(serve, inputs=[spec], model_name="ssgan_jax_generator",
-                            opset=ONNX_OPSET, input_names=["images"],
+    return jax2onnx.to_onnx(serve, inputs=input_specs(size), model_name="ssgan_jax_generator",
+                            opset=ONNX_OPSET, input_names=["images", "sizes"],
                             output_names=["logits"])
+
+
+def input_specs(size: tuple[int, int]) -> list[jax.ShapeDtypeStruct]:
+    """The exported programs' inputs: images uint8 [N, H, W, 3], sizes int32 [N, 2]."""
+    (batch,) = jax.export.symbolic_shape("N")
+    return [jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8),
+            jax.ShapeDtypeStruct((batch, 2), jnp.int32)]
 
 
 def onnx_session(model_bytes: bytes):
@@ -162,9 +174,15 @@ def _compare(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
 
 
 def _check_output_dir(out_dir: str, run: str) -> None:
-    """Refuse a folder that holds another run's export (never overwrite it)."""
+    """Refuse a folder that holds another run's export, or files of the names it writes
+    that no export of this run wrote (never overwrite them)."""
     path = os.path.join(out_dir, META_FILE)
     if not os.path.exists(path):
+        theirs = [n for n in (MODEL_FILE, ONNX_FILE) if os.path.exists(os.path.join(out_dir, n))]
+        if theirs:
+            raise ExportError(f"{out_dir} holds {', '.join(theirs)} but no {META_FILE}: not an "
+                              "export of this run, so it is left as it is; give another "
+                              "--config.export.output_dir")
         return
     try:
         with open(path, encoding="utf-8") as f:
@@ -197,21 +215,21 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
                                config.data.std, settings))
     # the checks: each file as a user loads it, against the JAX forward pass
     images = np.random.default_rng(0).integers(0, 256, (2, *size, 3)).astype(np.uint8)
-    want = np.asarray(serve(images))
+    sizes = np.asarray([size, [max(1, size[0] - 7), max(1, size[1] // 2)]], np.int32)
+    want = np.asarray(serve(images, sizes))
     files: dict[str, bytes] = {}
     checks: dict[str, dict] = {}
     if "stablehlo" in formats:
-        (batch,) = jax.export.symbolic_shape("N")
-        spec = jax.ShapeDtypeStruct((batch, *size, 3), jnp.uint8)
-        files[MODEL_FILE] = jax.export.export(serve, platforms=platforms)(spec).serialize()
-        got = np.asarray(jax.export.deserialize(files[MODEL_FILE]).call(images))
+        files[MODEL_FILE] = jax.export.export(serve, platforms=platforms)(
+            *input_specs(size)).serialize()
+        got = np.asarray(jax.export.deserialize(files[MODEL_FILE]).call(images, sizes))
         checks["stablehlo"] = _compare(got, want)
     if "onnx" in formats:
         from importlib.metadata import version
 
         files[ONNX_FILE] = onnx_model(onnx_serving_fn(config, loaded.variables, len(names),
                                                       settings), size).SerializeToString()
-        (got,) = onnx_session(files[ONNX_FILE]).run(None, {"images": images})
+        (got,) = onnx_session(files[ONNX_FILE]).run(None, {"images": images, "sizes": sizes})
         checks["onnx"] = {**_compare(np.asarray(got), want), "runtime": "onnxruntime CPU",
                           "converter": f"jax2onnx {version('jax2onnx')}",
                           "opset": ONNX_OPSET}
@@ -224,8 +242,12 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         "platforms": list(platforms),
         "input": {"name": "images", "shape": ["N", *size, 3], "dtype": "uint8",
                   "layout": "NHWC, RGB, 0..255",
-                  "smaller_images": "pad at the bottom/right with padding_rgb, crop outputs",
+                  "smaller_images": "pad at the bottom/right (any colour; padding_rgb as "
+                                    "evaluation), give their sizes, crop outputs",
                   "padding_rgb": image_prep.padding_colour(config.data.mean)},
+        "sizes": {"name": "sizes", "shape": ["N", 2], "dtype": "int32",
+                  "meaning": "each image's own (height, width) at the top-left of its canvas; "
+                             "the logits are the image's alone, zero outside it"},
         "normalization": {"mean": list(config.data.mean), "std": list(config.data.std),
                           "formula": "(image / 255 - mean) / std, inside the model"},
         "output": {"shape": ["N", *size, len(names)], "dtype": "float32",

@@ -67,6 +67,32 @@ def abstract_variables(generator, crop_size) -> dict[str, Any]:
     return jax.eval_shape(lambda x: generator.init(jax.random.key(0), x, train=False), images)
 
 
+def _restore_readable(checkpoints, current, target, step: int, which: str):
+    """G's subtree of checkpoint ``step``; for "latest" and "best", an unreadable checkpoint
+    falls back to the next older one that restores (as training does, but nothing is moved:
+    this path only reads), with a warning naming it. A step asked for by number is that step
+    or an error naming the steps that restore."""
+    older = [s for s in reversed(checkpoints.steps()) if s < step]
+    candidates = [step] + (older if not which.isdigit() else [])
+    failed: list[str] = []
+    for candidate in candidates:
+        checkpoints.check_compatible(current, candidate, generator_only=True)
+        try:
+            restored = checkpoints.restore_part(target, candidate)
+        except ckpt_lib.UnreadableCheckpoint as e:
+            failed.append(str(e))
+            if candidate != candidates[-1]:
+                print(f"WARNING: checkpoint {candidate} in {checkpoints.directory} cannot be "
+                      f"restored; using the next older one (--config.eval.checkpoint={which})",
+                      flush=True)
+            continue
+        return restored
+    readable = [s for s in checkpoints.steps() if s not in candidates]
+    hint = (f"; steps that may restore: {readable}" if readable else
+            "; no other checkpoint is kept: retrain, or restore the run's folder")
+    raise ckpt_lib.UnreadableCheckpoint(failed[0].split("; choose another step")[0] + hint)
+
+
 def load_generator(config: ml_collections.ConfigDict, workdir: str,
                    checkpoint: str | int | None = None) -> LoadedGenerator:
     """G of checkpoint ``checkpoint`` (default ``config.eval.checkpoint``) of the run in
@@ -78,17 +104,17 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str,
             f"no checkpoint in {workdir}: {workdir}/checkpoints does not exist. Train first "
             "(--mode=train with this --workdir), or point --workdir at a run.")
     checkpoints = ckpt_lib.Checkpoints(workdir, read_only=True)
-    step = resolve_step(checkpoints, config.eval.checkpoint if checkpoint is None
-                        else checkpoint)
+    which = str(config.eval.checkpoint if checkpoint is None else checkpoint).strip()
+    step = resolve_step(checkpoints, which)
     num_classes = config_lib.num_classes(config)
     current = {**ckpt_lib.config_json(config), "num_classes": num_classes}
-    checkpoints.check_compatible(current, step, generator_only=True)
     generator = build_generator(config.model, num_classes)
     shapes = abstract_variables(generator, config.data.crop_size)
     target = {PARAMS: shapes["params"]}
     if jax.tree.leaves(shapes.get("batch_stats", {})):
         target[BATCH_STATS] = shapes["batch_stats"]
-    restored = checkpoints.restore_part(target, step)
+    restored = _restore_readable(checkpoints, current, target, step, which)
+    step = restored.step
     variables = {"params": restored.state[PARAMS]}
     if BATCH_STATS in restored.state:
         variables["batch_stats"] = restored.state[BATCH_STATS]

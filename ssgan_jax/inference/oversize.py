@@ -39,13 +39,24 @@ def batches(examples: Iterable[dict], ignore_label: int) -> Iterator[dict]:
                "valid": np.ones((1, 1), bool)}
 
 
-def predictor(generator, settings: tta.Settings, eval_size: tuple[int, int]):
-    """``predict(variables on one device, normalised image [h, w, 3]) -> classes [h, w]``."""
+def windows_per_call(config) -> int:
+    """Windows per forward pass for an oversize image: as many as images of eval_size one
+    device takes in evaluation (``eval_batch_size`` over the local devices), so its memory is
+    evaluation's."""
+    return max(1, config.eval_batch_size // jax.local_device_count())
+
+
+def predictor(generator, settings: tta.Settings, eval_size: tuple[int, int],
+              per_call: int = 0):
+    """``predict(variables on one device, normalised image [h, w, 3]) -> classes [h, w]``,
+    ``per_call`` windows per forward pass (0: all at once)."""
     predict = jax.jit(tta.make_predict_fn(generator, tta.oversize_settings(settings,
-                                                                           eval_size)))
+                                                                           eval_size,
+                                                                           per_call)))
 
     def run(variables, image: np.ndarray) -> np.ndarray:
         x = image_prep.pad([image], padded_size(*image.shape[:2]), 0.0, dtype=np.float32)
-        return image_prep.crop_back(np.asarray(predict(variables, x)), [image.shape])[0]
+        sizes = np.asarray([image.shape[:2]], np.int32)
+        return image_prep.crop_back(np.asarray(predict(variables, x, sizes)), [image.shape])[0]
 
     return run

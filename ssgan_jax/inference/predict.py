@@ -127,6 +127,24 @@ def _batches(items, size: int, limit: int):
         yield batch
 
 
+def _read(batch, skip: bool, skipped: list[str]):
+    """(the items whose image reads, their RGB arrays); an unreadable one stops the run with
+    its DataError, or with ``skip`` is said, recorded in ``skipped`` and left out."""
+    kept, rgbs = [], []
+    for name, read in batch:
+        try:
+            rgbs.append(read())
+        except DataError as e:
+            if not skip:
+                raise DataError(f"{e} (or --config.predict.skip_unreadable=True to skip such "
+                                "files)") from None
+            print(f"  skipped {name}: {e}", flush=True)
+            skipped.append(name)
+            continue
+        kept.append((name, read))
+    return kept, rgbs
+
+
 def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Write prediction files for ``config.predict.input`` (or ``config.eval.split``)."""
     settings = tta.from_config(config)
@@ -146,22 +164,28 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
     size = (devices * per_device)
     eh, ew = config.data.eval_size
-    p_predict = parallel.pmap_eval(tta.make_predict_fn(loaded.generator, settings))
+    p_predict = parallel.pmap_eval(tta.make_predict_fn(loaded.generator, settings), 2)
     variables = parallel.on_devices(loaded.variables)
     server_labels = getattr(builder, "SERVER_LABELS", None)
     written = 0
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
-    big_predict = oversize.predictor(loaded.generator, settings, (eh, ew))
+    big_predict = oversize.predictor(loaded.generator, settings, (eh, ew),
+                                     oversize.windows_per_call(config))
     one_device = None  # G's variables on one device, copied at the first oversize image
     larger = 0
+    skipped: list[str] = []
     for batch in _batches(items, size, config.predict.max_images):
-        rgbs = [read() for _, read in batch]
+        batch, rgbs = _read(batch, config.predict.skip_unreadable, skipped)
+        if not batch:
+            continue
         fit = [i for i, image in enumerate(rgbs) if image_prep.fits(image.shape, (eh, ew))]
         preds: dict[int, np.ndarray] = {}
         if fit:
             x = image_prep.normalize_and_pad([rgbs[i] for i in fit], config.data.mean,
                                          config.data.std, (eh, ew), batch=size)
-            out = np.asarray(p_predict(variables, x.reshape(devices, per_device, eh, ew, 3)))
+            sizes = image_prep.sizes([rgbs[i].shape for i in fit], batch=size)
+            out = np.asarray(p_predict(variables, x.reshape(devices, per_device, eh, ew, 3),
+                                       sizes.reshape(devices, per_device, 2)))
             out = out.reshape(size, eh, ew)
             preds.update(zip(fit, image_prep.crop_back(out, [rgbs[i].shape for i in fit]),
                              strict=True))
@@ -182,7 +206,8 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # every process wrote its share of the images
     written = int(parallel.sum_over_processes(np.asarray(written, np.int64)))
     summary = {"step": step, "checkpoint": path, "source": pattern or split,
-               "images": written, "output_dir": out_dir, "class_names": list(class_names),
+               "images": written, "skipped_unreadable": skipped, "output_dir": out_dir,
+               "class_names": list(class_names),
                "inference": settings.as_dict()}
     if jax.process_index() == 0:
         os.makedirs(out_dir, exist_ok=True)

@@ -17,8 +17,10 @@ colour, exactly as evaluation pads to ``data.eval_size``) to the next multiple o
 pixels (default 64) in each direction, and the batch to the next power of two; the jitted
 forward pass compiles once per (batch, height, width) bucket, and outputs are cropped back to
 each image. So a stream of camera frames of one size compiles once, and images of sizes
-100x150 and 120x160 share one program (128x192). The inference settings (whole image or
-sliding windows, scales, flip) are the run's ``config.eval`` unless overridden.
+100x150 and 120x160 share one program (128x192). G is told each image's own size
+(``models.canvas``), so the answer is the image's alone whatever the bucket, and the same as
+``--mode=predict``'s and the export's. The inference settings (whole image or sliding
+windows, scales, flip) are the run's ``config.eval`` unless overridden.
 """
 
 from __future__ import annotations
@@ -69,10 +71,10 @@ class _JaxForward:
         self.mean, self.std, self.bucket = mean, std, bucket
         self.compilations = 0
 
-        def forward(variables, x):
+        def forward(variables, x, sizes):
             self.compilations += 1  # runs while tracing: once per compiled size bucket
-            apply = lambda v: generator.apply(variables, v, train=False)
-            return jax.nn.softmax(tta.predict_logits(apply, x, settings), axis=-1)
+            logits = tta.predict_logits(tta.bind(generator, variables), x, settings, sizes)
+            return jax.nn.softmax(logits, axis=-1)
 
         self._forward = jax.jit(forward)
 
@@ -81,20 +83,21 @@ class _JaxForward:
 
     def __call__(self, rgbs, size, batch: int) -> np.ndarray:
         x = image_prep.normalize_and_pad(rgbs, self.mean, self.std, size, batch)
-        return np.asarray(self._forward(self.variables, jnp.asarray(x)))
+        sizes = image_prep.sizes([im.shape for im in rgbs], batch)
+        return np.asarray(self._forward(self.variables, jnp.asarray(x), jnp.asarray(sizes)))
 
 
 class _ExportForward:
     """An exported program (``--mode=export``): takes uint8 images of its one size, padded
-    with its padding colour (export.json); larger images are refused."""
+    with its padding colour (export.json), and their own sizes; larger images are refused."""
 
     def __init__(self, exported, size, padding_rgb):
         self.size, self.padding_rgb = tuple(size), np.asarray(padding_rgb, np.uint8)
         self.compilations = 0
 
-        def forward(x):
+        def forward(x, sizes):
             self.compilations += 1  # runs while tracing: once per batch bucket
-            return jax.nn.softmax(exported.call(x), axis=-1)
+            return jax.nn.softmax(exported.call(x, sizes), axis=-1)
 
         self._forward = jax.jit(forward)
 
@@ -107,7 +110,8 @@ class _ExportForward:
 
     def __call__(self, rgbs, size, batch: int) -> np.ndarray:
         x = image_prep.pad(rgbs, size, self.padding_rgb, batch, np.uint8)
-        return np.asarray(self._forward(jnp.asarray(x)))
+        sizes = image_prep.sizes([im.shape for im in rgbs], batch)
+        return np.asarray(self._forward(jnp.asarray(x), jnp.asarray(sizes)))
 
 
 class Segmenter:

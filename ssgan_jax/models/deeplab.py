@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssgan_jax.models import canvas
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import ModuleDef, batch_norm, check_images, conv, resize_bilinear
 from ssgan_jax.models.norm import BatchNorm
@@ -41,9 +42,11 @@ class ASPP(nn.Module):
     conv: ModuleDef = Conv
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, sizes: jax.Array | None = None) -> jax.Array:
         n, h, w, _ = x.shape
         c = self.features
+        pooled = canvas.mean(x, sizes)  # over each image's own region (canvas)
+        x = canvas.mask(x, sizes)  # what the atrous convs read past the image: zeros
         branches = [
             nn.relu(
                 self.norm(name="convs_0_1")(
@@ -58,7 +61,6 @@ class ASPP(nn.Module):
         # Image-level branch: global average pool -> 1x1 conv -> BN -> ReLU -> back to h x w.
         # (torch resizes the 1x1 map bilinearly, which is a broadcast.)
         k = len(self.rates) + 1
-        pooled = jnp.mean(x, axis=(1, 2), keepdims=True)
         pooled = conv(c, 1, name=f"convs_{k}_1", dtype=self.dtype, module=self.conv)(pooled)
         pooled = nn.relu(self.norm(name=f"convs_{k}_2")(pooled))
         branches.append(jnp.broadcast_to(pooled, (n, h, w, pooled.shape[-1])))
@@ -79,6 +81,10 @@ class DeepLabV3(nn.Module):
       bn_frozen / bn_axis_name: BatchNorm mode, see ``layers.batch_norm``.
       conv / norm: the conv and BatchNorm classes (``models.build_generator`` binds them).
 
+    ``sizes`` (int32 [N, 2], optional): each image's height and width on a padded canvas
+    (top-left); each image's logits are then those of the image alone at its own size
+    (``canvas``; METHOD.md, "Inference"), zero outside it.
+
     With ``return_features=True`` returns ``(logits, {"backbone_out", "aspp_out"})``.
     """
 
@@ -93,7 +99,8 @@ class DeepLabV3(nn.Module):
     norm: ModuleDef = BatchNorm
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+    def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False,
+                 sizes: jax.Array | None = None):
         check_images(x, "DeepLabV3")
         _, h, w, _ = x.shape
         norm = batch_norm(train, self.bn_frozen, self.bn_axis_name, module=self.norm)
@@ -106,7 +113,8 @@ class DeepLabV3(nn.Module):
             conv=self.conv,
             norm=self.norm,
             name="backbone",
-        )(x, train=train)
+        )(x, train=train, sizes=sizes)
+        feature_sizes = feats.get("sizes")
         head = 256 // self.width
         y = ASPP(
             rates=aspp_rates(self.output_stride),
@@ -116,13 +124,17 @@ class DeepLabV3(nn.Module):
             dtype=self.dtype,
             conv=self.conv,
             name="classifier_0",
-        )(feats["layer4"], train)
+        )(feats["layer4"], train, feature_sizes)
         aspp_out = y
+        y = canvas.mask(y, feature_sizes)
         y = conv(head, 3, name="classifier_1", dtype=self.dtype, module=self.conv)(y)
         y = nn.relu(norm(name="classifier_2")(y))
         y = conv(self.num_classes, 1, use_bias=True, name="classifier_4", dtype=self.dtype,
                  module=self.conv)(y)
-        logits = resize_bilinear(y, h, w).astype(jnp.float32)
+        if sizes is None:
+            logits = resize_bilinear(y, h, w).astype(jnp.float32)
+        else:
+            logits = canvas.resize(y.astype(jnp.float32), feature_sizes, sizes, h, w)
         if return_features:
             return logits, {"backbone_out": feats["layer4"], "aspp_out": aspp_out}
         return logits

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssgan_jax.models import canvas
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import ModuleDef, check_images, conv, resize_bilinear
 from ssgan_jax.models.vgg import vgg16_features
@@ -77,7 +78,12 @@ def upsample2x(features: int, name: str, dtype: Any) -> Upsample2x:
 
 
 class FCN8s(nn.Module):
-    """FCN-8s generator: images [N, H, W, 3] -> logits [N, H, W, num_classes] (any H, W)."""
+    """FCN-8s generator: images [N, H, W, 3] -> logits [N, H, W, num_classes] (any H, W).
+
+    ``sizes`` (int32 [N, 2], optional): each image's height and width on a padded canvas
+    (top-left); each image's logits are then those of the image alone at its own size
+    (``canvas``), zero outside it.
+    """
 
     num_classes: int
     width: int = 1
@@ -86,17 +92,21 @@ class FCN8s(nn.Module):
     conv: ModuleDef = Conv  # the conv class (``models.build_generator`` binds it)
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False,
+                 sizes: jax.Array | None = None) -> jax.Array:
         check_images(x, "FCN8s")
         _, h, w, _ = x.shape
         hp = -(-h // FCN_STRIDE) * FCN_STRIDE
         wp = -(-w // FCN_STRIDE) * FCN_STRIDE
-        x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+        x = jnp.pad(canvas.mask(x, sizes), ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+        # each image alone would be padded to a multiple of 32 with zeros: that is its region
+        padded = None if sizes is None else canvas.round_up(sizes, FCN_STRIDE)
         feats = vgg16_features(x, width=self.width, num_blocks=5, dtype=self.dtype,
-                               conv_module=self.conv)
+                               conv_module=self.conv, sizes=padded)
+        at = (lambda k: None) if sizes is None else (lambda k: canvas.div(padded, k))
         fc_dim = 4096 // self.width
         y = conv(fc_dim, 7, use_bias=True, name="classifier_0", dtype=self.dtype,
-                 module=self.conv)(feats["pool5"])
+                 module=self.conv)(canvas.mask(feats["pool5"], at(32)))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
         y = conv(fc_dim, 1, use_bias=True, name="classifier_3", dtype=self.dtype,
                  module=self.conv)(y)
@@ -114,9 +124,12 @@ class FCN8s(nn.Module):
             )
 
         s = score("score_fr")(y)
-        s = upsample2x(self.num_classes, "upscore2", self.dtype)(s)
+        s = upsample2x(self.num_classes, "upscore2", self.dtype)(canvas.mask(s, at(32)))
         s = s + score("score_pool4")(feats["pool4"])
-        s = upsample2x(self.num_classes, "upscore_pool4", self.dtype)(s)
+        s = upsample2x(self.num_classes, "upscore_pool4", self.dtype)(canvas.mask(s, at(16)))
         s = s + score("score_pool3")(feats["pool3"])
-        s = resize_bilinear(s.astype(jnp.float32), hp, wp)
+        if sizes is None:
+            s = resize_bilinear(s.astype(jnp.float32), hp, wp)
+        else:
+            s = canvas.mask(canvas.resize(s.astype(jnp.float32), at(8), padded, hp, wp), sizes)
         return s[:, :h, :w, :]

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssgan_jax.models import canvas
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import ModuleDef, batch_norm, check_images, conv, max_pool_torch
 from ssgan_jax.models.norm import BatchNorm
@@ -40,9 +41,12 @@ class Bottleneck(nn.Module):
     conv: ModuleDef = Conv
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, sizes: jax.Array | None = None) -> jax.Array:
+        """``sizes``: the images' regions of ``x`` (``canvas``); only the 3x3 conv reads
+        across positions (the 1x1 convs, strided or not, read each position alone)."""
         out = conv(self.planes, 1, name="conv1", dtype=self.dtype, module=self.conv)(x)
         out = nn.relu(self.norm(name="bn1")(out))
+        out = canvas.mask(out, sizes)
         out = conv(
             self.planes,
             3,
@@ -83,7 +87,8 @@ class ResNet(nn.Module):
       conv / norm: the conv and BatchNorm classes (``models.build_generator`` binds them).
 
     Returns a dict of features: ``stem`` (after max-pool), ``layer1``..``layerK`` and, with a
-    classifier, ``logits`` [N, num_classes].
+    classifier, ``logits`` [N, num_classes]. With ``sizes`` (``canvas``: the images' sizes on
+    a padded canvas) also ``sizes``: their regions of ``layerK``.
     """
 
     width: int = 1
@@ -97,7 +102,8 @@ class ResNet(nn.Module):
     norm: ModuleDef = BatchNorm
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, train: bool = False,
+                 sizes: jax.Array | None = None) -> dict[str, jax.Array]:
         check_images(x, "ResNet")
         if not 1 <= self.num_stages <= 4:
             raise ValueError(f"num_stages must be in 1..4; got {self.num_stages}")
@@ -106,9 +112,12 @@ class ResNet(nn.Module):
         norm = batch_norm(train, self.bn_frozen, self.bn_axis_name, module=self.norm)
         feats: dict[str, jax.Array] = {}
         stem = 64 // self.width
+        x = canvas.mask(x, sizes)
         x = conv(stem, 7, stride=2, name="conv1", dtype=self.dtype, module=self.conv)(x)
+        sizes = canvas.conv_sizes(sizes, 7, stride=2)
         x = nn.relu(norm(name="bn1")(x))
-        x = max_pool_torch(x, 3, 2, 1)
+        x = max_pool_torch(canvas.mask(x, sizes, -jnp.inf), 3, 2, 1)
+        sizes = canvas.conv_sizes(sizes, 3, stride=2, padding=1)
         feats["stem"] = x
 
         replace = (False,) + dilations_for_output_stride(self.output_stride)
@@ -121,19 +130,23 @@ class ResNet(nn.Module):
                 dilation *= stride
                 stride = 1
             for b in range(STAGE_SIZES_50[s]):
+                block_stride = stride if b == 0 else 1
                 x = Bottleneck(
                     planes=planes,
-                    stride=stride if b == 0 else 1,
+                    stride=block_stride,
                     dilation=previous_dilation if b == 0 else dilation,
                     downsample=b == 0 and (stride != 1 or in_ch != planes * EXPANSION),
                     norm=norm,
                     dtype=self.dtype,
                     conv=self.conv,
                     name=f"layer{s + 1}_{b}",
-                )(x)
+                )(x, sizes)
+                sizes = canvas.conv_sizes(sizes, 1, stride=block_stride)
                 in_ch = planes * EXPANSION
             feats[f"layer{s + 1}"] = x
 
+        if sizes is not None:
+            feats["sizes"] = sizes
         if self.num_classes is not None:
             pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
             feats["logits"] = nn.Dense(self.num_classes, name="fc")(pooled)

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssgan_jax.models import canvas
 from ssgan_jax.models.conv import Conv
 from ssgan_jax.models.layers import ModuleDef, check_images, conv
 
@@ -21,13 +22,15 @@ VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
 
 def vgg16_features(
     x: jax.Array, *, width: int = 1, num_blocks: int = 5, dtype: Any = jnp.float32,
-    conv_module: ModuleDef = Conv,
+    conv_module: ModuleDef = Conv, sizes: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     """The first ``num_blocks`` conv blocks of VGG16, each ending with a 2x2 max-pool.
 
     Call inside a compact ``__call__``: the convs become submodules of the caller, named
     ``features_<i>`` at its top level, so torchvision's ``features.<i>.*`` keys map directly.
-    Returns ``{"pool1": ..., "poolK": ...}`` (stride 2**k features), NHWC.
+    Returns ``{"pool1": ..., "poolK": ...}`` (stride 2**k features), NHWC. ``sizes``
+    (``canvas``): the images' regions of ``x``, multiples of 2**num_blocks (FCN-8s pads to
+    32), so that the 2x2 pools never read past them.
     """
     check_images(x, "VGG16")
     if not 1 <= num_blocks <= 5:
@@ -38,12 +41,14 @@ def vgg16_features(
         if item == "M":
             # arguments by keyword: see layers.max_pool_torch
             x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+            sizes = None if sizes is None else canvas.div(sizes, 2)
             block += 1
             feats[f"pool{block}"] = x
             if block == num_blocks:
                 break
             index += 1
         else:
+            x = canvas.mask(x, sizes)
             x = conv(item // width, 3, use_bias=True, name=f"features_{index}", dtype=dtype,
                      module=conv_module)(x)
             x = nn.relu(x)

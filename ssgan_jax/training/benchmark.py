@@ -146,15 +146,20 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     batch = parallel.shard_batch({
         "image": rng.normal(size=(devices, per_device, ch, cw, 3)).astype(np.float32),
         "label": rng.integers(0, num_classes, size=(devices, per_device, ch, cw)).astype(
-            np.int32)})
+            np.int32),
+        # as training's crops: each one's image region (models.canvas), here the whole crop
+        "sizes": np.broadcast_to(np.asarray([ch, cw], np.int32), (devices, per_device, 2))})
 
     unlabeled = config.semi.unlabeled_batch_size if config_lib.adversary_on(config) else 0
     if unlabeled:  # the semi-supervised phase-2 iteration
         if unlabeled % devices:
             raise ConfigError(f"semi.unlabeled_batch_size {unlabeled} is not divisible by the "
                               f"{devices} devices")
-        batch = {**batch, "unlabeled": parallel.shard_batch(rng.normal(
-            size=(devices, unlabeled // devices, ch, cw, 3)).astype(np.float32))}
+        batch = {**batch, **parallel.shard_batch({
+            "unlabeled": rng.normal(size=(devices, unlabeled // devices, ch, cw, 3)).astype(
+                np.float32),
+            "unlabeled_sizes": np.broadcast_to(np.asarray([ch, cw], np.int32),
+                                               (devices, unlabeled // devices, 2))})}
     nets1, nets2 = (state_lib.build_networks(config, num_classes, p) for p in (1, 2))
     state = parallel.on_devices(jax.device_get(state_lib.init_state(
         nets2, *state_lib.run_keys(config.seed), (1, ch, cw, 3), num_classes)))

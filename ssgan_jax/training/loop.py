@@ -23,13 +23,13 @@ from flax import traverse_util
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
-from ssgan_jax.core.errors import ConfigError
+from ssgan_jax.core.errors import ConfigError, disk_space
 from ssgan_jax.data import builder_class, pipeline, subset
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
 from ssgan_jax.inference.generator import load_generator
-from ssgan_jax.training import monitor, optimizers, steps, workdir_lock
+from ssgan_jax.training import monitor, optimizers, steps, stop, workdir_lock
 from ssgan_jax.training import state as state_lib
 from ssgan_jax.training.weights import check_weights_file, load_pretrained
 
@@ -48,6 +48,7 @@ class Run:
     p_eval: Any
     config_record: dict[str, Any]
     last_saved: int | None = None
+    requests: stop.Requests = dataclasses.field(default_factory=stop.Requests)
 
 
 def _dataset_classes(config) -> tuple[str, ...]:
@@ -55,6 +56,8 @@ def _dataset_classes(config) -> tuple[str, ...]:
     if jax.process_index() == 0:
         pipeline.ensure_prepared(config.data)
     parallel.barrier("ssgan_dataset_prepared")
+    # validation refuses images larger than data.eval_size: say so now, not at its first pass
+    pipeline.check_eval_size(config.data, config.data.val_split)
     return config_lib.class_names(config)
 
 
@@ -149,8 +152,16 @@ def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
     if validation is not None:
         meta["validation"] = {k: v for k, v in validation.items()
                               if k not in ("confusion", "examples")}
-    run.checkpoints.save(step, host, meta, None if validation is None else validation["miou"])
+    with disk_space(run.checkpoints.directory, _kept(run)):
+        run.checkpoints.save(step, host, meta,
+                             None if validation is None else validation["miou"])
     run.last_saved = step
+
+
+def _kept(run: Run) -> str:
+    steps = run.checkpoints.steps()
+    return (f"the checkpoints of steps {steps} are kept" if steps else
+            "no checkpoint was saved yet")
 
 
 def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
@@ -210,13 +221,23 @@ def labeled_subset(config, workdir: str) -> list[str] | None:
     return ids
 
 
+def _said(batches, config, step: int):
+    """``batches``, with a warning the first time one is mostly void or padding
+    (``monitor.InputHealth``)."""
+    health = monitor.InputHealth(config)
+    for i, batch in enumerate(batches, start=step + 1):
+        for warning in health.check(i, batch):
+            print(warning, flush=True)
+        yield batch
+
+
 def _train_batches(config, step: int, labeled_ids):
     """The training batches from iteration ``step`` on: labelled ones and, in a
     semi-supervised phase 2, each with its batch of unlabelled images (``"unlabeled"``)."""
     kw = {"local_devices": jax.local_device_count(), "process_index": jax.process_index(),
           "process_count": jax.process_count(), "labeled_ids": labeled_ids}
-    labelled = pipeline.as_numpy(pipeline.train_dataset(
-        config, start_example=step * config.batch_size, **kw))
+    labelled = _said(pipeline.as_numpy(pipeline.train_dataset(
+        config, start_example=step * config.batch_size, **kw)), config, step)
     if not config_lib.semi_phase2(config):
         yield from labelled
         return
@@ -227,7 +248,8 @@ def _train_batches(config, step: int, labeled_ids):
             if unlabelled is None:  # opened at phase 2 only: phase 1 never reads it
                 unlabelled = pipeline.as_numpy(pipeline.unlabeled_dataset(
                     config, start_example=(i - p1) * config.semi.unlabeled_batch_size, **kw))
-            batch["unlabeled"] = next(unlabelled)["image"]
+            extra = next(unlabelled)
+            batch["unlabeled"], batch["unlabeled_sizes"] = extra["image"], extra["sizes"]
         yield batch
 
 
@@ -287,6 +309,16 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
                 _report_validation(run, done, summary)
             with progress.timed("checkpoint"):
                 _save(run, state, done, phase, summary)
+        if run.requests.should_stop(done, config.train.log_every):  # SIGTERM / Ctrl-C
+            if pending:
+                flush(done)
+            if run.last_saved != done:
+                with progress.timed("checkpoint"):
+                    _save(run, state, done, phase)
+            with disk_space(run.checkpoints.directory, _kept(run)):
+                run.checkpoints.wait()
+            raise stop.Stopped(run.requests.name, done,
+                               os.path.join(run.checkpoints.directory, str(done)))
     return state
 
 
@@ -294,16 +326,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """Train both phases (resuming if possible); returns the final validation summary.
 
     Only one training process (or multi-process job) at a time writes into ``workdir``: a
-    second one stops with ``workdir_lock.WorkdirLocked`` naming the first.
+    second one stops with ``workdir_lock.WorkdirLocked`` naming the first. SIGTERM and
+    Ctrl-C save a checkpoint at the next step boundary and raise ``stop.Stopped``
+    (``main`` turns it into one line and exit code 0, or 130 for Ctrl-C).
+    The config must have passed ``config.check`` (``main`` checks it at load).
     """
     workdir = os.path.abspath(workdir)
     _check_start_files(config, workdir)
     os.makedirs(workdir, exist_ok=True)
-    with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
-        return _train(config, workdir)
+    with workdir_lock.hold(workdir, enabled=jax.process_index() == 0), \
+            stop.signals() as requests:
+        return _train(config, workdir, requests)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def _train(config: ml_collections.ConfigDict, workdir: str,
+           requests: stop.Requests | None = None) -> dict[str, Any]:
     class_names = _dataset_classes(config)
     num_classes = len(class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
@@ -337,7 +374,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               p_eval=parallel.pmap_eval(make_eval_step(generator, num_classes,
                                                     config.loss.ignore_label,
                                                     tta.from_config(config))),
-              config_record=record, last_saved=step if restored is not None else None)
+              config_record=record, last_saved=step if restored is not None else None,
+              requests=requests or stop.Requests())
     if restored is None:
         run.writer.write_hparams(traverse_util.flatten_dict(record, sep="."))
     batches = parallel.prefetch(_train_batches(config, step, labeled_subset(config, workdir)))
@@ -369,6 +407,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                               "final_val_miou": final and final["miou"],
                               "best_step": best, "best_val_miou": summary["miou"]}), flush=True)
     finally:
-        checkpoints.wait()
+        with disk_space(checkpoints.directory, _kept(run)):
+            checkpoints.wait()
         run.writer.flush()
     return summary or {}

@@ -163,6 +163,43 @@ class AdversaryHealth:
         return f"WARNING at step {step}: {text}"
 
 
+class InputHealth:
+    """What a training batch holds, said once per kind when it is mostly nothing: labelled
+    pixels below ``train.min_labelled_share`` (all-void labels train at ce = 0), or crops
+    filled by their images below ``train.min_image_share`` (the rest is padding)."""
+
+    def __init__(self, config):
+        self.ignore = config.loss.ignore_label
+        self.crop = tuple(int(v) for v in config.data.crop_size)
+        self.min_labelled = config.train.min_labelled_share
+        self.min_image = config.train.min_image_share
+        self.said: set[str] = set()
+
+    def check(self, step: int, batch: Mapping[str, Any]) -> list[str]:
+        """The warnings of the batch of iteration ``step`` (each kind once per run)."""
+        out = []
+        labels = np.asarray(batch["label"])
+        labelled = float(np.mean(labels != self.ignore))
+        if labelled < self.min_labelled and "labels" not in self.said:
+            self.said.add("labels")
+            out.append(f"warning: step {step}: {100 * labelled:.2f}% of the batch's pixels are "
+                       f"labelled ({int(np.sum(labels != self.ignore))} of {labels.size}; the "
+                       f"rest is void {self.ignore} or padding): the loss has almost nothing to "
+                       "learn from. Check the labels' class mapping (--mode=prepare refuses "
+                       "unknown values) and data.crop_size")
+        if "sizes" in batch and "image" not in self.said:
+            sizes = np.asarray(batch["sizes"]).reshape(-1, 2)
+            share = float(np.mean(sizes[:, 0] * sizes[:, 1]) / (self.crop[0] * self.crop[1]))
+            if share < self.min_image:
+                self.said.add("image")
+                out.append(f"warning: step {step}: the images fill {100 * share:.1f}% of the "
+                           f"crops on average (data.crop_size={self.crop}, image regions of "
+                           f"{int(np.mean(sizes[:, 0]))}x{int(np.mean(sizes[:, 1]))} on "
+                           "average); the rest is padding. Lower data.crop_size or raise "
+                           "data.scale_range")
+        return out
+
+
 def check_finite(step: int, metrics: Mapping[str, float], last_good: int | None) -> None:
     """Raise TrainingDiverged naming the first NaN/Inf metric."""
     bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}

@@ -19,6 +19,7 @@ import optax
 
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.parallel import AXIS
+from ssgan_jax.models import canvas
 from ssgan_jax.training import losses
 from ssgan_jax.training.rescaling import epsilon_rescale
 from ssgan_jax.training.state import Networks, TrainState
@@ -52,10 +53,12 @@ class _Updates:
         rng = jax.random.fold_in(rng, update)
         return jax.random.fold_in(rng, jax.lax.axis_index(self.axis_name))
 
-    def generator_forward(self, state, params, images, rng):
-        """G(images) in train mode -> (logits, G's new BatchNorm statistics)."""
+    def generator_forward(self, state, params, images, rng, sizes=None):
+        """G(images) in train mode -> (logits, G's new BatchNorm statistics). ``sizes``: each
+        crop's own image region (``models.canvas``; a crop larger than its scaled image is
+        padded), so the image-level pooling and the convs never read the padding."""
         out = self.nets.generator.apply(
-            _variables(params, state.g_batch_stats), images, train=True,
+            _variables(params, state.g_batch_stats), images, train=True, sizes=sizes,
             rngs={"dropout": rng}, mutable=["batch_stats"] if self.bn_train else False,
         )
         logits, updates = out if self.bn_train else (out, {})
@@ -117,12 +120,12 @@ class _Updates:
             g_batch_stats=batch_stats if self.bn_train else state.g_batch_stats,
         ), {"g_grad_norm": optax.tree.norm(grads)}
 
-    def generator_update(self, state, images, labels, adversarial, update):
+    def generator_update(self, state, images, labels, adversarial, update, sizes=None):
         """One G update with its own forward pass (Eq. 3, or Eq. 5 when ``adversarial``)."""
         rng = self.rng(state, update)
 
         def loss_fn(g_params):
-            logits, batch_stats = self.generator_forward(state, g_params, images, rng)
+            logits, batch_stats = self.generator_forward(state, g_params, images, rng, sizes)
             loss, parts = self.generator_head(state, logits, images, labels, adversarial)
             return loss, (batch_stats, parts)
 
@@ -131,9 +134,10 @@ class _Updates:
         state, norm = self.apply_generator_grads(state, grads, batch_stats)
         return state, {**metrics, **norm}
 
-    def generator_probabilities(self, state, images, update):
+    def generator_probabilities(self, state, images, update, sizes=None):
         """G's softmax maps for the adversary (a fresh forward, no gradient to G)."""
-        logits, _ = self.generator_forward(state, state.g_params, images, self.rng(state, update))
+        logits, _ = self.generator_forward(state, state.g_params, images, self.rng(state, update),
+                                           sizes)
         return jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
 
     def adversary_update(self, state, images, labels, probs, unlabeled=None):
@@ -187,7 +191,8 @@ def make_train_step(
     """One training iteration of ``phase``: ``step(state, batch) -> (state, metrics)``, to be
     pmapped over ``axis_name`` (``pmap_step``); ``state.step`` grows by one.
 
-    batch = {"image": [B, H, W, 3] f32, "label": [B, H, W] i32} per device. Gradients are
+    batch = {"image": [B, H, W, 3] f32, "label": [B, H, W] i32, optionally "sizes" [B, 2] i32
+    (each crop's image region, ``models.canvas``)} per device. Gradients are
     averaged over all devices of all processes.
 
     * phase 1, or phase 2 with ``loss.lam == 0``: one G update on mce (Eq. 3).
@@ -211,30 +216,31 @@ def make_train_step(
                          "phase2.share_generator_forward=True (and phase2.g_steps=1)")
 
     def step(state: TrainState, batch: dict[str, jax.Array]):
-        images, labels = batch["image"], batch["label"]
+        images, labels, sizes = batch["image"], batch["label"], batch.get("sizes")
         if semi:
-            state, metrics = _fused_semi(u, state, images, labels, batch["unlabeled"], d_steps)
+            state, metrics = _fused_semi(u, state, images, labels, batch["unlabeled"], d_steps,
+                                         sizes, batch.get("unlabeled_sizes"))
         elif not adversarial:
-            state, metrics = u.generator_update(state, images, labels, False, update=0)
+            state, metrics = u.generator_update(state, images, labels, False, 0, sizes)
         elif config.phase2.share_generator_forward:
             if g_steps != 1:
                 raise ValueError("phase2.share_generator_forward needs phase2.g_steps == 1")
-            state, metrics = _fused_phase2(u, state, images, labels, d_steps)
+            state, metrics = _fused_phase2(u, state, images, labels, d_steps, sizes)
         else:
             metrics = {}
             for i in range(d_steps):  # unrolled, as in the fused iteration
-                probs = u.generator_probabilities(state, images, update=i)
+                probs = u.generator_probabilities(state, images, i, sizes)
                 state, m = u.adversary_update(state, images, labels, probs)
                 metrics.update(m)
             for j in range(g_steps):
-                state, m = u.generator_update(state, images, labels, True, update=d_steps + j)
+                state, m = u.generator_update(state, images, labels, True, d_steps + j, sizes)
                 metrics.update(m)
         return state.replace(step=state.step + 1), u.metrics(metrics)
 
     return step
 
 
-def _fused_phase2(u: _Updates, state: TrainState, images, labels, d_steps: int):
+def _fused_phase2(u: _Updates, state: TrainState, images, labels, d_steps: int, sizes=None):
     """A phase-2 iteration with one G forward pass: ``d_steps`` A updates, then one G update.
 
     The separate updates compute G's output once per update, where the only thing that
@@ -245,7 +251,7 @@ def _fused_phase2(u: _Updates, state: TrainState, images, labels, d_steps: int):
     docs/PERFORMANCE.md).
     """
     logits, g_vjp, batch_stats = jax.vjp(
-        lambda p: u.generator_forward(state, p, images, u.rng(state, 0)), state.g_params,
+        lambda p: u.generator_forward(state, p, images, u.rng(state, 0), sizes), state.g_params,
         has_aux=True)
     probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
     metrics: dict[str, Any] = {}
@@ -259,7 +265,8 @@ def _fused_phase2(u: _Updates, state: TrainState, images, labels, d_steps: int):
     return state, {**metrics, **parts, **norm}
 
 
-def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_steps: int):
+def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_steps: int,
+                sizes=None, unlabeled_sizes=None):
     """``_fused_phase2`` with unlabelled images: G's one forward pass takes the
     labelled and the unlabelled images together (BatchNorm statistics over both); A's updates
     judge the labelled pairs, real and fake, and (``semi.adversary_unlabeled``) the unlabelled
@@ -267,8 +274,13 @@ def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_ste
     self-training on their confident pixels (``_Updates.semi_generator_head``)."""
     n = images.shape[0]
     x = jnp.concatenate([images, unlabeled])
+    both = None
+    if sizes is not None or unlabeled_sizes is not None:
+        both = jnp.concatenate([canvas.full(images) if sizes is None else sizes,
+                                canvas.full(unlabeled) if unlabeled_sizes is None
+                                else unlabeled_sizes])
     logits, g_vjp, batch_stats = jax.vjp(
-        lambda p: u.generator_forward(state, p, x, u.rng(state, 0)), state.g_params,
+        lambda p: u.generator_forward(state, p, x, u.rng(state, 0), both), state.g_params,
         has_aux=True)
     probs = jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
     fakes = (unlabeled, probs[n:]) if u.semi.adversary_unlabeled else None
@@ -301,11 +313,11 @@ def make_update(
     u = _Updates(networks, config, axis_name)
 
     def update(state: TrainState, batch: dict[str, jax.Array]):
-        images, labels = batch["image"], batch["label"]
+        images, labels, sizes = batch["image"], batch["label"], batch.get("sizes")
         if which == "generator":
-            state, metrics = u.generator_update(state, images, labels, adversarial, update=0)
+            state, metrics = u.generator_update(state, images, labels, adversarial, 0, sizes)
         else:
-            probs = u.generator_probabilities(state, images, update=0)
+            probs = u.generator_probabilities(state, images, 0, sizes)
             state, metrics = u.adversary_update(state, images, labels, probs)
         return state, u.metrics(metrics)
 

@@ -92,13 +92,20 @@ class Lock:
         self._thread: threading.Thread | None = None
 
     def _write_new(self) -> bool:
-        """Create the lock file holding our owner record; False if it exists."""
+        """Create the lock file holding our owner record, whole from its first instant; False
+        if it exists. The record is written to a file of our own, then hard-linked into
+        place: the link is atomic and fails if the lock exists, so no reader ever sees an
+        empty or half-written lock (which it would call stale and take over)."""
+        tmp = f"{self.path}.{socket.gethostname()}.{os.getpid()}.new"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({**self._owner, "heartbeat": time.time()}, f)
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(tmp, self.path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({**self._owner, "heartbeat": time.time()}, f)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
         return True
 
     def acquire(self) -> None:

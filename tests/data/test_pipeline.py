@@ -1,5 +1,8 @@
 """Input pipeline: crops, label/image alignment, padding, determinism, eval batches."""
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -58,6 +61,37 @@ def test_padding_is_ignore_and_mean(prepared):
     assert (b["label"][..., 100:, :] == 255).all()
     np.testing.assert_array_equal(b["image"][..., 100:, :, :], 0.0)  # 0 = the mean colour
     assert (b["label"][..., :38, :56] != 255).any()
+    # each crop's image region, at the top-left: the rest is padding
+    sizes = b["sizes"].reshape(-1, 2)
+    assert sizes.dtype == np.int32 and (sizes < (120, 90)).all()
+    for image, label, (h, w) in zip(b["image"].reshape(-1, 120, 90, 3),
+                                    b["label"].reshape(-1, 120, 90), sizes, strict=True):
+        assert (label[h:] == 255).all() and (label[:, w:] == 255).all()
+        assert (image[h:] == 0).all() and (image[:, w:] == 0).all()
+        assert np.abs(image[h - 1, :w]).max() > 0 and np.abs(image[:h, w - 1]).max() > 0
+
+
+def test_flipped_crops_keep_their_image_region_at_the_top_left(prepared):
+    """The flip mirrors the image before the padding: a flipped crop is the unflipped one
+    mirrored inside its own width, the padding still at the bottom/right."""
+    prepared.data.crop_size = (120, 90)
+    prepared.data.scale_range = (1.0, 1.0)
+    prepared.data.flip = False
+    plain = _take(prepared, 2)
+    prepared.data.flip = True
+    mirrored = kept = 0
+    for a, b in zip(plain, _take(prepared, 2), strict=True):
+        np.testing.assert_array_equal(a["sizes"], b["sizes"])
+        for x, y, (h, w) in zip(a["image"].reshape(-1, 120, 90, 3),
+                                b["image"].reshape(-1, 120, 90, 3), a["sizes"].reshape(-1, 2),
+                                strict=True):
+            assert (y[:, w:] == 0).all() and (y[h:] == 0).all()
+            if np.array_equal(y[:h, :w], x[:h, :w]):
+                kept += 1
+            else:
+                np.testing.assert_array_equal(y[:h, :w], x[:h, w - 1::-1])
+                mirrored += 1
+    assert mirrored and kept, (mirrored, kept)
 
 
 def test_same_seed_same_batches_other_seed_differs(prepared):
@@ -155,3 +189,50 @@ def test_eval_image_larger_than_eval_size_is_a_data_error(prepared):
                                         r"--config\.data\.eval_size='\((48|56), 56\)'"):
         list(as_numpy(eval_dataset(prepared, "val", local_devices=1),
                       eval_size=prepared.data.eval_size))
+
+
+def test_a_prepared_dataset_remembers_its_files(prepared, tmp_path):
+    """A data_dir prepared from other files than manual_dir holds now is refused, naming both
+    and the way out; moving the same files elsewhere is fine."""
+    import shutil
+
+    from ssgan_jax.data import source
+
+    ensure_prepared(prepared.data)
+    record = next(pathlib.Path(prepared.data.data_dir).rglob(source.RECORD))
+    assert json.loads(record.read_text())["files"] > 0
+    moved = tmp_path / "moved"
+    shutil.copytree(prepared.data.manual_dir, moved)
+    prepared.data.manual_dir = str(moved)
+    source._checked.clear()
+    ensure_prepared(prepared.data)  # the same files in another folder: the same dataset
+    victim = next(p for p in sorted(moved.rglob("*.png")) if "train" in str(p.parent))
+    victim.write_bytes(victim.read_bytes() + b"\0")  # other contents
+    source._checked.clear()
+    with pytest.raises(DataError, match=r"was prepared from .* holds other files.*"
+                                        r"config.data.data_dir to a new folder"):
+        ensure_prepared(prepared.data)
+    with pytest.raises(DataError, match="holds other files"):
+        prepare(prepared.data)
+
+
+def test_a_full_disk_while_preparing_is_one_line(camvid_config, monkeypatch):
+    import errno
+
+    import tensorflow_datasets as tfds
+
+    from ssgan_jax.core.errors import DiskFull, disk_space
+
+    def full(self, *a, **k):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as e:  # wrapped, as TFDS and Orbax do
+            raise RuntimeError("write failed") from e
+
+    monkeypatch.setattr(tfds.core.GeneratorBasedBuilder, "download_and_prepare", full)
+    with pytest.raises(DiskFull, match=r"no space left on the device of .*camvid.*source files "
+                                       r"in .* are untouched"):
+        prepare(camvid_config.data)
+    with pytest.raises(ZeroDivisionError):  # anything else passes unchanged
+        with disk_space("/x", "kept"):
+            raise ZeroDivisionError

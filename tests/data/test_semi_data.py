@@ -111,7 +111,8 @@ def test_labelled_and_unlabelled_streams_split_the_train_images(coloured):
     want = {int(s[-3:]) for s in labelled}
     assert _colours_seen([b["image"] for b in lab], coloured.data) == want
     assert _colours_seen([b["image"] for b in unl], coloured.data) == set(range(8)) - want
-    assert set(unl[0]) == {"image"} and unl[0]["image"].shape == (2, 1, 32, 48, 3)
+    assert set(unl[0]) == {"image", "sizes"} and unl[0]["image"].shape == (2, 1, 32, 48, 3)
+    assert unl[0]["sizes"].shape == (2, 1, 2)  # no label: image and its region only
 
 
 def test_unlabelled_stream_resumes_and_splits_over_processes(coloured):

@@ -1,0 +1,73 @@
+"""Which files a prepared dataset was built from: ``prepare`` records its ``manual_dir`` and a
+fingerprint of the files there (relative paths and sizes) beside the TFDS dataset; a run whose
+``data.manual_dir`` holds other files is refused instead of silently training on the old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from ssgan_jax.data.common import DataError
+
+RECORD = "ssgan_source.json"
+_checked: set[tuple[str, str]] = set()  # (dataset folder, manual_dir) checked in this process
+
+
+def fingerprint(manual_dir: str) -> dict:
+    """{"files": count, "bytes": total, "sha256": of the sorted (relative path, size) list}."""
+    entries = []
+    for root, dirs, files in os.walk(manual_dir):
+        dirs.sort()
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            entries.append(f"{os.path.relpath(path, manual_dir)}\t{size}")
+    entries.sort()
+    digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()
+    return {"files": len(entries), "bytes": sum(int(e.rsplit("\t", 1)[1]) for e in entries),
+            "sha256": digest}
+
+
+def record(dataset_dir: str, manual_dir: str) -> None:
+    """Write the source record of a dataset just prepared from ``manual_dir``."""
+    manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
+    body = {"manual_dir": manual_dir, **fingerprint(manual_dir)}
+    tmp = os.path.join(dataset_dir, RECORD + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(body, f, indent=1)
+    os.replace(tmp, os.path.join(dataset_dir, RECORD))
+    _checked.add((dataset_dir, manual_dir))
+
+
+def check(dataset_dir: str, manual_dir: str, name: str, data_dir: str) -> None:
+    """DataError when the dataset in ``dataset_dir`` was prepared from other files than those
+    in ``manual_dir`` now (once per process; a dataset without a record is recorded now)."""
+    if not manual_dir:
+        return
+    manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
+    if (dataset_dir, manual_dir) in _checked or not os.path.isdir(manual_dir):
+        return
+    path = os.path.join(dataset_dir, RECORD)
+    now = fingerprint(manual_dir)
+    try:
+        with open(path, encoding="utf-8") as f:
+            then = json.load(f)
+    except (OSError, ValueError):
+        then = None
+    if then is None:  # prepared before records were kept: take the files there now
+        record(dataset_dir, manual_dir)
+        return
+    if then.get("sha256") != now["sha256"]:
+        raise DataError(
+            f"the {name} dataset in {dataset_dir} was prepared from {then.get('manual_dir')} "
+            f"({then.get('files')} files, {then.get('bytes')} bytes), but "
+            f"config.data.manual_dir={manual_dir} holds other files ({now['files']} files, "
+            f"{now['bytes']} bytes): set --config.data.data_dir to a new folder (it is "
+            f"prepared there), or delete {os.path.dirname(dataset_dir)} and run --mode=prepare "
+            f"with data_dir={data_dir} to rebuild it")
+    _checked.add((dataset_dir, manual_dir))
