@@ -118,6 +118,9 @@ class ResNet(nn.Module):
         x = nn.relu(norm(name="bn1")(x))
         x = max_pool_torch(canvas.mask(x, sizes, -jnp.inf), 3, 2, 1)
         sizes = canvas.conv_sizes(sizes, 3, stride=2, padding=1)
+        # windows wholly in the padding came out -inf: zero them, or the next layers (and
+        # BatchNorm's batch statistics in training) would turn them into NaN
+        x = canvas.mask(x, sizes)
         feats["stem"] = x
 
         replace = (False,) + dilations_for_output_stride(self.output_stride)

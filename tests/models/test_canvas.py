@@ -95,3 +95,23 @@ def test_logits_on_a_canvas_are_the_image_alone(net):
     # sizes equal to the canvas: the plain forward pass
     full = net.apply(variables, jnp.asarray(board), sizes=canvas.full(jnp.asarray(board)))
     np.testing.assert_allclose(np.asarray(full), plain, atol=2e-5 * scale)
+
+
+def test_training_on_padded_crops_stays_finite():
+    """A padded crop in training (BatchNorm on batch statistics): no -inf or NaN from the
+    padding reaches the statistics, the logits or the gradients."""
+    net = DeepLabV3(num_classes=3, width=32, output_stride=8)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 48, 3)), jnp.float32)
+    variables = net.init(jax.random.key(0), x)
+    sizes = jnp.asarray([[20, 30], [32, 48]], jnp.int32)
+
+    def loss(params):
+        out, updates = net.apply({"params": params, "batch_stats": variables["batch_stats"]},
+                                 x, train=True, sizes=sizes, mutable=["batch_stats"],
+                                 rngs={"dropout": jax.random.key(1)})
+        return jnp.sum(out ** 2), updates
+
+    (value, updates), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    assert np.isfinite(float(value))
+    for leaf in jax.tree.leaves((grads, updates)):
+        assert np.all(np.isfinite(np.asarray(leaf)))
