@@ -43,6 +43,7 @@ def main(_):
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.data import images as image_prep
     from ssgan_jax.data import pipeline
+    from ssgan_jax.data.common import decode_rgb
     from ssgan_jax.inference import export, tta
     from ssgan_jax.inference.eval_checkpoint import run_eval
     from ssgan_jax.inference.generator import load_generator
@@ -86,9 +87,13 @@ def main(_):
     agree: dict[str, list[float]] = {}
     files = sorted(os.listdir(os.path.join(cfg.predict.output_dir, "train_ids")))
     builder = pipeline.ensure_prepared(config.data)
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    # the image bytes decoded as --mode=predict decodes them (PIL), so every path sees the
+    # same pixels
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()})
     for ex in tfds.as_numpy(ds):
-        rgb, stem = ex["image"], os.path.splitext(ex["file_name"].decode())[0]
+        name = ex["file_name"].decode()
+        rgb, stem = decode_rgb(ex["image"], name), os.path.splitext(name)[0]
         x = image_prep.normalize(rgb, config.data.mean, config.data.std)[None]
         alone = np.asarray(alone_fn(loaded.variables, jnp.asarray(x)))[0]
         maps = {"predict": np.asarray(Image.open(os.path.join(
