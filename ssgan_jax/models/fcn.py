@@ -82,7 +82,8 @@ class FCN8s(nn.Module):
 
     ``sizes`` (int32 [N, 2], optional): each image's height and width on a padded canvas
     (top-left); each image's logits are then those of the image alone at its own size
-    (``canvas``), zero outside it.
+    (``canvas``), zero outside it. In training only the final upsampling follows ``sizes``
+    (as ``DeepLabV3``: the masks before the convolutions are inference's).
     """
 
     num_classes: int
@@ -98,15 +99,17 @@ class FCN8s(nn.Module):
         _, h, w, _ = x.shape
         hp = -(-h // FCN_STRIDE) * FCN_STRIDE
         wp = -(-w // FCN_STRIDE) * FCN_STRIDE
-        x = jnp.pad(canvas.mask(x, sizes), ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+        masks = None if train else sizes
+        x = jnp.pad(canvas.mask(x, masks), ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
         # each image alone would be padded to a multiple of 32 with zeros: that is its region
         padded = None if sizes is None else canvas.round_up(sizes, FCN_STRIDE)
         feats = vgg16_features(x, width=self.width, num_blocks=5, dtype=self.dtype,
-                               conv_module=self.conv, sizes=padded)
+                               conv_module=self.conv, sizes=None if train else padded)
         at = (lambda k: None) if sizes is None else (lambda k: canvas.div(padded, k))
+        mask_at = (lambda k: None) if masks is None else at
         fc_dim = 4096 // self.width
         y = conv(fc_dim, 7, use_bias=True, name="classifier_0", dtype=self.dtype,
-                 module=self.conv)(canvas.mask(feats["pool5"], at(32)))
+                 module=self.conv)(canvas.mask(feats["pool5"], mask_at(32)))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
         y = conv(fc_dim, 1, use_bias=True, name="classifier_3", dtype=self.dtype,
                  module=self.conv)(y)
@@ -124,9 +127,10 @@ class FCN8s(nn.Module):
             )
 
         s = score("score_fr")(y)
-        s = upsample2x(self.num_classes, "upscore2", self.dtype)(canvas.mask(s, at(32)))
+        s = upsample2x(self.num_classes, "upscore2", self.dtype)(canvas.mask(s, mask_at(32)))
         s = s + score("score_pool4")(feats["pool4"])
-        s = upsample2x(self.num_classes, "upscore_pool4", self.dtype)(canvas.mask(s, at(16)))
+        s = upsample2x(self.num_classes, "upscore_pool4", self.dtype)(canvas.mask(s,
+                                                                                  mask_at(16)))
         s = s + score("score_pool3")(feats["pool3"])
         if sizes is None:
             s = resize_bilinear(s.astype(jnp.float32), hp, wp)

@@ -88,7 +88,9 @@ class ResNet(nn.Module):
 
     Returns a dict of features: ``stem`` (after max-pool), ``layer1``..``layerK`` and, with a
     classifier, ``logits`` [N, num_classes]. With ``sizes`` (``canvas``: the images' sizes on
-    a padded canvas) also ``sizes``: their regions of ``layerK``.
+    a padded canvas) also ``sizes``: their regions of ``layerK``; with ``masks`` (default)
+    every layer that mixes positions reads zeros past each region, without them only the
+    sizes are followed (training: ``DeepLabV3``).
     """
 
     width: int = 1
@@ -102,8 +104,8 @@ class ResNet(nn.Module):
     norm: ModuleDef = BatchNorm
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False,
-                 sizes: jax.Array | None = None) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, train: bool = False, sizes: jax.Array | None = None,
+                 masks: bool = True) -> dict[str, jax.Array]:
         check_images(x, "ResNet")
         if not 1 <= self.num_stages <= 4:
             raise ValueError(f"num_stages must be in 1..4; got {self.num_stages}")
@@ -112,15 +114,16 @@ class ResNet(nn.Module):
         norm = batch_norm(train, self.bn_frozen, self.bn_axis_name, module=self.norm)
         feats: dict[str, jax.Array] = {}
         stem = 64 // self.width
-        x = canvas.mask(x, sizes)
+        mask = canvas.mask if masks else (lambda v, s, fill=0.0: v)
+        x = mask(x, sizes)
         x = conv(stem, 7, stride=2, name="conv1", dtype=self.dtype, module=self.conv)(x)
         sizes = canvas.conv_sizes(sizes, 7, stride=2)
         x = nn.relu(norm(name="bn1")(x))
-        x = max_pool_torch(canvas.mask(x, sizes, -jnp.inf), 3, 2, 1)
+        x = max_pool_torch(mask(x, sizes, -jnp.inf), 3, 2, 1)
         sizes = canvas.conv_sizes(sizes, 3, stride=2, padding=1)
         # windows wholly in the padding came out -inf: zero them, or the next layers (and
         # BatchNorm's batch statistics in training) would turn them into NaN
-        x = canvas.mask(x, sizes)
+        x = mask(x, sizes)
         feats["stem"] = x
 
         replace = (False,) + dilations_for_output_stride(self.output_stride)
@@ -143,7 +146,7 @@ class ResNet(nn.Module):
                     dtype=self.dtype,
                     conv=self.conv,
                     name=f"layer{s + 1}_{b}",
-                )(x, sizes)
+                )(x, sizes if masks else None)
                 sizes = canvas.conv_sizes(sizes, 1, stride=block_stride)
                 in_ch = planes * EXPANSION
             feats[f"layer{s + 1}"] = x
