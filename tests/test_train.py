@@ -329,3 +329,31 @@ def test_crops_mostly_padding_are_said_once(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("of the crops on average (data.crop_size=(160, 192)") == 1, out
     assert "warning: step 1: the images fill" in out
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path):
+    """ENOSPC from the checkpoint writer (Orbax wraps it) ends the run with one DiskFull line
+    naming the checkpoint folder and the checkpoints that are kept."""
+    import errno
+    import types
+
+    from ssgan_jax.core.errors import DiskFull
+
+    class FullDisk:
+        directory = str(tmp_path / "checkpoints")
+
+        def steps(self):
+            return [4, 6]
+
+        def save(self, *args):
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as e:
+                raise ValueError("Orbax: save failed") from e
+
+    run = types.SimpleNamespace(checkpoints=FullDisk(), config_record={}, last_saved=6)
+    state = types.SimpleNamespace(g_params={"w": np.ones(2)}, d_params={"w": np.ones(2)})
+    with pytest.raises(DiskFull, match=r"no space left on the device of .*checkpoints; the "
+                                       r"checkpoints of steps \[4, 6\] are kept"):
+        loop._save(run, state, 8, 2)
+    assert run.last_saved == 6
