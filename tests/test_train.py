@@ -343,7 +343,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path):
         directory = str(tmp_path / "checkpoints")
 
         def steps(self):
-            return [4, 6]
+            return [4, 6, 8]
 
         def save(self, *args):
             try:
@@ -351,9 +351,19 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path):
             except OSError as e:
                 raise ValueError("Orbax: save failed") from e
 
+    for step in (4, 6):
+        (tmp_path / "checkpoints" / str(step)).mkdir(parents=True)
+    (tmp_path / "checkpoints" / "8.orbax-checkpoint-tmp").mkdir()  # a save under way
     run = types.SimpleNamespace(checkpoints=FullDisk(), config_record={}, last_saved=6)
     state = types.SimpleNamespace(g_params={"w": np.ones(2)}, d_params={"w": np.ones(2)})
     with pytest.raises(DiskFull, match=r"no space left on the device of .*checkpoints; the "
                                        r"checkpoints of steps \[4, 6\] are kept"):
         loop._save(run, state, 8, 2)
     assert run.last_saved == 6
+    # checked before writing: a state larger than the free space is refused up front (a
+    # zero-stride view: nbytes of more than the free space, one byte of memory)
+    free = shutil.disk_usage(tmp_path).free
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (free + (64 << 20),), (0,))
+    with pytest.raises(DiskFull, match=r"not enough space on the device of .* for checkpoint 8 "
+                                       r"\(about \d+ MB needed"):
+        loop._check_space(run, {"g_params": {"w": huge}}, 8)
