@@ -63,10 +63,13 @@ def measure(config, size: tuple[int, int], workdir: str, iterations: int) -> dic
     session = export.onnx_session(model.SerializeToString())
     image = np.random.default_rng(0).integers(0, 256, (1, *size, 3)).astype(np.uint8)
 
-    jax_ms, jax_min = _median_ms(lambda: jax.block_until_ready(serve(image)), iterations)
-    ort_ms, ort_min = _median_ms(lambda: session.run(None, {"images": image}), iterations)
-    want = np.asarray(serve(image))
-    (got,) = session.run(None, {"images": image})
+    sizes = np.asarray([size], np.int32)  # the image fills the canvas
+    feed = {"images": image, "sizes": sizes}
+    jax_ms, jax_min = _median_ms(lambda: jax.block_until_ready(serve(image, sizes)),
+                                 iterations)
+    ort_ms, ort_min = _median_ms(lambda: session.run(None, feed), iterations)
+    want = np.asarray(serve(image, sizes))
+    (got,) = session.run(None, feed)
     return {
         "variant": config.variant, "size": list(size), "weights": source,
         "model": config.model.name, "width": config.model.get("width", None),
