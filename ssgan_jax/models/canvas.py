@@ -9,7 +9,9 @@ the image-level average, the final resize) the positions outside the image's reg
 depth are set to what the unpadded forward pass reads there (zero padding, or -inf for a max
 pool), the image-level average divides by the image's own area, and the final upsampling maps
 each image's own feature size to its own size. ``sizes=None`` is the plain forward pass of the
-whole canvas (torchvision's computation), with none of these operations in the program.
+whole canvas (torchvision's computation), with none of these operations in the program. In
+training (``train=True``) the networks follow ``sizes`` in the pooling and the upsampling only
+(METHOD.md section 6: the masks cost a tenth of a CPU step and crops are seldom padded).
 
 The regions stay rectangles at the top-left through every layer: an output position of a conv
 (kernel k, stride s, dilation d, padding p) exists in the unpadded pass when it is below
