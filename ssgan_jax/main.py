@@ -82,8 +82,8 @@ def main(argv):
     if FLAGS.mode in ("train", "eval", "predict", "export"):
         parallel.initialize()  # a multi-process job joins before anything touches a backend
     config_lib.check(config)  # once, here: every mode trusts the config from now on
-    if FLAGS.mode in ("train", "eval", "predict", "benchmark"):
-        config_lib.check_devices(config, training=FLAGS.mode in ("train", "benchmark"))
+    if FLAGS.mode in ("train", "eval", "predict"):  # (the benchmark checks for itself)
+        config_lib.check_devices(config, training=FLAGS.mode == "train")
     if FLAGS.mode == "train":
         for warning in config_lib.warnings_of(config):
             print(f"warning: {warning}", file=sys.stderr, flush=True)

@@ -38,7 +38,7 @@ def test_config_errors(tmp_path):
                                            "0 < low <= high"),
     ("--config.data.mean=(0.5,0.5)", "config.data.mean must be 3 values"),
     ("--config.data.std=(0,0,0)", "config.data.std must be 3 values > 0"),
-    ("--config.batch_size=3", "config.batch_size=3 does not split over the 2 devices"),
+    ("--config.batch_size=3", "config.batch_size=3 is not divisible by the 2 devices"),
     ("--config.data.eval_size=(0,64)", "config.data.eval_size must be (height, width) > 0"),
 ])
 def test_bad_values_are_refused_at_load(override, expected, tmp_path):

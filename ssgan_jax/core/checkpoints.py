@@ -68,7 +68,12 @@ class CheckpointError(UserError, RuntimeError):
 
 
 class UnreadableCheckpoint(CheckpointError):
-    """A checkpoint that exists but does not restore (corrupt, truncated)."""
+    """A checkpoint that exists but does not restore (corrupt, truncated): ``step``, and
+    ``reason``, what the restore raised."""
+
+    def __init__(self, message: str, step: int, reason: str):
+        super().__init__(message)
+        self.step, self.reason = step, reason
 
 
 def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -244,10 +249,11 @@ class Checkpoints:
                                              partial_restore=True),
                 meta=ocp.args.JsonRestore()))
         except Exception as e:  # noqa: BLE001 - any corruption reads as one line
+            reason = f"{type(e).__name__}: {str(e)[:300]}"
             raise UnreadableCheckpoint(
-                f"checkpoint {step} in {self.directory} cannot be restored "
-                f"({type(e).__name__}: {str(e)[:300]}); choose another step "
-                f"(--config.eval.checkpoint=<step>, kept: {self.steps()})") from e
+                f"checkpoint {step} in {self.directory} cannot be restored ({reason}); choose "
+                f"another step (--config.eval.checkpoint=<step>, kept: {self.steps()})",
+                step, reason) from e
         return Restored(dict(restored.state), restored.meta, step)
 
     def _move_aside(self, steps: list[int]) -> None:

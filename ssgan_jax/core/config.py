@@ -311,18 +311,19 @@ def semi_phase2(config: ml_collections.ConfigDict) -> bool:
 def check_devices(config: ml_collections.ConfigDict, training: bool) -> None:
     """Batches split evenly over all devices of the job: ``eval_batch_size`` always, the
     training batches when ``training``. ``main`` checks once the backend is up (after joining
-    a multi-process job), for the modes that batch over the devices."""
+    a multi-process job), for the modes that batch over the devices; the benchmark checks
+    for itself (it is also called from Python)."""
     import jax
 
     devices = jax.device_count()
     for key in ("batch_size", "eval_batch_size") if training else ("eval_batch_size",):
         if config[key] % devices:
-            raise ConfigError(f"config.{key}={config[key]} does not split over the {devices} "
+            raise ConfigError(f"config.{key}={config[key]} is not divisible by the {devices} "
                               f"devices of this job; set --config.{key} to a multiple of "
                               f"{devices}")
     u = config.semi.unlabeled_batch_size
     if training and adversary_on(config) and u % devices:
-        raise ConfigError(f"config.semi.unlabeled_batch_size={u} does not split over the "
+        raise ConfigError(f"config.semi.unlabeled_batch_size={u} is not divisible by the "
                           f"{devices} devices of this job; set it to a multiple of {devices}")
 
 

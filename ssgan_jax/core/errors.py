@@ -6,6 +6,8 @@ with status 1, without a traceback; anything else is a bug and keeps its traceba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class UserError(Exception):
     """Base of the errors caused by the input (config, data, weights, checkpoints, workdir)."""
@@ -42,10 +44,10 @@ def _is_disk_full(error: BaseException | None) -> bool:
 
 class disk_space:  # noqa: N801 - used as a context manager, like contextlib's
     """``with disk_space(path, kept):`` turns a full disk (ENOSPC, however wrapped) inside the
-    block into one ``DiskFull`` line naming ``path`` and what was ``kept``; any other error
-    passes unchanged."""
+    block into one ``DiskFull`` line naming ``path`` and what was ``kept`` (a text, or a
+    function giving it, called only then); any other error passes unchanged."""
 
-    def __init__(self, path: str, kept: str):
+    def __init__(self, path: str, kept: str | Callable[[], str]):
         self.path, self.kept = path, kept
 
     def __enter__(self):
@@ -53,7 +55,8 @@ class disk_space:  # noqa: N801 - used as a context manager, like contextlib's
 
     def __exit__(self, kind, error, tb):
         if error is not None and not isinstance(error, UserError) and _is_disk_full(error):
-            raise DiskFull(f"no space left on the device of {self.path}; {self.kept}. Free "
+            kept = self.kept() if callable(self.kept) else self.kept
+            raise DiskFull(f"no space left on the device of {self.path}; {kept}. Free "
                            "space (or point the path elsewhere) and run the same command "
                            "again") from None
         return False

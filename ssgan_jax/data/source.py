@@ -17,7 +17,7 @@ _checked: set[tuple[str, str]] = set()  # (dataset folder, manual_dir) checked i
 
 def fingerprint(manual_dir: str) -> dict:
     """{"files": count, "bytes": total, "sha256": of the sorted (relative path, size) list}."""
-    entries = []
+    entries, total = [], 0
     for root, dirs, files in os.walk(manual_dir):
         dirs.sort()
         for name in files:
@@ -27,10 +27,10 @@ def fingerprint(manual_dir: str) -> dict:
             except OSError:
                 continue
             entries.append(f"{os.path.relpath(path, manual_dir)}\t{size}")
+            total += size
     entries.sort()
     digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()
-    return {"files": len(entries), "bytes": sum(int(e.rsplit("\t", 1)[1]) for e in entries),
-            "sha256": digest}
+    return {"files": len(entries), "bytes": total, "sha256": digest}
 
 
 def record(dataset_dir: str, manual_dir: str) -> None:

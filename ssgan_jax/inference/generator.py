@@ -74,13 +74,13 @@ def _restore_readable(checkpoints, current, target, step: int, which: str):
     or an error naming the steps that restore."""
     older = [s for s in reversed(checkpoints.steps()) if s < step]
     candidates = [step] + (older if not which.isdigit() else [])
-    failed: list[str] = []
+    failed: list[ckpt_lib.UnreadableCheckpoint] = []
     for candidate in candidates:
         checkpoints.check_compatible(current, candidate, generator_only=True)
         try:
             restored = checkpoints.restore_part(target, candidate)
         except ckpt_lib.UnreadableCheckpoint as e:
-            failed.append(str(e))
+            failed.append(e)
             if candidate != candidates[-1]:
                 print(f"WARNING: checkpoint {candidate} in {checkpoints.directory} cannot be "
                       f"restored; using the next older one (--config.eval.checkpoint={which})",
@@ -90,7 +90,10 @@ def _restore_readable(checkpoints, current, target, step: int, which: str):
     readable = [s for s in checkpoints.steps() if s not in candidates]
     hint = (f"; steps that may restore: {readable}" if readable else
             "; no other checkpoint is kept: retrain, or restore the run's folder")
-    raise ckpt_lib.UnreadableCheckpoint(failed[0].split("; choose another step")[0] + hint)
+    first = failed[0]
+    raise ckpt_lib.UnreadableCheckpoint(
+        f"checkpoint {first.step} in {checkpoints.directory} cannot be restored "
+        f"({first.reason}){hint}", first.step, first.reason)
 
 
 def load_generator(config: ml_collections.ConfigDict, workdir: str,

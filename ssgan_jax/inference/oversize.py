@@ -56,7 +56,7 @@ def predictor(generator, settings: tta.Settings, eval_size: tuple[int, int],
 
     def run(variables, image: np.ndarray) -> np.ndarray:
         x = image_prep.pad([image], padded_size(*image.shape[:2]), 0.0, dtype=np.float32)
-        sizes = np.asarray([image.shape[:2]], np.int32)
+        sizes = image_prep.sizes([image.shape])
         return image_prep.crop_back(np.asarray(predict(variables, x, sizes)), [image.shape])[0]
 
     return run

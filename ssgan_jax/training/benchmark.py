@@ -136,10 +136,8 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
     kind = jax.local_devices()[0].device_kind
     peak, peak_source = peak_flops(kind, config.model.dtype, bench.peak_flops_per_s)
     num_classes = len(class_names(config.data.name))
+    config_lib.check_devices(config, training=True)
     devices = jax.local_device_count()
-    if config.batch_size % devices:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {devices} "
-                         "devices; set --config.batch_size to a multiple")
     per_device = config.batch_size // devices
     ch, cw = config.data.crop_size
     rng = np.random.default_rng(config.seed)
@@ -152,9 +150,6 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
     unlabeled = config.semi.unlabeled_batch_size if config_lib.adversary_on(config) else 0
     if unlabeled:  # the semi-supervised phase-2 iteration
-        if unlabeled % devices:
-            raise ConfigError(f"semi.unlabeled_batch_size {unlabeled} is not divisible by the "
-                              f"{devices} devices")
         batch = {**batch, **parallel.shard_batch({
             "unlabeled": rng.normal(size=(devices, unlabeled // devices, ch, cw, 3)).astype(
                 np.float32),

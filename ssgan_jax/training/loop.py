@@ -154,7 +154,7 @@ def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
         meta["validation"] = {k: v for k, v in validation.items()
                               if k not in ("confusion", "examples")}
     _check_space(run, host, step)
-    with disk_space(run.checkpoints.directory, _kept(run)):
+    with disk_space(run.checkpoints.directory, lambda: _kept(run)):
         run.checkpoints.save(step, host, meta,
                              None if validation is None else validation["miou"])
     run.last_saved = step
@@ -337,7 +337,7 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
             if run.last_saved != done:
                 with progress.timed("checkpoint"):
                     _save(run, state, done, phase)
-            with disk_space(run.checkpoints.directory, _kept(run)):
+            with disk_space(run.checkpoints.directory, lambda: _kept(run)):
                 run.checkpoints.wait()
             raise stop.Stopped(run.requests.name, done,
                                os.path.join(run.checkpoints.directory, str(done)))
@@ -429,7 +429,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                               "final_val_miou": final and final["miou"],
                               "best_step": best, "best_val_miou": summary["miou"]}), flush=True)
     finally:
-        with disk_space(checkpoints.directory, _kept(run)):
+        with disk_space(checkpoints.directory, lambda: _kept(run)):
             checkpoints.wait()
         run.writer.flush()
     return summary or {}

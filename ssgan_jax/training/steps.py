@@ -56,7 +56,8 @@ class _Updates:
     def generator_forward(self, state, params, images, rng, sizes=None):
         """G(images) in train mode -> (logits, G's new BatchNorm statistics). ``sizes``: each
         crop's own image region (``models.canvas``; a crop larger than its scaled image is
-        padded), so the image-level pooling and the convs never read the padding."""
+        padded): the image-level pooling and the final upsampling follow it (in training the
+        convolutions still read the padding, METHOD.md section 6)."""
         out = self.nets.generator.apply(
             _variables(params, state.g_batch_stats), images, train=True, sizes=sizes,
             rngs={"dropout": rng}, mutable=["batch_stats"] if self.bn_train else False,

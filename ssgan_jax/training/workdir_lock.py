@@ -91,14 +91,20 @@ class Lock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _write_record(self, suffix: str) -> str:
+        """Our owner record with a fresh heartbeat, in a file of this process's own beside the
+        lock (``<lock>.<host>.<pid>.<suffix>``); returns its path."""
+        tmp = f"{self.path}.{self._owner['host']}.{os.getpid()}.{suffix}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({**self._owner, "heartbeat": time.time()}, f)
+        return tmp
+
     def _write_new(self) -> bool:
         """Create the lock file holding our owner record, whole from its first instant; False
         if it exists. The record is written to a file of our own, then hard-linked into
         place: the link is atomic and fails if the lock exists, so no reader ever sees an
         empty or half-written lock (which it would call stale and take over)."""
-        tmp = f"{self.path}.{socket.gethostname()}.{os.getpid()}.new"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({**self._owner, "heartbeat": time.time()}, f)
+        tmp = self._write_record("new")
         try:
             os.link(tmp, self.path)
         except FileExistsError:
@@ -137,10 +143,7 @@ class Lock:
             if owner is None or owner.get("pid") != os.getpid() or \
                     owner.get("host") != self._owner["host"]:
                 return  # taken over or removed: not ours any more
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({**self._owner, "heartbeat": time.time()}, f)
-            os.replace(tmp, self.path)
+            os.replace(self._write_record("tmp"), self.path)
 
     def release(self) -> None:
         self._stop.set()
