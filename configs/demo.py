@@ -26,7 +26,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.crop_size = (64, 96)
     config.data.eval_size = (96, 128)
     config.data.scale_range = (0.75, 1.25)
-    config.data.shuffle_buffer = 64
     config.model.width = 16
     config.model.bn_mode = "train"  # random init: frozen (unit) statistics would not normalise
     config.adversary.width = 16

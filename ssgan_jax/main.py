@@ -13,15 +13,10 @@ import os
 import re
 import sys
 
-# TensorFlow (the input pipeline) logs C++ INFO lines while it runs ("The default buffer size
-# is ..."): show its warnings and errors only (set before TF is imported). Its INFO lines at
-# import ignore this setting: see _import_tensorflow_quietly.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from ssgan_jax.core.errors import UserError, one_line  # noqa: E402
+from ssgan_jax.core.errors import UserError, one_line
 
 MODES = ("train", "eval", "predict", "export", "prepare", "benchmark")
 
@@ -45,33 +40,10 @@ def _check_workdir(workdir: str | None) -> None:
                           "one for a new run, a run's folder to resume or evaluate it)")
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow (the input pipeline's library) with the process's stderr closed.
-
-    Its C++ start-up writes INFO lines straight to file descriptor 2 before any log setting
-    applies ("oneDNN custom operations are on ...", "All log messages before
-    absl::InitializeLog() ..."; TF_CPP_MIN_LOG_LEVEL does not silence them in TF 2.21). An
-    import error still surfaces: it is raised after stderr is restored.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:  # Orbax/TF INFO lines drown the progress lines
+    if not FLAGS["verbosity"].present:  # Orbax/TFDS INFO lines drown the progress lines
         logging.set_verbosity(logging.WARNING)  # --verbosity=0 brings them back
     config = FLAGS.config
     if config is None:
@@ -89,8 +61,6 @@ def main(argv):
             print(f"warning: {warning}", file=sys.stderr, flush=True)
     _check_workdir(FLAGS.workdir)
     _resolve_paths(config, FLAGS.workdir)
-    if FLAGS.mode != "benchmark":  # the benchmark reads no data (random arrays)
-        _import_tensorflow_quietly()  # every other mode reads data through tf.data / TFDS
     from ssgan_jax.models import matmul_precision
 
     with matmul_precision(config.model):
@@ -122,7 +92,7 @@ def _dispatch(config) -> None:
 
             run_predict(config, FLAGS.workdir)
     elif FLAGS.mode == "prepare":
-        from ssgan_jax.data.pipeline import prepare
+        from ssgan_jax.data.records import prepare
 
         print(json.dumps(prepare(config.data)), flush=True)
     elif FLAGS.mode == "benchmark":

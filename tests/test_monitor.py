@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.no_tensorflow import NO_TENSORFLOW
 from ssgan_jax.training.monitor import (
     AdversaryHealth,
     JsonLinesWriter,
@@ -52,18 +53,61 @@ def test_jsonl_writer_and_progress(tmp_path):
 
 
 def test_report_progress_rate_and_writer(tmp_path):
-    """clu's ReportProgress: reports every 5 steps and at the phase end (step 7), writes
-    steps_per_sec to the writer and keeps the rate for our line."""
+    """ReportProgress: reports every 5 steps and at the phase end (step 7), writes
+    steps_per_sec and the time of each timed part to the writer and keeps the rate for our
+    line."""
     w = JsonLinesWriter(str(tmp_path / "m.jsonl"))
     p = ReportProgress(total=20, start_step=0, every_steps=5, writer=w, on_steps=(7,))
     times = {s: 2.0 * s for s in range(1, 11)}  # 0.5 steps/s, from t = 0 at step 0
     p._previous_time = 0.0  # the clock started at t = 0
+    with p.timed("input"):
+        pass
+    p.parts["input"] = 1.5  # (a known duration)
     reported = [s for s in range(1, 11) if p(s, t=times[s])]
     assert reported == [5, 7, 10] and p.rate == pytest.approx(0.5)
     w.close()
     lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
     rates = [x["steps_per_sec"] for x in lines if "steps_per_sec" in x]
     assert rates == pytest.approx([0.5, 0.5, 0.5])
+    assert [x["time/input_s"] for x in lines] == [1.5, 1.5, 1.5]
+
+
+def test_tensorboard_events_without_tensorflow(tmp_path):
+    """Scalars, pictures and hparams in event files TensorBoard reads, written by a process
+    where TensorFlow cannot be imported."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+{NO_TENSORFLOW}
+import numpy as np
+from ssgan_jax.training.monitor import create_writer
+w = create_writer({str(tmp_path)!r}, 0)
+w.write_hparams({{"model.width": 16, "data.crop_size": (64, 96)}})
+w.write_scalars(5, {{"train/ce": 1.5}})
+w.write_scalars(10, {{"train/ce": 1.25, "val/miou": 0.5}})
+w.write_images(10, {{"val/pictures": np.full((2, 4, 6, 3), 200, np.uint8)}})
+w.close()
+assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"),
+                                             size_guidance={"images": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/ce")] == [(5, 1.5), (10, 1.25)]
+    assert [e.value for e in acc.Scalars("val/miou")] == [0.5]
+    images = acc.Images("val/pictures/1")
+    assert images[0].step == 10 and (images[0].height, images[0].width) == (4, 6)
+    import io
+
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(
+        images[0].encoded_image_string))), np.full((4, 6, 3), 200, np.uint8))
+    assert "_hparams_/session_start_info" in acc.Tags()["tensors"]
 
 
 def test_input_health_says_void_and_padded_batches_once():

@@ -18,7 +18,6 @@ def tiny_config(tmp_path, name: str = "deeplabv3_resnet50") -> ml_collections.Co
     config.data.crop_size = (32, 48)
     config.data.eval_size = (96, 64)
     config.data.scale_range = (0.75, 1.5)
-    config.data.shuffle_buffer = 16
     config.model.name = name
     config.model.width = 32
     config.model.bn_mode = "train"

@@ -32,7 +32,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.eval_size = (512, 512)  # eval images are padded to this (bottom/right)
     config.data.scale_range = (0.5, 2.0)  # random scale augmentation
     config.data.flip = True
-    config.data.shuffle_buffer = 1024
+    # The input pipeline (data/pipeline.py, Grain): batches prepared at once by threads of each
+    # process, batches held ready, and worker processes (0 = the threads of the training
+    # process; on a GPU host, workers escape Python's lock: PERFORMANCE.md "Input pipeline")
+    config.data.threads = 4
+    config.data.prefetch = 4
+    config.data.workers = 0
     # Input normalisation (RGB in [0, 1]): torchvision's ImageNet statistics, which its
     # ResNet50 and VGG16 weights expect.
     config.data.mean = (0.485, 0.456, 0.406)
@@ -153,7 +158,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.min_labelled_share = 0.01
     config.train.min_image_share = 0.25
     config.train.donate = True  # donate the state's buffers to each step (saves memory)
-    # a profile of this many steps into <workdir>/profile (clu periodic_actions.Profile;
+    # a profile of this many steps into <workdir>/profile (jax.profiler;
     # TensorBoard's profile plugin or Perfetto reads it); 0 = none
     config.train.profile_steps = 0
     config.train.profile_first_step = 10  # the step it starts at (after compilation)
@@ -380,6 +385,9 @@ def check(config: ml_collections.ConfigDict) -> None:
                 "phase2.d_end_lr"):
         part, name = key.split(".")
         need(config[part][name] > 0, key, "> 0 (a learning rate)")
+    need(config.data.threads >= 1, "data.threads", ">= 1")
+    need(config.data.prefetch >= 1, "data.prefetch", ">= 1")
+    need(config.data.workers >= 0, "data.workers", ">= 0 (0 = no worker processes)")
     scales = tuple(config.data.scale_range)
     need(len(scales) == 2 and 0 < scales[0] <= scales[1], "data.scale_range",
          "(low, high) with 0 < low <= high (random scale factors of the training images)")

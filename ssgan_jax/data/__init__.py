@@ -1,4 +1,4 @@
-"""Datasets: TFDS builders (one module each) and the tf.data input pipeline."""
+"""Datasets: TFDS builders (one module each), their ArrayRecord files and the Grain pipeline."""
 
 from __future__ import annotations
 

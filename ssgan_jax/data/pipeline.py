@@ -1,179 +1,37 @@
-"""tf.data input pipelines over the TFDS builders (CPU only; TF never takes a GPU).
+"""Grain input pipelines over the prepared ArrayRecord datasets (no TensorFlow).
 
-Training: decode -> random scale -> normalise -> pad (image 0 = mean, label ignore) -> random
-crop -> random horizontal flip, all stateless ops seeded from (seed, example index), so two
-runs with one seed give identical batches. Evaluation: full images padded at the bottom/right
-to ``data.eval_size`` with a validity mask; the last batch is padded with empty examples.
-Batches are ``[local_devices, per_device_batch, ...]`` for pmap; in a multi-host job each
-process decodes its own rows of every global batch (training) or its shard of the split (eval).
+Training: global example position ``i`` (step ``i // batch``, row ``i % batch``) reads
+example ``perm_e[i mod n]`` of a per-epoch permutation (seed, epoch ``e = i // n``) and
+augments it with a generator seeded by (seed, i) (``augment.train_example``). A batch is thus
+a pure function of (seed, step): one seed gives identical batches, a resumed run continues
+the exact stream from its step, and the number of read threads or worker processes changes
+nothing. Each process of a multi-host job builds only its rows of every global batch, so 2
+processes with a device each train on what 1 process with 2 devices does. Evaluation: each
+image padded at the bottom/right to ``data.eval_size`` with a validity mask; the last batch is
+filled with empty examples (valid False); each process reads its contiguous share of the split.
+Batches are ``[local_devices, per_device_batch, ...]`` NumPy arrays, for pmap.
 """
 
 from __future__ import annotations
 
-import json
+import glob
 import os
-import re
-from typing import Any
+import threading
 
+import grain
 import ml_collections
+import numpy as np
 
-from ssgan_jax.core.errors import disk_space
-from ssgan_jax.data import builder_class, source, subset
-from ssgan_jax.data.common import IGNORE_LABEL, DataError
+from ssgan_jax.data import augment, images, records, subset
+from ssgan_jax.data.common import IGNORE_LABEL, DataError, decode_rgb
 
+# the names the rest of the package uses from here
+check_split, ensure_prepared, prepare, split_ids = (
+    records.check_split, records.ensure_prepared, records.prepare, records.split_ids)
+image_sizes, split_tag = records.image_sizes, records.split_tag
 
-def _tf():
-    """Import TF for data only: hide every GPU from it before it creates a context."""
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # already initialised; nothing was placed on a GPU by us
-        pass
-    return tf
-
-
-def get_builder(data: ml_collections.ConfigDict):
-    """The TFDS builder of ``data.name`` in ``data.data_dir``."""
-    _tf()
-    cls = builder_class(data.name)
-    data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
-    return cls(data_dir=data_dir)
-
-
-def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
-    """Build the TFDS dataset from ``data.manual_dir``; returns the example count per split."""
-    import tensorflow_datasets as tfds
-
-    if not data.manual_dir:
-        raise DataError(
-            f"config.data.manual_dir is not set: point it at the downloaded {data.name} files "
-            f"({builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS})"
-        )
-    manual_dir = os.path.expanduser(data.manual_dir)
-    if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
-        raise DataError(
-            f"config.data.manual_dir={data.manual_dir!r} "
-            f"{'is empty' if os.path.isdir(manual_dir) else 'does not exist'}: point it at the "
-            f"downloaded {data.name} files "
-            f"({builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()})")
-    builder = get_builder(data)
-    if builder.is_prepared():  # prepared before: from these files?
-        source.check(builder.data_dir, manual_dir, data.name, data.data_dir)
-    else:
-        with disk_space(builder.data_dir, f"the source files in {manual_dir} are untouched; "
-                        "TFDS keeps no half-written dataset (it builds into a temporary "
-                        "folder)"):
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-            source.record(builder.data_dir, manual_dir)
-    return {
-        "dataset": data.name,
-        "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
-    }
-
-
-def ensure_prepared(data: ml_collections.ConfigDict):
-    """The builder, prepared from ``manual_dir`` first if it is not yet."""
-    builder = get_builder(data)
-    if not builder.is_prepared():
-        print(f"dataset {data.name} not prepared in {builder.data_dir}; preparing it now")
-        print(json.dumps(prepare(data)))
-        builder = get_builder(data)
-    else:
-        source.check(builder.data_dir, data.manual_dir, data.name, data.data_dir)
-    return builder
-
-
-def decode_image(tf, encoded):
-    """JPEG or PNG bytes -> uint8 [H, W, 3]. JPEGs use the accurate IDCT, matching PIL."""
-    return tf.cond(
-        tf.io.is_jpeg(encoded),
-        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_png(encoded, channels=3),
-    )
-
-
-def _normalize(tf, image_uint8, data):
-    mean = tf.constant(data.mean, tf.float32) * 255.0
-    std = tf.constant(data.std, tf.float32) * 255.0
-    return (tf.cast(image_uint8, tf.float32) - mean) / std
-
-
-def augment(tf, image_uint8, label, seed, data: ml_collections.ConfigDict):
-    """One training example: scale, normalise, flip, pad, crop (METHOD.md section 6 inputs).
-
-    image_uint8 [H, W, 3], label [H, W, 1] uint8; seed: int32/int64 [2] stateless seed.
-    Returns image float32 [ch, cw, 3], label int32 [ch, cw] and sizes int32 [2]: the crop's
-    image region (the rest is padding where the scaled image is smaller than the crop; the
-    flip comes before the padding so that the region is at the top-left, ``models.canvas``).
-    """
-    ch, cw = data.crop_size
-    s_scale, s_crop, s_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    lo, hi = data.scale_range
-    scale = tf.random.stateless_uniform([], s_scale, lo, hi)
-    size = tf.cast(tf.shape(image_uint8)[:2], tf.float32)
-    new = tf.cast(tf.round(size * scale), tf.int32)
-    image = _normalize(tf, image_uint8, data)
-    image = tf.image.resize(image, new, method="bilinear")
-    label = tf.image.resize(label, new, method="nearest")
-    if data.flip:
-        flip = tf.random.stateless_uniform([], s_flip) < 0.5
-        image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
-        label = tf.cond(flip, lambda: label[:, ::-1], lambda: label)
-    pad_h = tf.maximum(ch - new[0], 0)
-    pad_w = tf.maximum(cw - new[1], 0)
-    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]])  # 0 = the mean colour
-    label = tf.pad(tf.cast(label, tf.int32), [[0, pad_h], [0, pad_w], [0, 0]],
-                   constant_values=IGNORE_LABEL)
-    both = tf.concat([image, tf.cast(label, tf.float32)], axis=-1)
-    both = tf.image.stateless_random_crop(both, [ch, cw, 4], s_crop)
-    sizes = tf.minimum(new, tf.constant([ch, cw], tf.int32))
-    return both[..., :3], tf.cast(tf.round(both[..., 3]), tf.int32), sizes
-
-
-_OVERSIZE = "image larger than data.eval_size"
-
-
-def check_split(builder, split: str) -> int:
-    """The number of examples ``split`` selects: a split name or a TFDS split expression over
-    the dataset's splits ("train+val", "train[:50%]", "train[:100]+val"). DataError naming the
-    dataset's splits if it is neither, or selects no example."""
-    splits = sorted(builder.info.splits)
-    try:
-        selected = builder.info.splits[split].num_examples
-    except (KeyError, ValueError) as e:
-        reason = str(e).splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise DataError(
-            f"dataset {builder.name} has no split {split!r}; it has {splits} (TFDS split "
-            f"expressions over them work too, e.g. 'train+val' or 'train[:50%]'); TFDS says: "
-            f"{reason}") from e
-    if selected < 1:
-        sizes = {k: builder.info.splits[k].num_examples for k in splits}
-        raise DataError(f"split {split!r} of dataset {builder.name} selects no examples; its "
-                        f"splits have {sizes} examples")
-    return selected
-
-
-def split_tag(split: str) -> str:
-    """``split`` as a file-name part: names and "a+b" unchanged; slices spelled out
-    ("train[:50%]" -> "train-to50pct", "train[10:20]" -> "train-10to20")."""
-    tag = re.sub(r"[^\w+.-]+", "-", split.replace("%", "pct").replace(":", "to"))
-    return tag.strip("-") or "split"
-
-
-def _split_for_process(builder, split: str, process_index: int, process_count: int) -> str:
-    import tensorflow_datasets as tfds
-
-    check_split(builder, split)
-    if process_count == 1:
-        return split
-    return tfds.even_splits(split, n=process_count)[process_index]
-
-
-def _to_devices(tf, batch, local_devices: int, per_device: int):
-    """[D * B, ...] -> [D, B, ...]."""
-    return {k: tf.reshape(v, [local_devices, per_device, *v.shape[1:]]) for k, v in batch.items()}
+UNLABELED_SEED_OFFSET = 7919  # the unlabelled stream's shuffle and augmentation seed: seed + this
+_LAST_STEP = 2**62  # the training streams are endless; Grain needs a length
 
 
 def per_device_batch(global_batch: int, local_devices: int, process_count: int) -> int:
@@ -186,66 +44,109 @@ def per_device_batch(global_batch: int, local_devices: int, process_count: int) 
     return global_batch // devices
 
 
-def split_ids(data: ml_collections.ConfigDict, split: str) -> list[str]:
-    """The ids (file stems, ``subset.stem``) of ``split``'s examples, in the split's order."""
-    import tensorflow_datasets as tfds
-
-    builder = ensure_prepared(data)
-    check_split(builder, split)
-    skip = tfds.decode.SkipDecoding()
-    ds = builder.as_dataset(split=split, shuffle_files=False,
-                            decoders={"image": skip, "label": skip})
-    return [subset.stem(ex["file_name"].decode()) for ex in tfds.as_numpy(ds)]
+def _augment_args(data: ml_collections.ConfigDict) -> dict:
+    return {"crop_size": tuple(data.crop_size), "scale_range": tuple(data.scale_range),
+            "flip": bool(data.flip), "mean": tuple(data.mean), "std": tuple(data.std)}
 
 
-def _stem_tf(tf, file_name):
-    """``subset.stem`` in TF: the base name without its last extension."""
-    base = tf.strings.regex_replace(file_name, r"^.*/", "")
-    return tf.strings.regex_replace(base, r"\.[^.]*$", "")
+class FileSource:
+    """Image files as a random-access source of ``{"image": bytes, "file_name": str}``."""
+
+    def __init__(self, files: list[str]):
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        path = self.files[i]
+        try:
+            with open(path, "rb") as f:
+                return {"image": f.read(), "file_name": path}
+        except OSError as e:
+            raise DataError(f"{path}: cannot read unlabelled image ({e})") from e
 
 
-def _keep_ids(tf, ds, ids, keep: bool):
-    """The examples whose id is (``keep``) or is not in ``ids``."""
-    table = tf.constant(sorted(ids))
+class TrainBatches:
+    """step -> this process's rows of that step's global batch (a picklable function, for
+    Grain's worker processes): ``{"image" [D, B, h, w, 3] f32, "label" [D, B, h, w] i32,
+    "sizes" [D, B, 2] i32}`` (no label for an unlabelled stream)."""
 
-    def member(ex):
-        found = tf.reduce_any(tf.equal(_stem_tf(tf, ex["file_name"]), table))
-        return found if keep else tf.logical_not(found)
+    def __init__(self, examples, indices, *, seed: int, global_batch: int, local_devices: int,
+                 per_device: int, process_index: int, with_labels: bool, augment_args: dict):
+        self.examples, self.indices = examples, np.asarray(indices, np.int64)
+        self.seed, self.global_batch = int(seed), global_batch
+        self.local_devices, self.per_device = local_devices, per_device
+        self.first_row = process_index * local_devices * per_device
+        self.with_labels, self.augment_args = with_labels, augment_args
+        self._lock, self._orders = threading.Lock(), {}
 
-    return ds.filter(member)
+    def _order(self, epoch: int) -> np.ndarray:
+        """The example order of ``epoch`` (the last two kept: a batch may span two)."""
+        with self._lock:
+            if epoch not in self._orders:
+                if len(self._orders) >= 2:
+                    self._orders.pop(min(self._orders))
+                self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(
+                    len(self.indices))
+            return self._orders[epoch]
+
+    def __getstate__(self):  # the cache and its lock stay behind when pickled to a worker
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_orders")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock, self._orders = threading.Lock(), {}
+
+    def example(self, position: int) -> dict:
+        """The augmented example at global position ``position`` of the stream."""
+        epoch, k = divmod(position, len(self.indices))
+        ex = self.examples[int(self.indices[self._order(epoch)[k]])]
+        name = records.file_name(ex)
+        image = decode_rgb(ex["image"], name)
+        label = augment.decode_label(ex["label"], name) if self.with_labels else None
+        rng = np.random.default_rng([self.seed, position, 1])
+        image, label, sizes = augment.train_example(image, label, rng, **self.augment_args)
+        out = {"image": image, "sizes": sizes}
+        if self.with_labels:
+            out["label"] = label
+        return out
+
+    def __call__(self, step: int) -> dict:
+        start = int(step) * self.global_batch + self.first_row
+        rows = [self.example(start + r) for r in range(self.local_devices * self.per_device)]
+        return {k: np.stack([r[k] for r in rows]).reshape(
+            self.local_devices, self.per_device, *rows[0][k].shape) for k in rows[0]}
 
 
-def _stream(tf, ds, config, *, global_batch: int, local_devices: int, process_index: int,
-            process_count: int, start_example: int, seed, with_labels: bool):
-    """An endless, deterministic, resumable batch stream of ``ds``'s examples (``image``
-    encoded, ``label`` if ``with_labels``): shuffled from ``seed``, augmented per example from
-    (``seed``, position), each process decoding only its rows of every global batch."""
-    data = config.data
-    per_device = per_device_batch(global_batch, local_devices, process_count)
-    local = local_devices * per_device
-    if start_example % global_batch:
+def _read_options(data: ml_collections.ConfigDict) -> grain.ReadOptions:
+    return grain.ReadOptions(num_threads=max(1, int(data.threads)),
+                             prefetch_buffer_size=max(1, int(data.prefetch)))
+
+
+def _stream(batches: TrainBatches, data: ml_collections.ConfigDict, start_example: int):
+    """The endless iterator of ``batches`` from the step holding ``start_example`` on."""
+    if start_example % batches.global_batch:
         raise ValueError(f"start_example {start_example} is not a multiple of the batch size")
-    ds = ds.repeat().shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.enumerate().skip(start_example)
-    if process_count > 1:  # keep this process's rows of each global batch (before decoding)
-        ds = ds.filter(lambda i, ex: (i % global_batch) // local == process_index)
+    ds = grain.MapDataset.range(start_example // batches.global_batch, _LAST_STEP).map(batches)
+    it = ds.to_iter_dataset(_read_options(data))
+    if data.workers > 0:
+        from absl import flags
 
-    def map_fn(index, ex):
-        image = decode_image(tf, ex["image"])
-        # an unlabelled image is augmented like a labelled one: same crops, scales and flips
-        label = ex["label"] if with_labels else tf.zeros_like(image[..., :1])
-        image, label, sizes = augment(tf, image, label,
-                                      tf.stack([tf.cast(seed, tf.int64), index]), data)
-        if with_labels:
-            return {"image": image, "label": label, "sizes": sizes}
-        return {"image": image, "sizes": sizes}
+        if not flags.FLAGS.is_parsed():  # Grain's workers read its absl flags (defaults
+            flags.FLAGS.mark_as_parsed()  # outside an absl app: a notebook, a test)
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(data.workers)))
+    return iter(it)
 
-    ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(local, drop_remainder=True)
-    ds = ds.map(lambda b: _to_devices(tf, b, local_devices, per_device))
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+def _selected(examples, ids: list[str] | None, keep: bool) -> np.ndarray:
+    """The indices of ``examples`` whose id (file stem) is (``keep``) or is not in ``ids``."""
+    if ids is None:
+        return np.arange(len(examples))
+    wanted = set(ids)
+    return np.array([i for i in range(len(examples))
+                     if (subset.stem(records.file_name(examples[i])) in wanted) == keep],
+                    np.int64)
 
 
 def train_dataset(
@@ -257,38 +158,30 @@ def train_dataset(
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
 ):
-    """Infinite training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32}.
+    """Endless training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32,
+    "sizes": [D, B, 2] i32} of ``data.train_split``.
 
-    Every process walks the same shuffled stream of examples (seeded by ``config.seed``) and
-    decodes only its slice of each global batch, so global batch k holds the same examples,
-    augmented the same way, whatever the number of processes and devices: a 2-process job
-    trains on exactly what a 1-process job does. ``start_example`` (a multiple of the global
-    batch) skips the examples of earlier steps when resuming. ``labeled_ids``: only these
-    examples of ``data.train_split`` (``subset.choose``; None = all).
+    Global batch k holds the same examples, augmented the same way, whatever the number of
+    processes, devices, threads and workers. ``start_example`` (a multiple of the global
+    batch) starts at the examples of that step when resuming. ``labeled_ids``: only these
+    examples (``subset.choose``; None = all).
     """
-    import tensorflow_datasets as tfds
-
-    tf = _tf()
     data = config.data
-    builder = ensure_prepared(data)
-    split = _split_for_process(builder, data.train_split, 0, 1)
-    read = tfds.ReadConfig(shuffle_seed=config.seed, interleave_cycle_length=1)
-    ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
-                            decoders={"image": tfds.decode.SkipDecoding()})
-    if labeled_ids is not None:
-        ds = _keep_ids(tf, ds, labeled_ids, keep=True)
-    return _stream(tf, ds, config, global_batch=config.batch_size, local_devices=local_devices,
-                   process_index=process_index, process_count=process_count,
-                   start_example=start_example, seed=config.seed, with_labels=True)
-
-
-UNLABELED_SEED_OFFSET = 7919  # the unlabelled stream's shuffle and augmentation seed: seed + this
+    per_device = per_device_batch(config.batch_size, local_devices, process_count)
+    examples = records.examples_of(data, data.train_split)
+    indices = _selected(examples, labeled_ids, keep=True)
+    if not len(indices):
+        raise DataError(f"none of the {len(labeled_ids or [])} labelled ids is in "
+                        f"data.train_split={data.train_split!r}")
+    batches = TrainBatches(examples, indices, seed=config.seed, global_batch=config.batch_size,
+                           local_devices=local_devices, per_device=per_device,
+                           process_index=process_index, with_labels=True,
+                           augment_args=_augment_args(data))
+    return _stream(batches, data, start_example)
 
 
 def unlabeled_files(pattern: str) -> list[str]:
     """The image files ``data.unlabeled_glob`` matches (sorted); DataError if none."""
-    import glob
-
     files = sorted(f for f in glob.glob(os.path.expanduser(pattern), recursive=True)
                    if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png"))
     if not files:
@@ -306,43 +199,95 @@ def unlabeled_dataset(
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
 ):
-    """Infinite batches {"image": [D, Bu, h, w, 3]} of unlabelled images, ``semi.
+    """Endless batches {"image": [D, Bu, h, w, 3], "sizes"} of unlabelled images, ``semi.
     unlabeled_batch_size`` per global batch, augmented as the labelled ones, deterministic and
     resumable the same way (its own seed). The images: ``data.unlabeled_glob``'s files, else
     ``data.unlabeled_split``, else ``data.train_split`` without ``labeled_ids``. No label is
-    read: labels never leave the TFDS record (``SkipDecoding`` and dropped before the map).
+    decoded.
     """
-    import tensorflow_datasets as tfds
-
-    tf = _tf()
     data = config.data
-    seed = config.seed + UNLABELED_SEED_OFFSET
+    per_device = per_device_batch(config.semi.unlabeled_batch_size, local_devices,
+                                  process_count)
     if data.unlabeled_glob:
-        files = unlabeled_files(data.unlabeled_glob)
-        ds = tf.data.Dataset.from_tensor_slices(files).shuffle(
-            len(files), seed=seed, reshuffle_each_iteration=False)
-        ds = ds.map(lambda f: {"image": tf.io.read_file(f), "file_name": f})
+        examples = FileSource(unlabeled_files(data.unlabeled_glob))
+        indices = np.arange(len(examples))
+    elif data.unlabeled_split:
+        examples = records.examples_of(data, data.unlabeled_split)
+        indices = np.arange(len(examples))
     else:
-        builder = ensure_prepared(data)
-        split = data.unlabeled_split or data.train_split
-        check_split(builder, split)
-        read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
-        ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read,
-                                decoders={"image": tfds.decode.SkipDecoding(),
-                                          "label": tfds.decode.SkipDecoding()})
-        ds = ds.map(lambda ex: {"image": ex["image"], "file_name": ex["file_name"]})
-        if not data.unlabeled_split:
-            if labeled_ids is None:
-                raise DataError(
-                    "semi-supervised training needs unlabelled images, but every image of "
-                    f"data.train_split={data.train_split!r} is labelled: set "
-                    "--config.data.labeled (a fraction, a count or an id file), "
-                    "--config.data.unlabeled_split or --config.data.unlabeled_glob")
-            ds = _keep_ids(tf, ds, labeled_ids, keep=False)
-    return _stream(tf, ds, config, global_batch=config.semi.unlabeled_batch_size,
-                   local_devices=local_devices, process_index=process_index,
-                   process_count=process_count, start_example=start_example, seed=seed,
-                   with_labels=False)
+        if labeled_ids is None:
+            raise DataError(
+                "semi-supervised training needs unlabelled images, but every image of "
+                f"data.train_split={data.train_split!r} is labelled: set "
+                "--config.data.labeled (a fraction, a count or an id file), "
+                "--config.data.unlabeled_split or --config.data.unlabeled_glob")
+        examples = records.examples_of(data, data.train_split)
+        indices = _selected(examples, labeled_ids, keep=False)
+        if not len(indices):
+            raise DataError(f"every image of data.train_split={data.train_split!r} is "
+                            "labelled: no unlabelled image is left")
+    batches = TrainBatches(examples, indices, seed=config.seed + UNLABELED_SEED_OFFSET,
+                           global_batch=config.semi.unlabeled_batch_size,
+                           local_devices=local_devices, per_device=per_device,
+                           process_index=process_index, with_labels=False,
+                           augment_args=_augment_args(data))
+    return _stream(batches, data, start_example)
+
+
+def _oversize_error(name: str, h: int, w: int, eval_size) -> DataError:
+    size = tuple(eval_size) if eval_size else None
+    target = f"({max(h, size[0])}, {max(w, size[1])})" if size else f"({h}, {w})"
+    return DataError(
+        f"{name} is {h}x{w} (HxW), larger than data.eval_size={size}; set "
+        f"--config.data.eval_size='{target}' (or larger; with --config.eval.mode=sliding "
+        f"a larger eval_size does not enlarge the forward pass)")
+
+
+class _Fits:
+    """Whether an example's image fits ``size`` (read off its label PNG's header)."""
+
+    def __init__(self, size, want: bool):
+        self.size, self.want = tuple(int(v) for v in size), want
+
+    def __call__(self, ex) -> bool:
+        hw = records.png_size(ex["label"], records.file_name(ex))
+        return images.fits(hw, self.size) == self.want
+
+
+class _EvalExample:
+    def __init__(self, data: ml_collections.ConfigDict, pad: bool):
+        self.eval_size = tuple(int(v) for v in data.eval_size)
+        self.mean, self.std, self.pad = tuple(data.mean), tuple(data.std), pad
+
+    def __call__(self, ex) -> dict:
+        name = records.file_name(ex)
+        image = decode_rgb(ex["image"], name)
+        label = augment.decode_label(ex["label"], name)
+        if not self.pad:
+            return {"image": images.normalize(image, self.mean, self.std),
+                    "label": label.astype(np.int32), "file_name": name}
+        if not images.fits(image.shape, self.eval_size):
+            raise _oversize_error(name, *image.shape[:2], self.eval_size)
+        x, y, mask = augment.eval_example(image, label, eval_size=self.eval_size,
+                                          mean=self.mean, std=self.std)
+        return {"image": x, "label": y, "mask": mask, "valid": np.bool_(True)}
+
+
+class _Devices:
+    """A batch of up to ``D * B`` examples -> [D, B, ...], filled with empty examples."""
+
+    def __init__(self, local_devices: int, per_device: int):
+        self.local_devices, self.per_device = local_devices, per_device
+
+    def __call__(self, batch: dict) -> dict:
+        total = self.local_devices * self.per_device
+        out = {}
+        for k, v in batch.items():
+            fill = np.full((total - len(v), *v.shape[1:]),
+                           IGNORE_LABEL if k == "label" else 0, v.dtype)
+            out[k] = np.concatenate([v, fill]).reshape(self.local_devices, self.per_device,
+                                                       *v.shape[1:])
+        return out
 
 
 def eval_dataset(
@@ -358,139 +303,35 @@ def eval_dataset(
 
     Images are padded (bottom/right) to ``data.eval_size``; padding has mask False and label
     ignore; examples that only fill the last batch have valid False. An image larger than
-    ``data.eval_size`` stops the pass with an error naming it (``as_numpy``) with
-    ``oversize="refuse"``; with ``oversize="skip"`` it is left out of this stream, for
+    ``data.eval_size`` stops the pass with a DataError naming it and the size to set
+    (``oversize="refuse"``); with ``oversize="skip"`` it is left out of this stream, for
     ``oversize_dataset`` to deliver.
     """
     if oversize not in ("refuse", "skip"):
         raise ValueError(f"oversize must be 'refuse' or 'skip'; got {oversize!r}")
-    tf = _tf()
     data = config.data
     per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
-    eh, ew = data.eval_size
-    ds = _eval_records(data, split, process_index, process_count)
+    ds = grain.MapDataset.source(records.examples_of(data, split, process_index, process_count))
     if oversize == "skip":
-        ds = ds.filter(lambda ex: _fits(tf, ex, (eh, ew)))
-
-    def map_fn(ex):
-        image = _normalize(tf, decode_image(tf, ex["image"]), data)
-        label = tf.cast(ex["label"][..., 0], tf.int32)
-        h, w = tf.shape(image)[0], tf.shape(image)[1]
-        fits = tf.reduce_all(tf.stack([h, w]) <= tf.constant([eh, ew]))
-        # tf.data can only stop with an error; as_numpy turns this one into a DataError. Every
-        # pad waits for the check: a pad by a negative amount would otherwise fail first
-        # (ops of one map call run in parallel) with TF's own "Paddings must be non-negative".
-        with tf.control_dependencies([tf.debugging.Assert(
-                fits, [_OVERSIZE, ex["file_name"], h, w], summarize=4)]):
-            image = tf.pad(image, [[0, eh - h], [0, ew - w], [0, 0]])
-            label = tf.pad(label, [[0, eh - h], [0, ew - w]], constant_values=IGNORE_LABEL)
-            mask = tf.pad(tf.ones([h, w], tf.bool), [[0, eh - h], [0, ew - w]])
-        return {"image": tf.ensure_shape(image, [eh, ew, 3]),
-                "label": tf.ensure_shape(label, [eh, ew]),
-                "mask": tf.ensure_shape(mask, [eh, ew]), "valid": tf.constant(True)}
-
-    total = local_devices * per_device
-    ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE).batch(total)
-
-    def pad_batch(b):  # fill the last batch with empty examples (valid False, mask False)
-        n = total - tf.shape(b["valid"])[0]
-        fill = {"label": IGNORE_LABEL}
-        b = {k: tf.pad(v, [[0, n]] + [[0, 0]] * (v.shape.rank - 1),
-                       constant_values=fill.get(k, 0)) for k, v in b.items()}
-        return _to_devices(tf, b, local_devices, per_device)
-
-    return ds.map(pad_batch).prefetch(2)
-
-
-def _eval_records(data, split: str, process_index: int, process_count: int):
-    """This process's share of ``split``, in order, images still encoded (evaluation's
-    source: ``eval_dataset`` and ``oversize_dataset``)."""
-    import tensorflow_datasets as tfds
-
-    builder = ensure_prepared(data)
-    split_name = _split_for_process(builder, split, process_index, process_count)
-    return builder.as_dataset(split=split_name, shuffle_files=False,
-                              decoders={"image": tfds.decode.SkipDecoding()})
-
-
-def _fits(tf, ex, size: tuple[int, int]):
-    """Whether the example's image is at most ``size`` (the decoded label has its shape;
-    the builders check that image and label sizes match)."""
-    shape = tf.shape(ex["label"])
-    return tf.reduce_all(shape[:2] <= tf.constant(size, tf.int32))
+        ds = ds.filter(_Fits(data.eval_size, want=True))
+    it = ds.map(_EvalExample(data, pad=True)).to_iter_dataset(_read_options(data))
+    return iter(it.batch(local_devices * per_device).map(_Devices(local_devices, per_device)))
 
 
 def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1):
     """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
     ``data.eval_size``, one by one and unpadded: {"image" [H, W, 3] normalised, "label"
     [H, W], "file_name"}; ``eval_dataset(..., oversize="skip")`` has the others."""
-    tf = _tf()
     data = config.data
-    size = tuple(int(v) for v in data.eval_size)
-    ds = _eval_records(data, split, process_index, process_count)
-    ds = ds.filter(lambda ex: tf.logical_not(_fits(tf, ex, size)))
-    return ds.map(lambda ex: {"image": _normalize(tf, decode_image(tf, ex["image"]), data),
-                              "label": tf.cast(ex["label"][..., 0], tf.int32),
-                              "file_name": ex["file_name"]},
-                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(1)
-
-
-def _oversize_error(name: str, h: int, w: int, eval_size) -> DataError:
-    size = tuple(eval_size) if eval_size else None
-    target = f"({max(h, size[0])}, {max(w, size[1])})" if size else f"({h}, {w})"
-    return DataError(
-        f"{name} is {h}x{w} (HxW), larger than data.eval_size={size}; set "
-        f"--config.data.eval_size='{target}' (or larger; with --config.eval.mode=sliding "
-        f"a larger eval_size does not enlarge the forward pass)")
-
-
-def image_sizes(data: ml_collections.ConfigDict, split: str):
-    """(file name, height, width) of every example of ``split``, read off the label PNGs'
-    headers (nothing decoded: a pass over a split in seconds)."""
-    import tensorflow_datasets as tfds
-
-    tf = _tf()
-    builder = ensure_prepared(data)
-    check_split(builder, split)
-    ds = builder.as_dataset(split=split, shuffle_files=False,
-                            decoders={"image": tfds.decode.SkipDecoding(),
-                                      "label": tfds.decode.SkipDecoding()})
-
-    def size(ex):  # PNG: width and height are bytes 16..23 of the IHDR chunk, big-endian
-        b = tf.cast(tf.io.decode_raw(tf.strings.substr(ex["label"], 16, 8), tf.uint8), tf.int64)
-        big = lambda q: ((q[0] * 256 + q[1]) * 256 + q[2]) * 256 + q[3]  # noqa: E731
-        return ex["file_name"], big(b[4:8]), big(b[0:4])
-
-    for name, h, w in tfds.as_numpy(ds.map(size, num_parallel_calls=tf.data.AUTOTUNE)):
-        yield name.decode(), int(h), int(w)
+    ds = grain.MapDataset.source(records.examples_of(data, split, process_index, process_count))
+    ds = ds.filter(_Fits(data.eval_size, want=False)).map(_EvalExample(data, pad=False))
+    return iter(ds.to_iter_dataset(_read_options(data)))
 
 
 def check_eval_size(data: ml_collections.ConfigDict, split: str) -> None:
     """DataError naming the first image of ``split`` larger than ``data.eval_size`` and the
     size to set: training checks its validation split before its first step."""
     eh, ew = data.eval_size
-    for name, h, w in image_sizes(data, split):
+    for name, h, w in records.image_sizes(data, split):
         if h > eh or w > ew:
             raise _oversize_error(name, h, w, data.eval_size)
-
-
-def as_numpy(ds, eval_size: tuple[int, int] | None = None):
-    """Iterate a tf.data dataset as dicts of numpy arrays. An image larger than ``eval_size``
-    in ``eval_dataset`` ends the iteration with a DataError naming it and the fix."""
-    import tensorflow_datasets as tfds
-
-    tf = _tf()
-    it = iter(tfds.as_numpy(ds))
-    while True:
-        try:
-            yield next(it)
-        except StopIteration:
-            return
-        except tf.errors.InvalidArgumentError as e:
-            found = re.search(re.escape(_OVERSIZE) + r"\]\s*\[(.*?)\]\s*\[(\d+)\]\s*\[(\d+)\]",
-                              e.message or "")
-            if not found:
-                raise
-            name, h, w = found.group(1), int(found.group(2)), int(found.group(3))
-            raise _oversize_error(name, h, w, eval_size) from None
-

@@ -155,16 +155,14 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
     images larger than ``data.eval_size`` are evaluated; without it they are refused with an
     error naming the size to set."""
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-    batches = pipeline.as_numpy(pipeline.eval_dataset(
+    batches = pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
-        oversize="refuse" if big_step is None else "skip", **process),
-        eval_size=config.data.eval_size)
+        oversize="refuse" if big_step is None else "skip", **process)
     big_pass = None
     if big_step is not None:
         # (replicated over the devices for the pmapped step; one copy for this one, made on
         # the device, not through the host)
-        big = oversize.batches(pipeline.as_numpy(pipeline.oversize_dataset(config, split,
-                                                                            **process)),
+        big = oversize.batches(pipeline.oversize_dataset(config, split, **process),
                                config.loss.ignore_label)
         big_pass = (big_step, parallel.one_device(variables), big)
     return evaluate(p_eval_step, variables, batches, num_classes, class_names,

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from ssgan_jax.core import parallel
-from ssgan_jax.data import builder_class, pipeline
+from ssgan_jax.data import builder_class, pipeline, records
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.data.common import DataError, decode_rgb
 from ssgan_jax.inference import oversize, tta
@@ -100,15 +100,10 @@ def _glob_inputs(pattern: str) -> list[tuple[str, Callable[[], np.ndarray]]]:
 
 
 def _split_inputs(config, split: str) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
-    import tensorflow_datasets as tfds
-
-    builder = pipeline.ensure_prepared(config.data)
-    pipeline.check_split(builder, split)
-    ds = builder.as_dataset(split=split, shuffle_files=False,
-                            decoders={"image": tfds.decode.SkipDecoding()})
-    for ex in tfds.as_numpy(ds):
-        name = ex["file_name"].decode()
-        data = ex["image"]
+    examples = records.examples_of(config.data, split)
+    for i in range(len(examples)):
+        ex = examples[i]
+        name, data = records.file_name(ex), ex["image"]
         yield name, (lambda data=data, name=name: decode_rgb(data, name))
 
 

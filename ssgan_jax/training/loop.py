@@ -258,8 +258,8 @@ def _train_batches(config, step: int, labeled_ids):
     semi-supervised phase 2, each with its batch of unlabelled images (``"unlabeled"``)."""
     kw = {"local_devices": jax.local_device_count(), "process_index": jax.process_index(),
           "process_count": jax.process_count(), "labeled_ids": labeled_ids}
-    labelled = _said(pipeline.as_numpy(pipeline.train_dataset(
-        config, start_example=step * config.batch_size, **kw)), config, step)
+    labelled = _said(pipeline.train_dataset(
+        config, start_example=step * config.batch_size, **kw), config, step)
     if not config_lib.semi_phase2(config):
         yield from labelled
         return
@@ -268,8 +268,8 @@ def _train_batches(config, step: int, labeled_ids):
     for i, batch in enumerate(labelled, start=step):
         if i >= p1:
             if unlabelled is None:  # opened at phase 2 only: phase 1 never reads it
-                unlabelled = pipeline.as_numpy(pipeline.unlabeled_dataset(
-                    config, start_example=(i - p1) * config.semi.unlabeled_batch_size, **kw))
+                unlabelled = pipeline.unlabeled_dataset(
+                    config, start_example=(i - p1) * config.semi.unlabeled_batch_size, **kw)
             extra = next(unlabelled)
             batch["unlabeled"], batch["unlabeled_sizes"] = extra["image"], extra["sizes"]
         yield batch
@@ -301,7 +301,9 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
         return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]} if fetched else {}
 
     for step in range(start, end):
-        state, metrics = step_fn(state, next(batches))
+        with progress.timed("input"):  # the host waiting for the input pipeline
+            batch = next(batches)
+        state, metrics = step_fn(state, batch)
         pending.append(metrics)
         done = step + 1
         log_now = done % config.train.log_every == 0 or done == end

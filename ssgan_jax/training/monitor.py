@@ -1,10 +1,10 @@
 """What a run tells its user: metric files, a progress line, health warnings, NaN stops.
 
-* ``create_writer``: clu writers: TensorBoard events in ``<workdir>/tensorboard`` and one JSON
-  object per line in ``<workdir>/metrics.jsonl`` (process 0 only).
-* ``ReportProgress``: clu's progress action (steps/s and uptime to the writers, time spent in
-  validation and checkpoints), remembering its last rate for ``progress_line``, our concise
-  stdout line with the ETA; ``profiler``: clu's profiler action, when asked for.
+* ``create_writer``: TensorBoard events in ``<workdir>/tensorboard`` (written without
+  TensorFlow) and one JSON object per line in ``<workdir>/metrics.jsonl`` (process 0 only).
+* ``ReportProgress``: steps/s, uptime and the time spent in input waits, validation and
+  checkpoints to the writers, remembering its last rate for ``progress_line``, our concise
+  stdout line with the ETA; ``profiler``: one JAX profile, when asked for.
 * ``AdversaryHealth``: warns when A has won (accuracy near 1) or learns nothing (near 0.5)
   over a window of iterations (METHOD.md section 8: adversarial training can collapse).
 * ``check_finite``: stops the run with a clear message on a NaN/Inf loss.
@@ -13,14 +13,16 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from clu import metric_writers, periodic_actions
 
 from ssgan_jax.core.errors import UserError
 
@@ -29,7 +31,7 @@ class TrainingDiverged(UserError, RuntimeError):
     """A loss became NaN or Inf; the last good checkpoint is kept."""
 
 
-class JsonLinesWriter(metric_writers.MetricWriter):
+class JsonLinesWriter:
     """Appends ``{"step": s, "key": value, ...}`` lines to a file (scalars and hparams)."""
 
     def __init__(self, path: str):
@@ -45,22 +47,7 @@ class JsonLinesWriter(metric_writers.MetricWriter):
     def write_hparams(self, hparams):
         self._write({"hparams": {k: str(v) for k, v in hparams.items()}})
 
-    def write_texts(self, step, texts):
-        self._write({"step": int(step), **{k: str(v) for k, v in texts.items()}})
-
-    def write_summaries(self, step, values, metadata=None):
-        pass
-
     def write_images(self, step, images):
-        pass
-
-    def write_videos(self, step, videos):
-        pass
-
-    def write_audios(self, step, audios, *, sample_rate):
-        pass
-
-    def write_histograms(self, step, arrays, num_buckets=None):
         pass
 
     def flush(self):
@@ -70,15 +57,92 @@ class JsonLinesWriter(metric_writers.MetricWriter):
         self._file.close()
 
 
-def create_writer(workdir: str, process_index: int) -> metric_writers.MetricWriter:
+class TensorBoardWriter:
+    """TensorBoard event files in ``logdir`` without TensorFlow (TensorBoard's own event
+    writer and protos): scalars, images (PNG, one tag per image: ``<key>/<i>``) and the
+    config as hparams."""
+
+    def __init__(self, logdir: str):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self._writer = EventFileWriter(logdir)
+
+    def _add(self, step: int, summary) -> None:
+        from tensorboard.compat.proto import event_pb2
+
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                               summary=summary))
+
+    def write_scalars(self, step, scalars):
+        from tensorboard.compat.proto import summary_pb2
+
+        self._add(step, summary_pb2.Summary(value=[
+            summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]))
+
+    def write_images(self, step, images):
+        """``images``: {key: uint8 [N, H, W, 3]}."""
+        from PIL import Image
+        from tensorboard.compat.proto import summary_pb2
+
+        values = []
+        for key, batch in images.items():
+            for i, image in enumerate(np.asarray(batch, np.uint8)):
+                buf = io.BytesIO()
+                Image.fromarray(image).save(buf, format="PNG")
+                values.append(summary_pb2.Summary.Value(tag=f"{key}/{i}", image=(
+                    summary_pb2.Summary.Image(height=image.shape[0], width=image.shape[1],
+                                              colorspace=3,
+                                              encoded_image_string=buf.getvalue()))))
+        self._add(step, summary_pb2.Summary(value=values))
+
+    def write_hparams(self, hparams):
+        from tensorboard.plugins.hparams import summary_v2
+
+        shown = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+                 for k, v in hparams.items()}
+        self._add(0, summary_v2.hparams_pb(shown))
+
+    def flush(self):
+        self._writer.flush()
+
+    def close(self):
+        self._writer.close()
+
+
+class MultiWriter:
+    """Writes to each of ``writers`` (none: writes nothing)."""
+
+    def __init__(self, writers):
+        self.writers = list(writers)
+
+    def write_scalars(self, step, scalars):
+        for w in self.writers:
+            w.write_scalars(step, scalars)
+
+    def write_images(self, step, images):
+        for w in self.writers:
+            w.write_images(step, images)
+
+    def write_hparams(self, hparams):
+        for w in self.writers:
+            w.write_hparams(hparams)
+
+    def flush(self):
+        for w in self.writers:
+            w.flush()
+
+    def close(self):
+        for w in self.writers:
+            w.close()
+
+
+def create_writer(workdir: str, process_index: int) -> MultiWriter:
     """TensorBoard + JSON lines on process 0; nothing on the others."""
     if process_index > 0:
-        return metric_writers.MultiWriter([])
+        return MultiWriter([])
     os.makedirs(workdir, exist_ok=True)
-    return metric_writers.MultiWriter([
-        metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard")),
-        JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")),
-    ])
+    return MultiWriter([TensorBoardWriter(os.path.join(workdir, "tensorboard")),
+                        JsonLinesWriter(os.path.join(workdir, "metrics.jsonl"))])
 
 
 def _duration(seconds: float) -> str:
@@ -88,22 +152,43 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-class ReportProgress(periodic_actions.ReportProgress):
-    """clu's ReportProgress, called after every step from ``start_step`` on; it reports every
-    ``every_steps`` steps, at ``on_steps`` and at ``total``. ``rate`` is the steps/s of the last
-    report."""
+class ReportProgress:
+    """Called after every step from ``start_step`` on; reports every ``every_steps`` steps, at
+    ``on_steps`` and at ``total``: ``steps_per_sec`` since the last report, ``uptime`` and the
+    seconds spent so far in each ``timed`` part (``time/<part>_s``) to ``writer``. ``rate``
+    is the steps/s of the last report, for ``progress_line``."""
 
     def __init__(self, total: int, start_step: int, every_steps: int, writer,
                  on_steps: tuple[int, ...] = ()):
-        super().__init__(num_train_steps=total, writer=writer, every_steps=every_steps,
-                         every_secs=None, on_steps=on_steps)
-        self.total = total
+        self.total, self.every_steps = total, every_steps
+        self.on_steps = {*on_steps, total}
+        self.writer = writer
         self.rate = 0.0
-        self(start_step)  # the first call only starts the clock
+        self.parts: dict[str, float] = collections.defaultdict(float)
+        self._t0 = time.monotonic()
+        self._previous_step, self._previous_time = start_step, self._t0
 
-    def _apply(self, step: int, t: float) -> None:
+    def __call__(self, step: int, t: float | None = None) -> bool:
+        t = time.monotonic() if t is None else t
+        if step == self._previous_step or not (step % self.every_steps == 0
+                                               or step in self.on_steps):
+            return False
         self.rate = (step - self._previous_step) / max(t - self._previous_time, 1e-9)
-        super()._apply(step, t)
+        if self.writer is not None:
+            self.writer.write_scalars(step, {
+                "steps_per_sec": self.rate, "uptime": t - self._t0,
+                **{f"time/{k}_s": v for k, v in sorted(self.parts.items())}})
+        self._previous_step, self._previous_time = step, t
+        return True
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        """Adds the wall time of the block to part ``name``."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.parts[name] += time.monotonic() - start
 
 
 def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float],
@@ -114,12 +199,31 @@ def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float
     return f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s ETA {eta}"
 
 
-def profiler(workdir: str, first_step: int, num_steps: int):
-    """clu's Profile action: one profile of ``num_steps`` steps from ``first_step`` on, into
-    ``<workdir>/profile`` (open it with TensorBoard's profile plugin or Perfetto)."""
-    return periodic_actions.Profile(logdir=os.path.join(workdir, "profile"),
-                                    num_profile_steps=num_steps, profile_duration_ms=None,
-                                    first_profile=first_step, every_steps=None, every_secs=None)
+class Profiler:
+    """One JAX profile of ``num_steps`` steps from ``first_step`` on, into
+    ``<workdir>/profile`` (open it with TensorBoard's profile plugin or Perfetto); called
+    after every step with the number of steps done."""
+
+    def __init__(self, workdir: str, first_step: int, num_steps: int):
+        self.logdir = os.path.join(workdir, "profile")
+        self.first, self.last = first_step, first_step + num_steps
+        self.active = False
+
+    def __call__(self, done: int) -> None:
+        import jax
+
+        if not self.active and self.first <= done < self.last:
+            jax.profiler.start_trace(self.logdir)
+            self.active = True
+        elif self.active and done >= self.last:
+            jax.profiler.stop_trace()
+            self.active = False
+            print(f"profile of steps {self.first}..{self.last} written to {self.logdir}",
+                  flush=True)
+
+
+def profiler(workdir: str, first_step: int, num_steps: int) -> Profiler:
+    return Profiler(workdir, first_step, num_steps)
 
 
 class AdversaryHealth:

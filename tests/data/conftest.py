@@ -50,7 +50,6 @@ def camvid_config(camvid_dir, tmp_path):
     config.data.crop_size = (32, 48)
     config.data.eval_size = (96, 64)
     config.data.scale_range = (0.75, 1.5)
-    config.data.shuffle_buffer = 16
     config.batch_size = 4
     config.eval_batch_size = 4
     return ml_collections.ConfigDict(config)
@@ -59,3 +58,18 @@ def camvid_config(camvid_dir, tmp_path):
 SHARED_CAMVID = os.path.join(
     os.environ.get("SSGAN_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..",
                                                 "shared")), "data", "camvid")
+
+
+def read_split(data, split):
+    """[(file name, uint8 image [H, W, 3], uint8 label [H, W])] of a prepared split, decoded
+    as the pipeline decodes them."""
+    from ssgan_jax.data import augment, records
+    from ssgan_jax.data.common import decode_rgb
+
+    examples = records.examples_of(data, split)
+    out = []
+    for i in range(len(examples)):
+        ex = examples[i]
+        name = records.file_name(ex)
+        out.append((name, decode_rgb(ex["image"], name), augment.decode_label(ex["label"], name)))
+    return out

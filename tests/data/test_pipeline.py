@@ -8,7 +8,6 @@ import pytest
 
 from ssgan_jax.data.common import DataError
 from ssgan_jax.data.pipeline import (
-    as_numpy,
     check_split,
     ensure_prepared,
     eval_dataset,
@@ -25,7 +24,7 @@ def _denormalize(image, data):
 
 
 def _take(config, n, **kw):
-    it = iter(as_numpy(train_dataset(config, local_devices=2, **kw)))
+    it = train_dataset(config, local_devices=2, **kw)
     return [next(it) for _ in range(n)]
 
 
@@ -106,9 +105,41 @@ def test_same_seed_same_batches_other_seed_differs(prepared):
 
 
 def test_resume_skips_to_the_same_stream(prepared):
-    full = _take(prepared, 3)
-    resumed = _take(prepared, 1, start_example=2 * prepared.batch_size)
-    np.testing.assert_array_equal(resumed[0]["image"], full[2]["image"])
+    full = _take(prepared, 12)  # 48 examples of a 6-image split: 8 epochs, each reordered
+    resumed = _take(prepared, 2, start_example=10 * prepared.batch_size)
+    for key in ("image", "label", "sizes"):
+        np.testing.assert_array_equal(resumed[0][key], full[10][key])
+        np.testing.assert_array_equal(resumed[1][key], full[11][key])
+
+
+def test_threads_and_worker_processes_change_no_batch(prepared):
+    """A batch is a function of (seed, step): 1 thread, 4 threads and 2 worker processes
+    (Grain's mp_prefetch) deliver the same stream; the second epoch is another order."""
+    prepared.data.threads = 1
+    one = _take(prepared, 3)
+    prepared.data.threads, prepared.data.prefetch = 4, 8
+    for x, y in zip(one, _take(prepared, 3), strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    prepared.data.threads, prepared.data.workers = 1, 2
+    for x, y in zip(one, _take(prepared, 3), strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+
+
+def test_each_epoch_is_a_permutation_of_the_split(prepared):
+    """Every example once per epoch, two epochs in different orders."""
+    from ssgan_jax.data import pipeline, records
+
+    examples = records.examples_of(prepared.data, "train")
+    batches = pipeline.TrainBatches(examples, np.arange(len(examples)), seed=0, global_batch=4,
+                                    local_devices=1, per_device=4, process_index=0,
+                                    with_labels=True, augment_args={})
+    n = len(examples)
+    first, second = batches._order(0).tolist(), batches._order(1).tolist()
+    assert n == 6 and sorted(first) == sorted(second) == list(range(n)) and first != second
+    positions = [batches._order(e)[k] for e in range(2) for k in range(n)]
+    assert positions[:n] == first and positions[n:] == second
 
 
 def test_processes_split_each_global_batch_like_one_process(prepared):
@@ -116,8 +147,8 @@ def test_processes_split_each_global_batch_like_one_process(prepared):
     one = _take(prepared, 3)
     parts = []
     for p in range(2):
-        it = iter(as_numpy(train_dataset(prepared, local_devices=1, process_index=p,
-                                         process_count=2, start_example=0)))
+        it = train_dataset(prepared, local_devices=1, process_index=p, process_count=2,
+                           start_example=0)
         parts.append([next(it) for _ in range(3)])
     for k in range(3):
         for key in ("image", "label"):
@@ -132,7 +163,7 @@ def test_batch_must_divide_devices(prepared):
 
 
 def test_eval_batches_keep_full_images_with_mask(prepared):
-    batches = list(as_numpy(eval_dataset(prepared, "val", local_devices=2)))
+    batches = list(eval_dataset(prepared, "val", local_devices=2))
     # 3 val images, 4 per batch -> one batch, the last example is filler
     assert len(batches) == 1
     b = batches[0]
@@ -164,7 +195,7 @@ def test_split_expressions_select_examples_and_bad_ones_are_named(prepared):
     assert check_split(builder, "train[:50%]") == 3
     assert check_split(builder, "train[:2]+test") == 4
     for split, n in (("train+val", 9), ("train[:50%]", 3)):
-        batches = list(as_numpy(eval_dataset(prepared, split, local_devices=2)))
+        batches = list(eval_dataset(prepared, split, local_devices=2))
         assert sum(int(b["valid"].sum()) for b in batches) == n
     with pytest.raises(DataError, match=r"no split 'train\[10:\]'.*TFDS says: .*6 examples"):
         check_split(builder, "train[10:]")
@@ -187,8 +218,7 @@ def test_eval_image_larger_than_eval_size_is_a_data_error(prepared):
     with pytest.raises(DataError, match=r"val_00[12]\.png is (48|56)x56 \(HxW\), larger than "
                                         r"data\.eval_size=\(40, 56\); set "
                                         r"--config\.data\.eval_size='\((48|56), 56\)'"):
-        list(as_numpy(eval_dataset(prepared, "val", local_devices=1),
-                      eval_size=prepared.data.eval_size))
+        list(eval_dataset(prepared, "val", local_devices=1))
 
 
 def test_a_prepared_dataset_remembers_its_files(prepared, tmp_path):
@@ -214,6 +244,15 @@ def test_a_prepared_dataset_remembers_its_files(prepared, tmp_path):
         ensure_prepared(prepared.data)
     with pytest.raises(DataError, match="holds other files"):
         prepare(prepared.data)
+
+
+def test_a_dataset_prepared_as_tfrecord_is_refused_with_the_command(prepared):
+    """Older versions prepared TFRecord files: named, with the command that re-prepares."""
+    info = next(pathlib.Path(prepared.data.data_dir).rglob("dataset_info.json"))
+    info.write_text(info.read_text().replace('"array_record"', '"tfrecord"'))
+    with pytest.raises(DataError, match=r"was prepared as tfrecord .* Delete .*camvid.* "
+                                        r"--mode=prepare"):
+        list(eval_dataset(prepared, "val", local_devices=1))
 
 
 def test_a_full_disk_while_preparing_is_one_line(camvid_config, monkeypatch):

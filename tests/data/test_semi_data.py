@@ -11,7 +11,7 @@ from PIL import Image
 from ssgan_jax.core.errors import ConfigError
 from ssgan_jax.data import subset
 from ssgan_jax.data.common import DataError
-from ssgan_jax.data.pipeline import as_numpy, split_ids, train_dataset, unlabeled_dataset
+from ssgan_jax.data.pipeline import split_ids, train_dataset, unlabeled_dataset
 
 IDS = [f"img_{i:03d}" for i in range(40)]
 
@@ -98,7 +98,7 @@ def _colours_seen(batches, data) -> set[int]:
 
 
 def _take(ds, n):
-    it = iter(as_numpy(ds))
+    it = ds
     return [next(it) for _ in range(n)]
 
 

@@ -1,0 +1,166 @@
+"""The prepared datasets: the TFDS builders written as ArrayRecord files, read by index.
+
+``prepare`` runs a builder (``data/<name>.py``) over ``data.manual_dir`` into ``data.data_dir``
+in TFDS's ArrayRecord format; ``source`` opens a split (or a TFDS split expression) as a
+random-access list of examples ``{"image": encoded bytes, "label": PNG bytes, "file_name":
+bytes}``, nothing decoded. Neither imports TensorFlow: TFDS reads and writes ArrayRecord with
+NumPy and protobuf alone. A dataset prepared as TFRecord (by versions before 2026-12) is
+refused with the command that re-prepares it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import ml_collections
+
+from ssgan_jax.core.errors import disk_space
+from ssgan_jax.data import builder_class, source, subset
+from ssgan_jax.data.common import DataError
+
+FILE_FORMAT = "array_record"
+
+
+def get_builder(data: ml_collections.ConfigDict):
+    """The TFDS builder of ``data.name`` in ``data.data_dir`` (ArrayRecord); DataError with
+    the way out for a dataset prepared in another format (TFRecord, by older versions)."""
+    cls = builder_class(data.name)
+    data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
+    try:
+        return cls(data_dir=data_dir, file_format=FILE_FORMAT)
+    except ValueError as e:
+        found = re.search(r"already set to (?:FileFormat\.)?(\w+)", str(e))
+        if not found:
+            raise
+        where = cls(data_dir=data_dir).data_dir
+        raise DataError(
+            f"dataset {data.name} in {where} was prepared as {found.group(1).lower()} (by an "
+            f"older version); this version reads {FILE_FORMAT} files, without TensorFlow. "
+            f"Delete {where} and prepare it again: python -m ssgan_jax.main --mode=prepare "
+            f"--config=<your config> --config.data.data_dir={data.data_dir or '<data_dir>'}"
+        ) from None
+
+
+def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Build the dataset from ``data.manual_dir``; returns the example count per split."""
+    import tensorflow_datasets as tfds
+
+    instructions = builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
+    if not data.manual_dir:
+        raise DataError(f"config.data.manual_dir is not set: point it at the downloaded "
+                        f"{data.name} files ({instructions})")
+    manual_dir = os.path.expanduser(data.manual_dir)
+    if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
+        raise DataError(
+            f"config.data.manual_dir={data.manual_dir!r} "
+            f"{'is empty' if os.path.isdir(manual_dir) else 'does not exist'}: point it at the "
+            f"downloaded {data.name} files ({instructions})")
+    builder = get_builder(data)
+    if builder.is_prepared():  # prepared before: from these files?
+        source.check(builder.data_dir, manual_dir, data.name, data.data_dir)
+    else:
+        with disk_space(builder.data_dir, f"the source files in {manual_dir} are untouched; "
+                        "TFDS keeps no half-written dataset (it builds into a temporary "
+                        "folder)"):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+            source.record(builder.data_dir, manual_dir)
+    return {
+        "dataset": data.name,
+        "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
+    }
+
+
+def ensure_prepared(data: ml_collections.ConfigDict):
+    """The builder, prepared from ``manual_dir`` first if it is not yet."""
+    builder = get_builder(data)
+    if not builder.is_prepared():
+        print(f"dataset {data.name} not prepared in {builder.data_dir}; preparing it now")
+        print(json.dumps(prepare(data)))
+        builder = get_builder(data)
+    else:
+        source.check(builder.data_dir, data.manual_dir, data.name, data.data_dir)
+    return builder
+
+
+def check_split(builder, split: str) -> int:
+    """The number of examples ``split`` selects: a split name or a TFDS split expression over
+    the dataset's splits ("train+val", "train[:50%]", "train[:100]+val"). DataError naming the
+    dataset's splits if it is neither, or selects no example."""
+    splits = sorted(builder.info.splits)
+    try:
+        selected = builder.info.splits[split].num_examples
+    except (KeyError, ValueError) as e:
+        reason = str(e).splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"dataset {builder.name} has no split {split!r}; it has {splits} (TFDS split "
+            f"expressions over them work too, e.g. 'train+val' or 'train[:50%]'); TFDS says: "
+            f"{reason}") from e
+    if selected < 1:
+        sizes = {k: builder.info.splits[k].num_examples for k in splits}
+        raise DataError(f"split {split!r} of dataset {builder.name} selects no examples; its "
+                        f"splits have {sizes} examples")
+    return selected
+
+
+def process_split(builder, split: str, process_index: int, process_count: int) -> str:
+    """This process's contiguous share of ``split`` (TFDS ``even_splits``)."""
+    import tensorflow_datasets as tfds
+
+    check_split(builder, split)
+    if process_count == 1:
+        return split
+    return tfds.even_splits(split, n=process_count)[process_index]
+
+
+def examples_of(data: ml_collections.ConfigDict, split: str, process_index: int = 0,
+           process_count: int = 1):
+    """``split`` (this process's share of it) as a random-access sequence of examples with
+    the image and label still encoded; picklable, for Grain's worker processes."""
+    import tensorflow_datasets as tfds
+
+    builder = ensure_prepared(data)
+    name = process_split(builder, split, process_index, process_count)
+    skip = tfds.decode.SkipDecoding()
+    return builder.as_data_source(name, decoders={"image": skip, "label": skip})
+
+
+def file_name(example) -> str:
+    name = example["file_name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def split_ids(data: ml_collections.ConfigDict, split: str) -> list[str]:
+    """The ids (file stems, ``subset.stem``) of ``split``'s examples, in the split's order."""
+    examples = examples_of(data, split)
+    return [subset.stem(file_name(examples[i])) for i in range(len(examples))]
+
+
+def png_size(png: bytes, name: str) -> tuple[int, int]:
+    """(height, width) from a PNG's IHDR chunk (bytes 16..23, big-endian), nothing decoded."""
+    if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise DataError(f"{name}: the prepared label is not a PNG; prepare the dataset again")
+    w, h = struct.unpack(">II", png[16:24])
+    return int(h), int(w)
+
+
+def image_sizes(data: ml_collections.ConfigDict, split: str) -> Iterator[tuple[str, int, int]]:
+    """(file name, height, width) of every example of ``split``, read off the label PNGs'
+    headers (the builders check that image and label sizes match)."""
+    examples = examples_of(data, split)
+    for i in range(len(examples)):
+        ex = examples[i]
+        name = file_name(ex)
+        yield (name, *png_size(ex["label"], name))
+
+
+def split_tag(split: str) -> str:
+    """``split`` as a file-name part: names and "a+b" unchanged; slices spelled out
+    ("train[:50%]" -> "train-to50pct", "train[10:20]" -> "train-10to20")."""
+    tag = re.sub(r"[^\w+.-]+", "-", split.replace("%", "pct").replace(":", "to"))
+    return tag.strip("-") or "split"
