@@ -86,6 +86,9 @@ def test_weights_errors_come_before_the_dataset(tmp_path):
                          f"--config.weights.adversary={garbage}"),
                     "error: cannot read", "resnet50.safetensors", "as safetensors")
     assert not (tmp_path / "run" / "tensorflow_datasets").exists()  # nothing prepared first
+    one_line_error(run_main(DEMO, f"--workdir={tmp_path / 'w'}",
+                            f"--config.weights.generator={tmp_path / 'nope.safetensors'}"),
+                   "error: weights file", "nope.safetensors")
 
 
 def test_checkpoint_error_of_eval_in_a_fresh_process(tmp_path):

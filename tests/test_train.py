@@ -180,24 +180,6 @@ def test_override_mistakes_exit_with_one_clear_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_config_trains_from_the_command_line(tmp_path):
-    """The README's demo command (shortened) with overrides: both phases, validation, JSON."""
-    r = run_main("--config=configs/demo.py:fcn8s_vgg16_gan", f"--workdir={tmp_path}",
-                 "--config.phase1.steps=4",
-                 "--config.phase2.steps=4", "--config.train.eval_every=8",
-                 "--config.train.log_every=2")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "[phase 1] step 2/8" in r.stdout and "[phase 2] step 8/8" in r.stdout
-    assert "phase 2 from step 4" in r.stdout and "validation at step 8" in r.stdout
-    final = json.loads(r.stdout.strip().splitlines()[-1])
-    assert final["final_step"] == 8 and 0 <= final["final_val_miou"] <= 1
-    r = run_main("--config=configs/demo.py", f"--workdir={tmp_path / 'w'}",
-                 f"--config.weights.generator={tmp_path / 'nope.safetensors'}")
-    assert r.returncode != 0 and "error: weights file" in r.stderr and "nope.safetensors" in \
-        r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
-
-
-@pytest.mark.slow
 def test_two_process_job_matches_single_process(reference, tmp_path):
     """launch/cluster/cpu_2proc.sh: 2 processes x 1 CPU device == 1 process x 2 devices."""
     config, ref_dir, _ = reference
