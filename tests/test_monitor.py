@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 
-from tests.no_tensorflow import NO_TENSORFLOW
 from ssgan_jax.training.monitor import (
     AdversaryHealth,
     JsonLinesWriter,
@@ -15,6 +14,7 @@ from ssgan_jax.training.monitor import (
     check_finite,
     progress_line,
 )
+from tests.no_tensorflow import NO_TENSORFLOW
 
 
 def test_adversary_won_and_idle_warnings_once_per_window():

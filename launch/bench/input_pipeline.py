@@ -24,6 +24,18 @@ import tempfile
 import time
 
 
+def _processor() -> str:
+    """The CPU's model name (Linux), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def _cpu_seconds() -> float:
     import psutil
 
@@ -86,7 +98,7 @@ def main():
     except ImportError:
         tfdata_reference = None
     reference = tfdata_reference is not None and not a.no_reference
-    result = {"machine": {"cpu_cores": os.cpu_count(), "processor": platform.processor(),
+    result = {"machine": {"cpu_cores": os.cpu_count(), "processor": _processor(),
                           "python": platform.python_version()},
               "manual_dir": a.manual_dir, "batch": a.batch, "steps": a.steps, "crops": {}}
     ar_dir, tfr_dir = os.path.join(a.data_dir, "array_record"), os.path.join(a.data_dir,

@@ -36,13 +36,12 @@ flags.DEFINE_string("out", "", "Also write the JSON here.")
 def main(_):
     import jax
     import jax.numpy as jnp
-    import tensorflow_datasets as tfds
     from PIL import Image
 
     from ssgan_jax import Segmenter
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.data import images as image_prep
-    from ssgan_jax.data import pipeline
+    from ssgan_jax.data import records
     from ssgan_jax.data.common import decode_rgb
     from ssgan_jax.inference import export, tta
     from ssgan_jax.inference.eval_checkpoint import run_eval
@@ -54,7 +53,7 @@ def main(_):
         config.data.data_dir = os.path.join(workdir, "tensorflow_datasets")
     config_lib.check(config)
     split = config.eval.split or config.data.val_split
-    sizes = [(h, w) for _, h, w in pipeline.image_sizes(config.data, split)]
+    sizes = [(h, w) for _, h, w in records.image_sizes(config.data, split)]
     largest = (max(h for h, _ in sizes), max(w for _, w in sizes))
     scratch = tempfile.mkdtemp(prefix="ssgan_padding_")
     result = {"workdir": workdir, "split": split, "images": len(sizes), "largest": largest,
@@ -86,13 +85,11 @@ def main(_):
             session = export.onnx_session(f.read())
     agree: dict[str, list[float]] = {}
     files = sorted(os.listdir(os.path.join(cfg.predict.output_dir, "train_ids")))
-    builder = pipeline.ensure_prepared(config.data)
     # the image bytes decoded as --mode=predict decodes them (PIL), so every path sees the
     # same pixels
-    ds = builder.as_dataset(split=split, shuffle_files=False,
-                            decoders={"image": tfds.decode.SkipDecoding()})
-    for ex in tfds.as_numpy(ds):
-        name = ex["file_name"].decode()
+    examples = records.examples_of(config.data, split)
+    for ex in (examples[i] for i in range(len(examples))):
+        name = records.file_name(ex)
         rgb, stem = decode_rgb(ex["image"], name), os.path.splitext(name)[0]
         x = image_prep.normalize(rgb, config.data.mean, config.data.std)[None]
         alone = np.asarray(alone_fn(loaded.variables, jnp.asarray(x)))[0]
