@@ -56,7 +56,8 @@ def train_example(image: np.ndarray, label: np.ndarray | None, rng: np.random.Ge
     image = _resize(image, new, nearest=False)
     if label is not None:
         label = _resize(label, new, nearest=True)
-    if flip and rng.random() < 0.5:
+    mirror = rng.random() < 0.5  # drawn either way: flips on or off, the same crops
+    if flip and mirror:
         image = image[:, ::-1]
         label = None if label is None else label[:, ::-1]
     # the crop's offset in the scaled image padded to at least the crop; the padding is at the
