@@ -63,6 +63,13 @@ class TensorBoardWriter:
     config as hparams."""
 
     def __init__(self, logdir: str):
+        import sys
+        import types
+
+        # TensorBoard's file layer imports TensorFlow where it is installed, unless a module
+        # tensorboard.compat.notf exists (its own switch to the stub it ships): set it
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType(
+            "tensorboard.compat.notf"))
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._writer = EventFileWriter(logdir)
