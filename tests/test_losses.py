@@ -91,3 +91,37 @@ def test_per_cell_judgements_give_per_cell_gradients():
 def test_shape_errors():
     with pytest.raises(ValueError, match="labels"):
         losses.masked_cross_entropy(jnp.zeros((1, 2, 2, 3)), jnp.zeros((1, 2, 3), jnp.int32))
+
+
+def test_class_weighted_cross_entropy_is_torchs_weighted_mean():
+    """With class weights w: sum_i w[y_i] nll_i / sum_i w[y_i] over labelled pixels, as
+    torch.nn.functional.cross_entropy(weight=w, ignore_index=255) reduces them."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=(2, 3, 4))
+    labels[0, 0] = 255
+    w = np.array([0.5, 2.0, 1.0, 0.0, 3.0], np.float32)
+    valid = labels != 255
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(logp, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+    wy = np.where(valid, w[np.where(valid, labels, 0)], 0.0)
+    want = (wy * nll).sum() / wy.sum()
+    total, weight = losses.cross_entropy_sum(jnp.asarray(logits), jnp.asarray(labels),
+                                             class_weights=jnp.asarray(w))
+    assert float(total / weight) == pytest.approx(want, rel=1e-5)
+    assert float(weight) == pytest.approx(wy.sum(), rel=1e-6)
+    # hand value: uniform logits, labels (0, 1) with weights (1, 3): -log(1/5) either way
+    total, weight = losses.cross_entropy_sum(jnp.zeros((1, 1, 2, 5)), jnp.array([[[0, 1]]]),
+                                             class_weights=jnp.array([1.0, 3, 1, 1, 1]))
+    assert float(weight) == 4.0 and float(total) == pytest.approx(4 * np.log(5.0), rel=1e-6)
+
+
+def test_median_frequency_weights_hand_values():
+    """SegNet's balancing (Eigen and Fergus 2015): freq_c = pixels of c / pixels of the images
+    holding c; w_c = median(freq) / freq_c; a class never seen gets 0."""
+    pixels = np.array([60, 30, 10, 0])
+    image_pixels = np.array([100, 100, 50, 0])  # class 2 in one image of 50 pixels only
+    w = losses.median_frequency_weights(pixels, image_pixels)
+    freq = np.array([0.6, 0.3, 0.2])
+    np.testing.assert_allclose(w, [0.3 / 0.6, 1.0, 0.3 / 0.2, 0.0], rtol=1e-6)
+    assert np.median(freq) == 0.3

@@ -11,6 +11,7 @@ from ssgan_jax.data import classes
 
 GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
 ADV_FORMS = ("minimax", "non_saturating")  # loss.adv_form (METHOD.md, "Losses")
+CLASS_BALANCES = ("", "median_frequency")  # loss.class_balance
 TRAININGS = ("baseline", "gan", "semi")
 
 
@@ -93,6 +94,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.ignore_label = 255
     config.loss.adv_form = "minimax"  # paper's; or "non_saturating" (Luc et al.)
     config.loss.lam = 0.01  # weight of G's adversarial term
+    # Class balancing of G's cross-entropy (not the paper's; off in its configs): "" = none,
+    # "median_frequency" = SegNet's weights from the training labels' pixel counts (counted
+    # when the dataset is prepared, stored beside it); the run resolves them into
+    # loss.class_weights (one weight per class; set it directly to give your own)
+    config.loss.class_balance = ""
+    config.loss.class_weights = ()
     config.loss.d_weight = 1.0  # weight of loss_d (Eq. 7's lam; unweighted by default)
 
     # Semi-supervised phase 2: unlabelled images train G through the adversary.
@@ -374,6 +381,12 @@ def check(config: ml_collections.ConfigDict) -> None:
     need(0.0 < config.rescaling.eps < 1.0, "rescaling.eps", "in (0, 1)")
     need(config.loss.lam >= 0, "loss.lam", ">= 0")
     need(config.loss.adv_form in ADV_FORMS, "loss.adv_form", f"one of {ADV_FORMS}")
+    need(config.loss.class_balance in CLASS_BALANCES, "loss.class_balance",
+         f"one of {CLASS_BALANCES}")
+    weights = tuple(config.loss.class_weights)
+    need(not weights or (len(weights) == num_classes(config) and min(weights) >= 0
+                         and max(weights) > 0), "loss.class_weights",
+         f"() or {num_classes(config)} weights >= 0, one per class, not all 0")
     for key in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
                 "health_window"):
         need(config.train[key] >= 1, f"train.{key}", ">= 1")

@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from ssgan_jax.core.errors import disk_space
 from ssgan_jax.data import builder_class, source, subset
 from ssgan_jax.data.common import DataError
 
 FILE_FORMAT = "array_record"
+PIXELS_FILE = "ssgan_class_pixels.json"  # per-example class pixel counts, beside the dataset
 
 
 def get_builder(data: ml_collections.ConfigDict):
@@ -70,6 +72,8 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
             source.record(builder.data_dir, manual_dir)
+            for split in builder.info.splits:
+                class_pixels(data, split, builder)
     return {
         "dataset": data.name,
         "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
@@ -164,3 +168,38 @@ def split_tag(split: str) -> str:
     ("train[:50%]" -> "train-to50pct", "train[10:20]" -> "train-10to20")."""
     tag = re.sub(r"[^\w+.-]+", "-", split.replace("%", "pct").replace(":", "to"))
     return tag.strip("-") or "split"
+
+
+def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> dict:
+    """{"ids": [stem, ...], "pixels": [[pixels of class c, ...], ...] (one row per example),
+    "sizes": [h * w, ...]} of ``split``: counted once from the prepared labels (at prepare
+    time, or the first time a split is asked for) and stored in ``PIXELS_FILE`` beside the
+    dataset, for class balancing (``loss.class_balance``)."""
+    from ssgan_jax.data.augment import decode_label
+
+    builder = builder or ensure_prepared(data)
+    path = os.path.join(builder.data_dir, PIXELS_FILE)
+    stored = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+    if split in stored:
+        return stored[split]
+    num_classes = len(builder_class(data.name).CLASS_NAMES)
+    import tensorflow_datasets as tfds
+
+    skip = tfds.decode.SkipDecoding()
+    examples = builder.as_data_source(split, decoders={"image": skip, "label": skip})
+    ids, pixels, sizes = [], [], []
+    for i in range(len(examples)):
+        ex = examples[i]
+        label = decode_label(ex["label"], file_name(ex))
+        ids.append(subset.stem(file_name(ex)))
+        pixels.append(np.bincount(label.ravel(), minlength=256)[:num_classes].tolist())
+        sizes.append(int(label.size))
+    stored[split] = {"ids": ids, "pixels": pixels, "sizes": sizes}
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(stored, f)
+    os.replace(tmp, path)
+    return stored[split]

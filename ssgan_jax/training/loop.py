@@ -25,12 +25,12 @@ from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import ConfigError, DiskFull, disk_space
-from ssgan_jax.data import builder_class, pipeline, subset
+from ssgan_jax.data import builder_class, pipeline, records, subset
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
 from ssgan_jax.inference.generator import load_generator
-from ssgan_jax.training import monitor, optimizers, steps, stop, workdir_lock
+from ssgan_jax.training import losses, monitor, optimizers, steps, stop, workdir_lock
 from ssgan_jax.training import state as state_lib
 from ssgan_jax.training.weights import check_weights_file, load_pretrained
 
@@ -363,9 +363,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return _train(config, workdir, requests)
 
 
+def _class_weights(config, labeled_ids) -> None:
+    """``loss.class_balance`` resolved into ``loss.class_weights`` (before the config is
+    recorded: a resumed run recomputes and compares them), from the stored pixel counts of
+    the training labels (only the labelled subset's, in a semi-supervised run)."""
+    if not config.loss.class_balance or tuple(config.loss.class_weights):
+        return
+    counts = records.class_pixels(config.data, config.data.train_split)
+    keep = None if labeled_ids is None else set(labeled_ids)
+    rows = [i for i, k in enumerate(counts["ids"]) if keep is None or k in keep]
+    pixels = np.asarray(counts["pixels"], np.float64)[rows]
+    sizes = np.asarray(counts["sizes"], np.float64)[rows]
+    image_pixels = ((pixels > 0) * sizes[:, None]).sum(0)
+    weights = losses.median_frequency_weights(pixels.sum(0), image_pixels)
+    config.loss.class_weights = tuple(round(float(w), 6) for w in weights)
+    print(f"class weights ({config.loss.class_balance}, from {len(rows)} training labels): "
+          + ", ".join(f"{n} {w:.3g}" for n, w in zip(config_lib.class_names(config),
+                                                     config.loss.class_weights, strict=True)),
+          flush=True)
+
+
 def _train(config: ml_collections.ConfigDict, workdir: str,
            requests: stop.Requests | None = None) -> dict[str, Any]:
     class_names = _dataset_classes(config)
+    labeled_ids = labeled_subset(config, workdir)
+    _class_weights(config, labeled_ids)
     num_classes = len(class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
     total = p1 + p2
@@ -402,7 +424,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
               requests=requests or stop.Requests())
     if restored is None:
         run.writer.write_hparams(traverse_util.flatten_dict(record, sep="."))
-    batches = parallel.prefetch(_train_batches(config, step, labeled_subset(config, workdir)))
+    batches = parallel.prefetch(_train_batches(config, step, labeled_ids))
     state = parallel.on_devices(state)
     progress = monitor.ReportProgress(total, step, config.train.log_every,
                                       writer if jax.process_index() == 0 else None,

@@ -13,12 +13,16 @@ from ssgan_jax.core.config import ADV_FORMS
 
 
 def cross_entropy_sum(
-    logits: jax.Array, labels: jax.Array, ignore_label: int = 255
+    logits: jax.Array, labels: jax.Array, ignore_label: int = 255,
+    class_weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Sum over labelled pixels of -log softmax(logits)[label], and their count.
 
     logits: [N, H, W, C] float; labels: [N, H, W] int. Ignore pixels contribute nothing.
     Returning (sum, count) lets a data-parallel step divide by the global count.
+    ``class_weights`` [C]: each pixel's term and count weighted by its class's weight, so
+    sum / count is torch's ``cross_entropy(weight=w)`` mean (METHOD.md section 5, "class
+    balancing").
     """
     if logits.ndim != 4 or labels.shape != logits.shape[:3]:
         raise ValueError(
@@ -29,7 +33,22 @@ def cross_entropy_sum(
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     safe = jnp.where(valid, labels, 0)
     nll = -jnp.take_along_axis(logp, safe[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    return jnp.sum(jnp.where(valid, nll, 0.0)), jnp.sum(valid).astype(jnp.float32)
+    if class_weights is None:
+        return jnp.sum(jnp.where(valid, nll, 0.0)), jnp.sum(valid).astype(jnp.float32)
+    w = jnp.where(valid, jnp.asarray(class_weights, jnp.float32)[safe], 0.0)
+    return jnp.sum(w * nll), jnp.sum(w)
+
+
+def median_frequency_weights(pixels, image_pixels) -> np.ndarray:
+    """Median-frequency class weights (Eigen and Fergus, ICCV 2015; SegNet's CamVid training):
+    freq_c = ``pixels[c]`` / ``image_pixels[c]`` (the pixels of the images where c appears),
+    w_c = median over the classes seen of freq / freq_c; 0 for a class never seen."""
+    pixels = np.asarray(pixels, np.float64)
+    image_pixels = np.asarray(image_pixels, np.float64)
+    seen = (pixels > 0) & (image_pixels > 0)
+    freq = np.where(seen, pixels / np.maximum(image_pixels, 1.0), 0.0)
+    median = np.median(freq[seen]) if seen.any() else 1.0
+    return np.where(seen, median / np.where(seen, freq, 1.0), 0.0).astype(np.float32)
 
 
 def masked_cross_entropy(

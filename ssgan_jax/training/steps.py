@@ -45,6 +45,8 @@ class _Updates:
         self.eps = config.rescaling.eps
         self.bn_train = config.model.bn_mode == "train"
         self.semi, self.phase1_steps = config.semi, config.phase1.steps
+        weights = tuple(config.loss.class_weights)
+        self.class_weights = jnp.asarray(weights, jnp.float32) if weights else None
 
     def rng(self, state: TrainState, update: int) -> jax.Array:
         """The dropout key of update ``update`` (0, 1, ...) of this iteration on this device:
@@ -67,11 +69,13 @@ class _Updates:
 
     def cross_entropy(self, logits, labels):
         """This device's share of mce over the labelled pixels of all devices (Eq. 3): the
-        pmean of the per-device values is the global mean."""
+        pmean of the per-device values is the global mean. With ``loss.class_weights`` the
+        pixels are weighted by their class (``losses.cross_entropy_sum``)."""
         devices = jax.lax.psum(1, self.axis_name)
-        labelled = jax.lax.psum(jnp.sum(labels != self.loss_cfg.ignore_label), self.axis_name)
-        ce_sum, _ = losses.cross_entropy_sum(logits, labels, self.loss_cfg.ignore_label)
-        return ce_sum * devices / jnp.maximum(labelled, 1).astype(jnp.float32)
+        ce_sum, weight = losses.cross_entropy_sum(logits, labels, self.loss_cfg.ignore_label,
+                                                  self.class_weights)
+        total = jax.lax.psum(weight, self.axis_name)
+        return ce_sum * devices / jnp.where(total > 0, total, 1.0)
 
     def semi_generator_head(self, state, logits, images, labels, n):
         """(loss_g, parts) of G's logits for ``images`` = n labelled then unlabelled ones:

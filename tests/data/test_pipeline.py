@@ -275,3 +275,33 @@ def test_a_full_disk_while_preparing_is_one_line(camvid_config, monkeypatch):
     with pytest.raises(ZeroDivisionError):  # anything else passes unchanged
         with disk_space("/x", "kept"):
             raise ZeroDivisionError
+
+
+def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(prepared):
+    """The per-example class pixel counts stored beside the dataset are the source labels'
+    (void -> ignore, not counted), and loss.class_balance turns those of the labelled images
+    into median-frequency weights."""
+    import os
+
+    from PIL import Image
+
+    from ssgan_jax.data import records
+    from ssgan_jax.training import loop, losses
+
+    builder = records.get_builder(prepared.data)
+    assert os.path.exists(os.path.join(builder.data_dir, records.PIXELS_FILE))
+    counts = records.class_pixels(prepared.data, "train")
+    assert sorted(counts["ids"]) == [f"train_{i:03d}" for i in range(6)]
+    for stem, row, size in zip(counts["ids"], counts["pixels"], counts["sizes"], strict=True):
+        raw = np.array(Image.open(os.path.join(prepared.data.manual_dir, "trainannot",
+                                               stem + ".png")))
+        np.testing.assert_array_equal(row, np.bincount(raw.ravel(), minlength=12)[:11])
+        assert size == raw.size
+    prepared.loss.class_balance = "median_frequency"
+    loop._class_weights(prepared, ["train_000", "train_001"])
+    rows = [counts["ids"].index(k) for k in ("train_000", "train_001")]
+    pixels = np.asarray(counts["pixels"])[rows]
+    sizes = np.asarray(counts["sizes"])[rows]
+    want = losses.median_frequency_weights(pixels.sum(0), ((pixels > 0) * sizes[:, None]).sum(0))
+    np.testing.assert_allclose(prepared.loss.class_weights, want, rtol=1e-5)
+    assert len(set(prepared.loss.class_weights)) > 2  # the classes differ in frequency
