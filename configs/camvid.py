@@ -3,7 +3,7 @@
     python -m ssgan_jax.main --config=configs/camvid.py:generator=deeplabv3_resnet50,training=gan \
         --workdir=runs/camvid_r50_gan --config.data.manual_dir=PATH/CamVid
 
-Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|semi>,size=<full|cpu>``
+Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|semi>,size=<full|cpu|gpu>``
 (any subset; or the short form ``<generator>_<training>[,cpu]``):
 
 * full size (default): torchvision-size networks at 180x240 crops of the 360x480 copy, the
@@ -11,7 +11,10 @@ Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|sem
 * ``,cpu``: sized for a 2-core CPU: networks at 1/8 width, 128x160 crops of the 240x180 copy,
   random init (no ImageNet weights here), class-balanced cross-entropy (median-frequency
   weights, ``loss.class_balance``) and 5000 + 1500 iterations (since 2026-12-02; the studies
-  of docs/RESULTS.md ran the earlier 1000 + 300 without balancing, which their scripts pin).
+  of docs/RESULTS.md ran the earlier 1000 + 300 without balancing, which their scripts pin);
+* ``,gpu``: the same recipe at full width on the 480x360 copy (``../shared/data/camvid480``),
+  whole-image crops, batch 16, random init, 20000 + 5000 iterations: a from-scratch generator
+  to compare with ENet's 51.3% class IoU; sized for one H100/H200, not yet run there.
 
 On CamVid the baseline is the matched control of the GAN run: G alone for the same phase 1 and
 phase 2 iterations, with phase 2's optimizer reset and schedule, only without the adversarial
@@ -25,7 +28,7 @@ import ml_collections
 
 from ssgan_jax.core import config as default
 
-SIZES = ("full", "cpu")
+SIZES = ("full", "cpu", "gpu")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -68,6 +71,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.checkpoint_every = 500
         config.train.keep_checkpoints = 2
         config.train.health_window = 100
+    if args["size"] == "gpu":
+        config.data.crop_size = (360, 480)
+        config.data.eval_size = (360, 480)
+        config.data.scale_range = (0.5, 2.0)
+        config.model.bn_mode = "train"
+        config.loss.class_balance = "median_frequency"
+        config.batch_size = 16
+        config.eval_batch_size = 16
+        config.phase1.steps = 20_000
+        config.phase1.lr = 1e-3
+        config.phase1.end_lr = 1e-5
+        config.phase2.steps = 5000
+        config.phase2.lr = 1e-4
+        config.phase2.end_lr = 1e-6
+        config.phase2.d_lr = 1e-3
+        config.phase2.d_end_lr = 1e-4
+        config.optim.d_grad_clip_norm = 10.0
+        config.train.eval_every = 1000
+        config.train.checkpoint_every = 1000
+        config.train.keep_checkpoints = 2
     default.apply_variant(config, args["generator"], args["training"],
                           baseline="phase2_without_adversary")
     return config

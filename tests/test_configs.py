@@ -46,11 +46,19 @@ def test_camvid_cpu_size(training):
     config = _load("camvid", f"fcn8s_vgg16_{training},cpu")
     check_config(config)
     assert config.model.width == 8 and tuple(config.data.eval_size) == (180, 240)
-    assert config.phase2.steps == 300 and (config.loss.lam == 0) == (training == "baseline")
+    assert config.phase1.steps == 5000 and config.phase2.steps == 1500
+    assert config.loss.class_balance == "median_frequency" and config.loss.class_weights == ()
+    assert (config.loss.lam == 0) == (training == "baseline")
     assert (config.semi.unlabeled_batch_size > 0) == (training == "semi")
     assert (config.eval.checkpoint, config.eval.split) == ("best", "test")
-    with pytest.raises(ValueError, match="unknown size 'gpu'"):
-        _load("camvid", "fcn8s_vgg16_gan,gpu")
+    with pytest.raises(ValueError, match="unknown size 'tpu'"):
+        _load("camvid", "fcn8s_vgg16_gan,tpu")
+    gpu = _load("camvid", f"fcn8s_vgg16_{training},gpu")
+    check_config(gpu)
+    assert gpu.model.width == 1 and tuple(gpu.data.crop_size) == (360, 480)  # full width
+    assert gpu.loss.class_balance == "median_frequency" and gpu.batch_size == 16
+    # the paper configs stay unbalanced
+    assert _load("voc2012").loss.class_balance == _load("cityscapes").loss.class_balance == ""
 
 
 @pytest.mark.parametrize("name", ["voc2012", "cityscapes"])
@@ -81,8 +89,9 @@ def test_named_config_arguments_equal_the_short_spellings(name):
 
 
 def test_bad_named_arguments_name_the_choices():
-    with pytest.raises(ValueError, match=r"unknown config argument 'size=gpu'.*size=<full\|cpu>"):
-        _load("camvid", "size=gpu")
+    with pytest.raises(ValueError,
+                       match=r"unknown config argument 'size=tpu'.*size=<full\|cpu\|gpu>"):
+        _load("camvid", "size=tpu")
     with pytest.raises(ValueError, match=r"unknown config argument 'size=cpu'"):
         _load("voc2012", "size=cpu")  # voc2012 has no sizes
     with pytest.raises(ValueError, match=r"unknown config argument 'model=unet'"):
