@@ -3,8 +3,8 @@
     python -m ssgan_jax.main --config=configs/camvid.py:generator=deeplabv3_resnet50,training=gan \
         --workdir=runs/camvid_r50_gan --config.data.manual_dir=PATH/CamVid
 
-Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|semi>,size=<full|cpu|gpu>``
-(any subset; or the short form ``<generator>_<training>[,cpu]``):
+Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|semi>,``
+``size=<full|cpu|gpu>`` (any subset; or the short form ``<generator>_<training>[,<size>]``):
 
 * full size (default): torchvision-size networks at 180x240 crops of the 360x480 copy, the
   paper's optimizer settings (METHOD.md section 6) with shorter phases for this small dataset;
