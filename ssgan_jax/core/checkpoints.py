@@ -91,11 +91,12 @@ def _lookup(tree: dict[str, Any], dotted: str):
 
 def identity_differences(saved: dict[str, Any], current: dict[str, Any],
                          generator_only: bool = False) -> list[str]:
-    """``key: saved -> current`` for each identity field (and num_classes) that differs;
+    """``key: saved -> current`` for each identity field (and num_classes, a folder dataset's
+    classes_sha256) that differs;
     ``generator_only``: G's fields alone (a run's G is used whatever its adversary)."""
     out = []
     keys = [k for k in IDENTITY_KEYS if not (generator_only and k.startswith("adversary."))]
-    for key in (*keys, "num_classes"):
+    for key in (*keys, "num_classes", "classes_sha256"):
         a, b = _lookup(saved, key), _lookup(current, key)
         if a != b:
             out.append(f"{key}: {a!r} in the checkpoint, {b!r} now")

@@ -52,6 +52,16 @@ def get_config() -> ml_collections.ConfigDict:
     # outside the labelled subset; or a split of the dataset, or a glob of image files.
     config.data.unlabeled_split = ""
     config.data.unlabeled_glob = ""
+    # Your own dataset (data.name = "folder", data/folder.py, README "Your own dataset"): the
+    # layout under manual_dir ("{split}" is replaced by each split's name) and the classes file
+    config.data.folder = ml_collections.ConfigDict()
+    config.data.folder.classes_file = "classes.json"  # relative to manual_dir, or absolute
+    config.data.folder.splits = ("train", "val", "test")
+    config.data.folder.images = "{split}/images"
+    config.data.folder.labels = "{split}/labels"
+    config.data.folder.image_suffix = ""  # "" = any of .jpg .jpeg .png
+    config.data.folder.label_suffix = ".png"
+    config.data.folder.list_file = ""  # e.g. "{split}.txt": the stems of a split, one a line
 
     # Generator G (METHOD.md section 2).
     config.model = ml_collections.ConfigDict()
@@ -294,7 +304,12 @@ def apply_variant(config: ml_collections.ConfigDict, generator: str, training: s
 
 
 def class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-    """The class names of ``config.data.name``, in label order."""
+    """The class names of ``config.data.name``, in label order (a folder dataset's from its
+    classes file, ``data/folder.py``)."""
+    if config.data.name == "folder":
+        from ssgan_jax.data import folder
+
+        return folder.read_classes(folder.classes_path(config.data)).names
     return classes.class_names(config.data.name)
 
 

@@ -12,10 +12,33 @@ DATASETS = {
 }
 
 
-def builder_class(name: str):
+FOLDER = "folder"  # your own dataset (folder.py): its classes come from its classes file
+
+
+def builder_class(data):
+    """The TFDS builder class of ``data`` (``config.data``; a shipped dataset's name will do
+    too, the folder dataset needs the config)."""
     import importlib
 
+    name = data if isinstance(data, str) else data.name
+    if name == FOLDER:
+        if isinstance(data, str):
+            raise ValueError("the folder dataset's builder needs config.data, not its name")
+        from ssgan_jax.data import folder
+
+        return folder.builder_class(data)
     if name not in DATASETS:
-        raise ConfigError(f"config.data.name must be one of {sorted(DATASETS)}; got {name!r}")
+        raise ConfigError(f"config.data.name must be one of {sorted([*DATASETS, FOLDER])}; "
+                          f"got {name!r}")
     module, cls = DATASETS[name]
     return getattr(importlib.import_module(module), cls)
+
+
+def identity(data) -> dict:
+    """What makes a run's dataset the same beyond its config: a folder dataset's classes file
+    (its digest); nothing for the shipped datasets. Recorded with each checkpoint."""
+    if data.name != FOLDER:
+        return {}
+    from ssgan_jax.data import folder
+
+    return {"classes_sha256": folder.read_classes(folder.classes_path(data)).sha256}

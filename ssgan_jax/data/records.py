@@ -31,7 +31,7 @@ PIXELS_FILE = "ssgan_class_pixels.json"  # per-example class pixel counts, besid
 def get_builder(data: ml_collections.ConfigDict):
     """The TFDS builder of ``data.name`` in ``data.data_dir`` (ArrayRecord); DataError with
     the way out for a dataset prepared in another format (TFRecord, by older versions)."""
-    cls = builder_class(data.name)
+    cls = builder_class(data)
     data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
     try:
         return cls(data_dir=data_dir, file_format=FILE_FORMAT)
@@ -52,7 +52,7 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
     """Build the dataset from ``data.manual_dir``; returns the example count per split."""
     import tensorflow_datasets as tfds
 
-    instructions = builder_class(data.name).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
+    instructions = builder_class(data).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
     if not data.manual_dir:
         raise DataError(f"config.data.manual_dir is not set: point it at the downloaded "
                         f"{data.name} files ({instructions})")
@@ -64,20 +64,42 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
             f"downloaded {data.name} files ({instructions})")
     builder = get_builder(data)
     if builder.is_prepared():  # prepared before: from these files?
-        source.check(builder.data_dir, manual_dir, data.name, data.data_dir)
+        source.check(builder.data_dir, manual_dir, data.name, data.data_dir, identity(builder))
     else:
         with disk_space(builder.data_dir, f"the source files in {manual_dir} are untouched; "
                         "TFDS keeps no half-written dataset (it builds into a temporary "
                         "folder)"):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-            source.record(builder.data_dir, manual_dir)
+            source.record(builder.data_dir, manual_dir, identity(builder))
             for split in builder.info.splits:
                 class_pixels(data, split, builder)
     return {
         "dataset": data.name,
         "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
+        **contents(data, builder),
     }
+
+
+def contents(data: ml_collections.ConfigDict, builder) -> dict:
+    """Per split: the image sizes it holds (``"HxW": count``, the 10 most common, and the
+    largest, for ``data.crop_size``/``data.eval_size``) and each class's share of its labelled
+    pixels (from the stored counts)."""
+    names = builder_class(data).CLASS_NAMES
+    sizes, shares = {}, {}
+    for split in sorted(builder.info.splits):
+        counts = class_pixels(data, split, builder)
+        seen: dict[str, int] = {}
+        for h, w in counts["shapes"]:
+            seen[f"{h}x{w}"] = seen.get(f"{h}x{w}", 0) + 1
+        common = dict(sorted(seen.items(), key=lambda kv: -kv[1])[:10])
+        largest = [max(h for h, _ in counts["shapes"]), max(w for _, w in counts["shapes"])]
+        sizes[split] = {"HxW": common, "distinct": len(seen), "largest": largest}
+        pixels = np.asarray(counts["pixels"], np.float64).sum(0)
+        total = max(pixels.sum(), 1.0)
+        shares[split] = {n: round(float(p / total), 5) for n, p in zip(names, pixels,
+                                                                       strict=True)}
+    return {"image_sizes": sizes, "class_pixel_share": shares}
 
 
 def ensure_prepared(data: ml_collections.ConfigDict):
@@ -88,8 +110,14 @@ def ensure_prepared(data: ml_collections.ConfigDict):
         print(json.dumps(prepare(data)))
         builder = get_builder(data)
     else:
-        source.check(builder.data_dir, data.manual_dir, data.name, data.data_dir)
+        source.check(builder.data_dir, data.manual_dir, data.name, data.data_dir,
+                     identity(builder))
     return builder
+
+
+def identity(builder) -> dict:
+    """What else than its files a dataset is made of (a folder dataset's classes file)."""
+    return dict(getattr(builder, "IDENTITY", {}))
 
 
 def check_split(builder, split: str) -> int:
@@ -172,9 +200,10 @@ def split_tag(split: str) -> str:
 
 def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> dict:
     """{"ids": [stem, ...], "pixels": [[pixels of class c, ...], ...] (one row per example),
-    "sizes": [h * w, ...]} of ``split``: counted once from the prepared labels (at prepare
-    time, or the first time a split is asked for) and stored in ``PIXELS_FILE`` beside the
-    dataset, for class balancing (``loss.class_balance``)."""
+    "sizes": [h * w, ...], "shapes": [[h, w], ...]} of ``split``: counted once from the
+    prepared labels (at prepare time, or the first time a split is asked for) and stored in
+    ``PIXELS_FILE`` beside the dataset, for class balancing (``loss.class_balance``) and the
+    report of ``--mode=prepare``."""
     from ssgan_jax.data.augment import decode_label
 
     builder = builder or ensure_prepared(data)
@@ -183,21 +212,22 @@ def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> d
     if os.path.exists(path):
         with open(path) as f:
             stored = json.load(f)
-    if split in stored:
+    if "shapes" in stored.get(split, {}):
         return stored[split]
-    num_classes = len(builder_class(data.name).CLASS_NAMES)
+    num_classes = len(builder_class(data).CLASS_NAMES)
     import tensorflow_datasets as tfds
 
     skip = tfds.decode.SkipDecoding()
     examples = builder.as_data_source(split, decoders={"image": skip, "label": skip})
-    ids, pixels, sizes = [], [], []
+    ids, pixels, sizes, shapes = [], [], [], []
     for i in range(len(examples)):
         ex = examples[i]
         label = decode_label(ex["label"], file_name(ex))
         ids.append(subset.stem(file_name(ex)))
         pixels.append(np.bincount(label.ravel(), minlength=256)[:num_classes].tolist())
         sizes.append(int(label.size))
-    stored[split] = {"ids": ids, "pixels": pixels, "sizes": sizes}
+        shapes.append(list(label.shape))
+    stored[split] = {"ids": ids, "pixels": pixels, "sizes": sizes, "shapes": shapes}
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(stored, f)

@@ -33,10 +33,11 @@ def fingerprint(manual_dir: str) -> dict:
     return {"files": len(entries), "bytes": total, "sha256": digest}
 
 
-def record(dataset_dir: str, manual_dir: str) -> None:
-    """Write the source record of a dataset just prepared from ``manual_dir``."""
+def record(dataset_dir: str, manual_dir: str, identity: dict | None = None) -> None:
+    """Write the source record of a dataset just prepared from ``manual_dir``; ``identity``:
+    more that makes the dataset what it is (a folder dataset's classes file digest)."""
     manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
-    body = {"manual_dir": manual_dir, **fingerprint(manual_dir)}
+    body = {"manual_dir": manual_dir, **fingerprint(manual_dir), **(identity or {})}
     tmp = os.path.join(dataset_dir, RECORD + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(body, f, indent=1)
@@ -44,7 +45,8 @@ def record(dataset_dir: str, manual_dir: str) -> None:
     _checked.add((dataset_dir, manual_dir))
 
 
-def check(dataset_dir: str, manual_dir: str, name: str, data_dir: str) -> None:
+def check(dataset_dir: str, manual_dir: str, name: str, data_dir: str,
+          identity: dict | None = None) -> None:
     """DataError when the dataset in ``dataset_dir`` was prepared from other files than those
     in ``manual_dir`` now (once per process; a dataset without a record is recorded now)."""
     if not manual_dir:
@@ -60,8 +62,15 @@ def check(dataset_dir: str, manual_dir: str, name: str, data_dir: str) -> None:
     except (OSError, ValueError):
         then = None
     if then is None:  # prepared before records were kept: take the files there now
-        record(dataset_dir, manual_dir)
+        record(dataset_dir, manual_dir, identity)
         return
+    changed = sorted(k for k, v in (identity or {}).items() if then.get(k) != v)
+    if changed:
+        raise DataError(
+            f"the {name} dataset in {dataset_dir} was prepared with another {', '.join(changed)}"
+            f" (another classes file): set --config.data.data_dir to a new folder (it is "
+            f"prepared there), or delete {os.path.dirname(dataset_dir)} and run --mode=prepare "
+            f"with data_dir={data_dir} to rebuild it")
     if then.get("sha256") != now["sha256"]:
         raise DataError(
             f"the {name} dataset in {dataset_dir} was prepared from {then.get('manual_dir')} "

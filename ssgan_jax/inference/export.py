@@ -202,7 +202,7 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
     from ssgan_jax.data import builder_class
     from ssgan_jax.inference.generator import load_generator
 
-    builder = builder_class(config.data.name)
+    builder = builder_class(config.data)
     names = list(builder.CLASS_NAMES)
     size, platforms, formats = _size(config), _platforms(config), _formats(config)
     settings = tta.from_config(config)

@@ -20,6 +20,7 @@ import ml_collections
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.errors import ConfigError
+from ssgan_jax.data import identity as data_identity
 from ssgan_jax.models import build_generator
 
 # G's entries of a run's train state (training/state.py TrainState)
@@ -110,7 +111,8 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str,
     which = str(config.eval.checkpoint if checkpoint is None else checkpoint).strip()
     step = resolve_step(checkpoints, which)
     num_classes = config_lib.num_classes(config)
-    current = {**ckpt_lib.config_json(config), "num_classes": num_classes}
+    current = {**ckpt_lib.config_json(config), "num_classes": num_classes,
+               **data_identity(config.data)}
     generator = build_generator(config.model, num_classes)
     shapes = abstract_variables(generator, config.data.crop_size)
     target = {PARAMS: shapes["params"]}

@@ -143,7 +143,7 @@ def _read(batch, skip: bool, skipped: list[str]):
 def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Write prediction files for ``config.predict.input`` (or ``config.eval.split``)."""
     settings = tta.from_config(config)
-    builder = builder_class(config.data.name)
+    builder = builder_class(config.data)
     class_names = tuple(builder.CLASS_NAMES)
     pattern = config.predict.input
     split = config.eval.split or config.data.val_split

@@ -29,7 +29,6 @@ import numpy as np
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import ConfigError
-from ssgan_jax.data.classes import class_names
 from ssgan_jax.inference import tta
 from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models import norm as norm_lib
@@ -135,7 +134,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
                          f"{list(STEPS)}")
     kind = jax.local_devices()[0].device_kind
     peak, peak_source = peak_flops(kind, config.model.dtype, bench.peak_flops_per_s)
-    num_classes = len(class_names(config.data.name))
+    num_classes = config_lib.num_classes(config)
     config_lib.check_devices(config, training=True)
     devices = jax.local_device_count()
     per_device = config.batch_size // devices

@@ -26,6 +26,7 @@ from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import ConfigError, DiskFull, disk_space
 from ssgan_jax.data import builder_class, pipeline, records, subset
+from ssgan_jax.data import identity as data_identity
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
@@ -205,7 +206,7 @@ def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
     run.writer.write_scalars(step, scalars)
     if summary.get("examples"):
         run.writer.write_images(step, {"val/image_truth_prediction": image_prep.side_by_side(
-            summary["examples"], builder_class(run.config.data.name).PALETTE,
+            summary["examples"], builder_class(run.config.data).PALETTE,
             run.config.data.mean, run.config.data.std)})
     miou = summary["miou"]
     print(f"validation at step {step} on {run.config.data.val_split} "
@@ -391,7 +392,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     num_classes = len(class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
     total = p1 + p2
-    record = {**ckpt_lib.config_json(config), "num_classes": num_classes}
+    record = {**ckpt_lib.config_json(config), "num_classes": num_classes,
+              **data_identity(config.data)}
     checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
     checkpoints.check_compatible(record)
 
