@@ -27,8 +27,12 @@ def test_prepare_real_camvid_counts_and_pixels(tmp_path):
          f"--config.data.manual_dir={SHARED_CAMVID}", f"--config.data.data_dir={tmp_path}"],
         cwd=repo, capture_output=True, text=True, check=True)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
-    assert json.loads(line) == {"dataset": "camvid",
-                                "splits": {"test": 233, "train": 367, "val": 101}}
+    report = json.loads(line)
+    assert (report["dataset"], report["splits"]) == (
+        "camvid", {"test": 233, "train": 367, "val": 101})
+    assert report["image_sizes"]["train"]["HxW"] == {"180x240": 367}  # the 240x180 copy
+    share = report["class_pixel_share"]["train"]  # of the labelled (non-void) pixels
+    assert sum(share.values()) == pytest.approx(1, abs=1e-4) and share["Road"] > 0.2
     config = _load_config("camvid")
     config.data.data_dir = str(tmp_path)
     for name, image, label in read_split(config.data, "val[:8]"):

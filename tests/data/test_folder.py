@@ -234,3 +234,22 @@ def test_the_readme_example_runs_as_written(tmp_path):
     result = json.loads((tmp_path / "my_run" / "eval" / "test_step_50.json").read_text())
     assert result["dataset"] == "folder" and len(result["per_class_iou"]) == 11
     assert 0 < result["miou"] <= 1
+
+
+def test_a_list_file_selects_a_split_and_names_missing_images(tmp_path, layouts):
+    _, root = layouts
+    config = _config(tmp_path, root)
+    config.data.folder.list_file = "{split}.txt"
+    for split in SPLITS:
+        with open(os.path.join(root, f"{split}.txt"), "w") as f:
+            f.write(f"{split}_001\n{split}_000\n")
+    assert prepare(config.data)["splits"] == {"test": 2, "train": 2, "val": 2}
+    assert sorted(n for n, _, _ in read_split(config.data, "train")) == [
+        "train_000.png", "train_001.png"]
+    with open(os.path.join(root, "val.txt"), "a") as f:
+        f.write("val_999\n")
+    with pytest.raises(DataError, match=r"val\.txt lists \['val_999'\] \(1 in all\) without an "
+                                        r"image"):
+        other = _config(tmp_path / "b", root)
+        other.data.folder.list_file = "{split}.txt"
+        prepare(other.data)
