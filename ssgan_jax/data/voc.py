@@ -71,7 +71,38 @@ def locate(manual_dir: str, dl_manager, archive: str, folder: str, url: str) -> 
     if os.path.isdir(os.path.join(manual_dir, folder)):
         return manual_dir
     path = require(os.path.join(manual_dir, archive), f"archive {archive}", url)
-    return os.fspath(dl_manager.extract(path))
+    return extract(path, os.path.join(os.fspath(dl_manager.download_dir), "extracted"))
+
+
+def extract(archive: str, under: str) -> str:
+    """``archive`` (.tar, .tar.gz/.tgz or .zip) unpacked into ``under/<its name>`` (once: a
+    complete earlier unpacking is reused), with the standard library: TFDS's own extractor
+    reads through TensorFlow's file layer, which this package does not install."""
+    import shutil
+    import tarfile
+    import tempfile
+    import zipfile
+
+    out = os.path.join(under, os.path.basename(archive))
+    if os.path.isdir(out):
+        return out
+    os.makedirs(under, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".extracting-", dir=under)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+        else:
+            with tarfile.open(archive) as t:
+                try:
+                    t.extractall(tmp, filter="data")  # no links or paths out of tmp
+                except TypeError:  # Python without extraction filters
+                    t.extractall(tmp)  # noqa: S202
+        os.replace(tmp, out)
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"{archive}: cannot unpack ({e}); download it again") from e
+    return out
 
 
 def voc_aug_splits(voc: str, sbd: str) -> dict[str, list[Pair]]:
