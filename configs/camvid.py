@@ -47,29 +47,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.checkpoint = "best"
     config.eval.split = "test"
     if args["size"] == "cpu":
-        config.data.crop_size = (128, 160)
-        config.data.eval_size = (180, 240)
-        config.model.width = 8
-        config.model.bn_mode = "train"  # random init: running statistics start meaningless
-        config.adversary.width = 8
-        config.adversary.map_features = (16, 32)
-        config.adversary.trunk_features = (32, 64, 128, 128)
         # a generator worth refining: rare classes (pole, sign, pedestrian, bicyclist) weighted
-        # up, and a schedule that runs until validation flattens (docs/RESULTS.md, "CPU recipe")
-        config.loss.class_balance = "median_frequency"
-        config.phase1.steps = 5000
-        config.phase1.lr = 2e-3  # from scratch: 20x the paper's fine-tuning rates
-        config.phase1.end_lr = 1e-5
-        config.phase2.steps = 1500
-        config.phase2.lr = 3e-4
-        config.phase2.end_lr = 3e-5
-        config.phase2.d_lr = 1e-3
-        config.phase2.d_end_lr = 1e-3
-        config.optim.d_grad_clip_norm = 10.0
+        # up, and a schedule that runs until validation flattens (docs/results/camvid_recipe.md)
+        default.apply_cpu_recipe(config)
         config.train.log_every = 50
-        config.train.eval_every = 500
-        config.train.checkpoint_every = 500
-        config.train.keep_checkpoints = 2
         config.train.health_window = 100
     if args["size"] == "gpu":
         config.data.crop_size = (360, 480)

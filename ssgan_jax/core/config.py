@@ -303,6 +303,33 @@ def apply_variant(config: ml_collections.ConfigDict, generator: str, training: s
     return config
 
 
+def apply_cpu_recipe(config: ml_collections.ConfigDict) -> None:
+    """The ``,cpu`` size of configs/camvid.py and configs/folder.py: networks at 1/8 width from
+    random init (BatchNorm with batch statistics: running ones start meaningless), 128x160
+    crops, class-balanced cross-entropy, 5000 + 1500 iterations
+    (docs/results/camvid_recipe.md)."""
+    config.data.crop_size = (128, 160)
+    config.data.eval_size = (180, 240)
+    config.model.width = 8
+    config.model.bn_mode = "train"
+    config.adversary.width = 8
+    config.adversary.map_features = (16, 32)
+    config.adversary.trunk_features = (32, 64, 128, 128)
+    config.loss.class_balance = "median_frequency"
+    config.phase1.steps = 5000
+    config.phase1.lr = 2e-3  # from scratch: 20x the paper's fine-tuning rates
+    config.phase1.end_lr = 1e-5
+    config.phase2.steps = 1500
+    config.phase2.lr = 3e-4
+    config.phase2.end_lr = 3e-5
+    config.phase2.d_lr = 1e-3
+    config.phase2.d_end_lr = 1e-3
+    config.optim.d_grad_clip_norm = 10.0
+    config.train.eval_every = 500
+    config.train.checkpoint_every = 500
+    config.train.keep_checkpoints = 2
+
+
 def class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """The class names of ``config.data.name``, in label order (a folder dataset's from its
     classes file, ``data/folder.py``)."""
