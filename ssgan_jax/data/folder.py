@@ -272,12 +272,6 @@ class FolderBase(SegmentationBuilder, skip_registration=True):
         del manual_dir, dl_manager  # the layout comes from the config
         return folder_pairs(self.DATA, self.CLASSES)
 
-    def _generate_examples(self, pairs):
-        for pair in pairs:
-            from ssgan_jax.data.common import checked_example
-
-            yield pair.key, checked_example(pair, self.LABEL_TABLE, len(self.CLASS_NAMES))
-
 
 def builder_class(data: ml_collections.ConfigDict):
     """The builder class of the folder dataset ``data`` describes."""
@@ -285,7 +279,6 @@ def builder_class(data: ml_collections.ConfigDict):
     settings = ml_collections.ConfigDict(data.to_dict())
 
     class Folder(FolderBase, skip_registration=True):
-        name = "folder"
         DATA = settings
         CLASSES = classes
         CLASS_NAMES = classes.names

@@ -1,7 +1,7 @@
 """The prepared datasets: the TFDS builders written as ArrayRecord files, read by index.
 
 ``prepare`` runs a builder (``data/<name>.py``) over ``data.manual_dir`` into ``data.data_dir``
-in TFDS's ArrayRecord format; ``source`` opens a split (or a TFDS split expression) as a
+in TFDS's ArrayRecord format; ``examples_of`` opens a split (or a TFDS split expression) as a
 random-access list of examples ``{"image": encoded bytes, "label": PNG bytes, "file_name":
 bytes}``, nothing decoded. Neither imports TensorFlow: TFDS reads and writes ArrayRecord with
 NumPy and protobuf alone. A dataset prepared as TFRecord (by versions before 2026-12) is
@@ -151,15 +151,19 @@ def process_split(builder, split: str, process_index: int, process_count: int) -
 
 
 def examples_of(data: ml_collections.ConfigDict, split: str, process_index: int = 0,
-           process_count: int = 1):
+                process_count: int = 1):
     """``split`` (this process's share of it) as a random-access sequence of examples with
     the image and label still encoded; picklable, for Grain's worker processes."""
+    builder = ensure_prepared(data)
+    return _encoded(builder, process_split(builder, split, process_index, process_count))
+
+
+def _encoded(builder, split: str):
+    """``builder``'s ``split`` as a data source that decodes neither image nor label."""
     import tensorflow_datasets as tfds
 
-    builder = ensure_prepared(data)
-    name = process_split(builder, split, process_index, process_count)
     skip = tfds.decode.SkipDecoding()
-    return builder.as_data_source(name, decoders={"image": skip, "label": skip})
+    return builder.as_data_source(split, decoders={"image": skip, "label": skip})
 
 
 def file_name(example) -> str:
@@ -200,7 +204,7 @@ def split_tag(split: str) -> str:
 
 def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> dict:
     """{"ids": [stem, ...], "pixels": [[pixels of class c, ...], ...] (one row per example),
-    "sizes": [h * w, ...], "shapes": [[h, w], ...]} of ``split``: counted once from the
+    "shapes": [[h, w], ...]} of ``split``: counted once from the
     prepared labels (at prepare time, or the first time a split is asked for) and stored in
     ``PIXELS_FILE`` beside the dataset, for class balancing (``loss.class_balance``) and the
     report of ``--mode=prepare``."""
@@ -212,22 +216,18 @@ def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> d
     if os.path.exists(path):
         with open(path) as f:
             stored = json.load(f)
-    if "shapes" in stored.get(split, {}):
+    if split in stored:
         return stored[split]
     num_classes = len(builder_class(data).CLASS_NAMES)
-    import tensorflow_datasets as tfds
-
-    skip = tfds.decode.SkipDecoding()
-    examples = builder.as_data_source(split, decoders={"image": skip, "label": skip})
-    ids, pixels, sizes, shapes = [], [], [], []
+    examples = _encoded(builder, split)
+    ids, pixels, shapes = [], [], []
     for i in range(len(examples)):
         ex = examples[i]
         label = decode_label(ex["label"], file_name(ex))
         ids.append(subset.stem(file_name(ex)))
         pixels.append(np.bincount(label.ravel(), minlength=256)[:num_classes].tolist())
-        sizes.append(int(label.size))
         shapes.append(list(label.shape))
-    stored[split] = {"ids": ids, "pixels": pixels, "sizes": sizes, "shapes": shapes}
+    stored[split] = {"ids": ids, "pixels": pixels, "shapes": shapes}
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(stored, f)

@@ -374,7 +374,7 @@ def _class_weights(config, labeled_ids) -> None:
     keep = None if labeled_ids is None else set(labeled_ids)
     rows = [i for i, k in enumerate(counts["ids"]) if keep is None or k in keep]
     pixels = np.asarray(counts["pixels"], np.float64)[rows]
-    sizes = np.asarray(counts["sizes"], np.float64)[rows]
+    sizes = np.prod(np.asarray(counts["shapes"], np.float64)[rows], axis=1)
     image_pixels = ((pixels > 0) * sizes[:, None]).sum(0)
     weights = losses.median_frequency_weights(pixels.sum(0), image_pixels)
     config.loss.class_weights = tuple(round(float(w), 6) for w in weights)

@@ -292,16 +292,16 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
     assert os.path.exists(os.path.join(builder.data_dir, records.PIXELS_FILE))
     counts = records.class_pixels(prepared.data, "train")
     assert sorted(counts["ids"]) == [f"train_{i:03d}" for i in range(6)]
-    for stem, row, size in zip(counts["ids"], counts["pixels"], counts["sizes"], strict=True):
+    for stem, row, shape in zip(counts["ids"], counts["pixels"], counts["shapes"], strict=True):
         raw = np.array(Image.open(os.path.join(prepared.data.manual_dir, "trainannot",
                                                stem + ".png")))
         np.testing.assert_array_equal(row, np.bincount(raw.ravel(), minlength=12)[:11])
-        assert size == raw.size
+        assert tuple(shape) == raw.shape
     prepared.loss.class_balance = "median_frequency"
     loop._class_weights(prepared, ["train_000", "train_001"])
     rows = [counts["ids"].index(k) for k in ("train_000", "train_001")]
     pixels = np.asarray(counts["pixels"])[rows]
-    sizes = np.asarray(counts["sizes"])[rows]
+    sizes = np.prod(np.asarray(counts["shapes"])[rows], axis=1)
     want = losses.median_frequency_weights(pixels.sum(0), ((pixels > 0) * sizes[:, None]).sum(0))
     np.testing.assert_allclose(prepared.loss.class_weights, want, rtol=1e-5)
     assert len(set(prepared.loss.class_weights)) > 2  # the classes differ in frequency
