@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 
-from launch.experiments.common import REPO, run
+from launch.experiments.common import REPO, evaluate, run
 
 
 def _curve(workdir: str) -> list[dict]:
@@ -29,18 +29,6 @@ def _curve(workdir: str) -> list[dict]:
                 rows.append({"step": r["step"], "val_miou": r["val/miou"],
                              "val_boundary_f1": r.get("val/boundary_f1")})
     return rows
-
-
-def _evaluate(base: list[str], workdir: str, checkpoint: str, log: str) -> dict:
-    run([*base, "--mode=eval", f"--config.eval.checkpoint={checkpoint}",
-         "--config.eval.split=test"], log)
-    found = sorted(os.listdir(os.path.join(workdir, "eval")),
-                   key=lambda n: os.path.getmtime(os.path.join(workdir, "eval", n)))
-    with open(os.path.join(workdir, "eval", found[-1])) as f:
-        out = json.load(f)
-    return {"step": out["step"], "miou": out["miou"], "per_class_iou": out["per_class_iou"],
-            "pixel_accuracy": out["pixel_accuracy"], "mean_accuracy": out["mean_accuracy"],
-            "boundary_f1": out["boundary_f1"]["mean"]}
 
 
 def main() -> None:
@@ -62,8 +50,8 @@ def main() -> None:
     seconds = run(base, log)
     record = {"config": config, "overrides": ["--config.phase2.steps=0", *a.extra],
               "train_wall_s": round(seconds, 1), "curve": _curve(workdir),
-              "test_last": _evaluate(base, workdir, "latest", log),
-              "test_best_on_val": _evaluate(base, workdir, "best", log),
+              "test_last": evaluate(base, workdir, "latest", log),
+              "test_best_on_val": evaluate(base, workdir, "best", log),
               "machine": {"cpu_cores": os.cpu_count(), "python": platform.python_version()}}
     text = json.dumps(record, indent=1)
     print(text)

@@ -35,6 +35,7 @@ from launch.experiments.common import (
     load_results,
     main_cmd,
     phase2_run,
+    run,
     save_results,
 )
 
@@ -93,7 +94,7 @@ def main() -> None:
         results.setdefault("splits", {})[fraction] = os.path.relpath(committed, REPO)
         return workdir
 
-    def run(fraction: str, seed: int, arm: str) -> None:
+    def run_arm(fraction: str, seed: int, arm: str) -> None:
         if arm in runs.get(fraction, {}).get(f"seed{seed}", {}):
             return
         training, overrides = ARMS[arm]
@@ -111,7 +112,7 @@ def main() -> None:
     for seed in seeds:
         for fraction in fractions:
             for arm in ARMS:
-                run(fraction, seed, arm)
+                run_arm(fraction, seed, arm)
     results["wall_seconds_this_invocation"] = time.time() - started
     save()
     from launch.experiments.camvid_report import SEMI_BEGIN, SEMI_END, semi_section, write_section

@@ -63,7 +63,13 @@ def collect(workdir: str) -> dict:
     with open(evals[-1]) as f:
         test = json.load(f)
     test.pop("confusion", None)
-    val, adversary, health = [], [], []
+    return {"test": test, **curves(workdir)}
+
+
+def curves(workdir: str) -> dict:
+    """A run's validation curve, the adversary's mean accuracy over training and the health
+    warnings its log printed."""
+    val, adversary = [], []
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         for line in f:
             m = json.loads(line)
@@ -75,8 +81,7 @@ def collect(workdir: str) -> dict:
                                                     + m["train/d_acc_fake"])])
     with open(os.path.join(workdir, "log.txt")) as f:
         health = [line.strip() for line in f if line.startswith("WARNING at step")]
-    return {"test": test, "val": val, "adversary_accuracy": adversary,
-            "adversary_warnings": health}
+    return {"val": val, "adversary_accuracy": adversary, "adversary_warnings": health}
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, name: str, seeds: str,
@@ -137,3 +142,18 @@ def phase2_run(config_arg: str, workdir: str, common: list[str], start_from: str
     train_s = time.time() - start
     run(main_cmd(config_arg, workdir, [*common, "--mode=eval"], data, data_dir), log)
     return {**collect(workdir), "train_wall_seconds": train_s}
+
+
+def evaluate(base: list[str], workdir: str, checkpoint: str, log: str) -> dict:
+    """``--mode=eval`` of the run ``base`` (its training command line) at ``checkpoint``
+    ("latest", "best" or a step) on the test split: its step, mIoU, per-class IoU, accuracies
+    and mean boundary F1."""
+    run([*base, "--mode=eval", f"--config.eval.checkpoint={checkpoint}",
+         "--config.eval.split=test"], log)
+    found = sorted(os.listdir(os.path.join(workdir, "eval")),
+                   key=lambda n: os.path.getmtime(os.path.join(workdir, "eval", n)))
+    with open(os.path.join(workdir, "eval", found[-1])) as f:
+        out = json.load(f)
+    return {"step": out["step"], "miou": out["miou"], "per_class_iou": out["per_class_iou"],
+            "pixel_accuracy": out["pixel_accuracy"], "mean_accuracy": out["mean_accuracy"],
+            "boundary_f1": out["boundary_f1"]["mean"]}

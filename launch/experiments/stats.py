@@ -1,0 +1,64 @@
+"""The statistics of the registered studies: a paired t-test of one stated direction, a mean
+difference with its 95% confidence interval, and the minimal detectable effect of a design.
+
+Every function takes per-seed paired differences (arm minus control, one number per seed).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+ALPHA = 0.05
+POWER = 0.8
+
+
+def _t():
+    from scipy import stats
+
+    return stats.t
+
+
+def paired_test(diffs: list[float], alternative: str = "greater") -> dict[str, float]:
+    """Paired t-test of the mean of ``diffs`` against 0: ``alternative`` "greater" (H1: mean
+    > 0, one-sided), "less" or "two-sided". Needs at least 2 differences."""
+    n = len(diffs)
+    if n < 2:
+        raise ValueError(f"a paired test needs at least 2 differences; got {n}")
+    if alternative not in ("greater", "less", "two-sided"):
+        raise ValueError(f"alternative must be greater, less or two-sided; got {alternative!r}")
+    m, s = statistics.fmean(diffs), statistics.stdev(diffs)
+    if s == 0:
+        t = math.copysign(math.inf, m) if m else 0.0
+    else:
+        t = m / (s / math.sqrt(n))
+    dist = _t()
+    if alternative == "greater":
+        p = float(dist.sf(t, n - 1))
+    elif alternative == "less":
+        p = float(dist.cdf(t, n - 1))
+    else:
+        p = float(2 * dist.sf(abs(t), n - 1))
+    return {"n": n, "mean": m, "std": s, "t": t, "p": p, "alternative": alternative}
+
+
+def estimate(diffs: list[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of ``diffs`` with its two-sided ``level`` confidence interval (t distribution)
+    and the minimal detectable effect of the same design (``mde``)."""
+    n = len(diffs)
+    if n < 2:
+        raise ValueError(f"an interval needs at least 2 differences; got {n}")
+    m, s = statistics.fmean(diffs), statistics.stdev(diffs)
+    half = float(_t().ppf(0.5 + level / 2, n - 1)) * s / math.sqrt(n)
+    return {"n": n, "mean": m, "std": s, "low": m - half, "high": m + half,
+            "mde": mde(s, n, one_sided=False)}
+
+
+def mde(std: float, n: int, one_sided: bool = True, alpha: float = ALPHA,
+        power: float = POWER) -> float:
+    """The smallest true mean difference a paired t-test of ``n`` seeds at level ``alpha``
+    detects with probability ``power``, given the differences' standard deviation ``std``
+    (the usual approximation (t_{1-alpha} + t_{power}) * std / sqrt(n), df = n - 1)."""
+    dist = _t()
+    a = alpha if one_sided else alpha / 2
+    return (float(dist.ppf(1 - a, n - 1)) + float(dist.ppf(power, n - 1))) * std / math.sqrt(n)
