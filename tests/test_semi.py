@@ -129,3 +129,28 @@ def test_self_training_waits_for_its_start_step(tmp_path):
     # the only difference in G's loss: lam_semi * the self-training cross-entropy
     np.testing.assert_allclose(late["loss_g"] - early["loss_g"],
                                FULL["lam_semi"] * late["semi_ce"], rtol=1e-3, atol=1e-5)
+
+
+def test_bn_matched_control_differs_from_the_supervised_iteration_only_through_batchnorm(
+        tmp_path):
+    """The semi study's BatchNorm-matched control (every unlabelled weight at 0) on DeepLabv3,
+    whose BatchNorm takes batch statistics: the unlabelled images reach no loss, yet G's
+    update and its running statistics differ from the supervised iteration's, and change with
+    the unlabelled images. (FCN-8s, without BatchNorm, is equal: the test above.)"""
+    config = tiny_config(tmp_path, "deeplabv3_resnet50")
+    config.model.width = 8
+    config.adversary.width = 8
+    config.semi.unlabeled_batch_size = 4
+    config.semi.update(lam_adv_unlabeled=0.0, lam_semi=0.0, adversary_unlabeled=False)
+    config.phase1.steps = 0
+    assert config.model.bn_mode == "train"
+    state, batch = _fresh(config), _semi_batch()
+    devices = jax.devices()[:1]
+    semi, _ = _iteration(config, state, batch, devices)
+    other, _ = _iteration(config, state, {**batch, "unlabeled": _semi_batch(7)["unlabeled"]},
+                          devices)
+    config.semi.unlabeled_batch_size = 0
+    plain, _ = _iteration(config, state, {k: batch[k] for k in ("image", "label")}, devices)
+    for name, a, b in (("supervised", semi, plain), ("other unlabelled images", semi, other)):
+        assert _max_diff(a.g_params, b.g_params) > 1e-5, name
+        assert _max_diff(a.g_batch_stats, b.g_batch_stats) > 1e-5, name
