@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from launch.experiments import stats
+
 VARIANT_NAMES = {
     "baseline": "baseline (G alone, lam = 0)",
     "gan": "SS-GAN, minimax (paper)",
@@ -70,22 +72,6 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def paired_t(a: list[float], b: list[float]) -> dict[str, float] | None:
-    """Paired t-test of b - a (two-sided); None with fewer than 2 pairs."""
-    diffs = [y - x for x, y in zip(a, b, strict=True)]
-    if len(diffs) < 2:
-        return None
-    m, s = mean_std(diffs)
-    n = len(diffs)
-    if s == 0:
-        return {"mean": m, "std": 0.0, "t": math.inf if m else 0.0, "p": 0.0 if m else 1.0,
-                "n": n}
-    from scipy import stats
-
-    t = m / (s / math.sqrt(n))
-    return {"mean": m, "std": s, "t": t, "p": float(2 * stats.t.sf(abs(t), n - 1)), "n": n}
-
-
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}"
 
@@ -126,23 +112,44 @@ def per_class_table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
     return "\n".join(rows)
 
 
+def difference(control: list[float], arm: list[float], scale: float = 100.0) -> dict | None:
+    """``arm`` minus ``control`` paired by seed, times ``scale``: the mean with its 95% CI,
+    the minimal detectable effect of the design (80% power, two-sided 5%) and how many seeds
+    went up (``up``); None with fewer than 2 pairs."""
+    d = [scale * (b - a) for a, b in zip(control, arm, strict=True)]
+    if len(d) < 2:
+        return None
+    return {**stats.estimate(d), "up": sum(x > 0 for x in d), "down": sum(x < 0 for x in d)}
+
+
+def difference_cell(e: dict | None) -> str:
+    """A table cell for ``difference``'s result."""
+    if e is None:
+        return "n/a"
+    return (f"{e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]; {e['up']}/{e['n']} up; "
+            f"MDE {e['mde']:.2f}")
+
+
+def excludes_zero(e: dict | None) -> bool:
+    return e is not None and (e["low"] > 0 or e["high"] < 0)
+
+
 def verdict(runs: dict[str, dict[int, dict[str, Any]]], variant: str) -> str:
-    """One sentence on ``variant`` minus baseline, paired by seed."""
+    """One sentence on ``variant`` minus baseline, paired by seed: the estimate, its 95% CI
+    and the smallest effect the seeds could have detected."""
     if "baseline" not in runs or variant not in runs:
         return f"{variant}: no baseline to compare with."
     seeds = sorted(set(runs["baseline"]) & set(runs[variant]))
-    test = paired_t([runs["baseline"][s]["eval"]["miou"] for s in seeds],
-                    [runs[variant][s]["eval"]["miou"] for s in seeds])
+    e = difference([runs["baseline"][s]["eval"]["miou"] for s in seeds],
+                   [runs[variant][s]["eval"]["miou"] for s in seeds])
     name = VARIANT_NAMES.get(variant, variant)
-    if test is None:
-        return f"{name}: only {len(seeds)} paired seed(s); no test possible."
-    diff = f"{100 * test['mean']:+.2f} ± {100 * test['std']:.2f} mIoU points"
-    if test["p"] < 0.05:
-        word = "a significant gain" if test["mean"] > 0 else "a significant loss"
-    else:
-        word = "within noise (not significant at p < 0.05)"
-    return (f"{name} minus baseline, paired over {test['n']} seeds: {diff} (t = {test['t']:.2f}, "
-            f"p = {test['p']:.3f}): {word}.")
+    if e is None:
+        return f"{name}: only {len(seeds)} paired seed(s); no estimate possible."
+    word = ("the 95% CI excludes 0" if excludes_zero(e) else
+            "no difference established; effects smaller than that are not excluded")
+    return (f"{name} minus baseline, paired over {e['n']} seeds: {e['mean']:+.2f} mIoU points "
+            f"(95% CI [{e['low']:+.2f}, {e['high']:+.2f}]); these seeds detect a true "
+            f"difference of {e['mde']:.2f} points with 80% power: {word}.")
 
 
 def plot_curves(runs: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
@@ -238,16 +245,6 @@ STUDY_METRICS = (  # (key in the test JSON, label, scale, higher is better)
 )
 
 
-def holm(p_values: dict[Any, float]) -> dict[Any, float]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
-    order = sorted(p_values, key=p_values.get)
-    m, running, out = len(order), 0.0, {}
-    for i, key in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p_values[key]))
-        out[key] = running
-    return out
-
-
 def _study_value(test: dict[str, Any], key: str) -> float | None:
     value = test.get(key)
     return value.get("mean") if isinstance(value, dict) else value
@@ -259,6 +256,29 @@ def _study_name(variant: str) -> str:
     if variant.startswith("ns_"):
         return f"SS-GAN non-saturating, lam = {variant.removeprefix('ns_lam')}"
     return f"SS-GAN minimax, lam = {variant.removeprefix('lam')}"
+
+
+def _power_verdict(diffs: dict[tuple[str, str], dict | None], n: int, main: str) -> str:
+    """The verdict of an unregistered comparison of (variant, metric) differences: what the
+    seeds could detect in ``main``, which 95% CIs exclude 0 (uncorrected, so leads) and which
+    differences had the same sign in every seed."""
+    if n < 2 or not any(diffs.values()):
+        return f"not yet: a paired estimate needs at least 2 complete seeds ({n} so far)"
+    mdes = [e["mde"] for (_, metric), e in diffs.items() if e and metric == main]
+    text = (f"with {n} seeds, a difference in {main} had to be at least "
+            f"{min(mdes):.2f}-{max(mdes):.2f} points to be detected with 80% power, so "
+            "smaller effects are neither shown nor excluded")
+    leads = [f"{v}, {metric}: {e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]"
+             for (v, metric), e in diffs.items() if excludes_zero(e)]
+    same = [f"{v}, {metric} ({'up' if e['up'] else 'down'} in {e['n']} of {e['n']})"
+            for (v, metric), e in diffs.items()
+            if e and e["n"] >= 3 and e["n"] in (e["up"], e["down"]) and not excludes_zero(e)]
+    text += ("; 95% CIs that exclude 0 (one of " + str(len(diffs)) + " comparisons each, "
+             "uncorrected: leads to register, not findings): " + "; ".join(leads)
+             if leads else "; no 95% CI excludes 0")
+    if same:
+        text += "; the same sign in every seed: " + "; ".join(same)
+    return text
 
 
 def study_section(results: dict[str, Any]) -> str:
@@ -297,32 +317,21 @@ def study_section(results: dict[str, Any]) -> str:
                 cells.append(f"{scale * m:.2f} ± {scale * sd:.2f}")
             warnings = sum(len(by_seed[s][v]["adversary_warnings"]) for s in seeds)
             out.append(f"| {_study_name(v)} | " + " | ".join(cells) + f" | {warnings} |")
-        out += ["", "Paired differences to the control (same seed, same phase-1 generator; "
-                "two-sided paired t-test over seeds; * = significant at 0.05 after Holm's "
-                "correction for all the tests of this table):", ""]
+        out += ["", "Paired differences to the control (same seed, same phase-1 generator): "
+                "mean [95% CI]; seeds where the variant is higher; MDE = the smallest true "
+                "difference these seeds detect with 80% power (two-sided 5%). Estimates, not "
+                "tests: the study registered no hypothesis.", ""]
         out.append("| variant | " + " | ".join(m[1] for m in STUDY_METRICS) + " |")
         out.append("|---|" + "---|" * len(STUDY_METRICS))
-        tests = {(v, key): paired_t([_study_value(by_seed[s]["lam0"]["test"], key)
-                                     for s in seeds],
-                                    [_study_value(by_seed[s][v]["test"], key) for s in seeds])
-                 for v in variants[1:] for key, *_ in STUDY_METRICS}
-        adjusted = holm({k: t["p"] for k, t in tests.items() if t is not None})
-        significant: dict[str, list[str]] = {}
+        diffs = {(v, key): difference([_study_value(by_seed[s]["lam0"]["test"], key)
+                                       for s in seeds],
+                                      [_study_value(by_seed[s][v]["test"], key) for s in seeds],
+                                      scale)
+                 for v in variants[1:] for key, _, scale, _ in STUDY_METRICS}
         for v in variants[1:]:
-            cells = []
-            for key, label, scale, _ in STUDY_METRICS:
-                test = tests[(v, key)]
-                if test is None:
-                    cells.append("n/a")
-                    continue
-                star = " *" if adjusted[(v, key)] < 0.05 else ""
-                if star:
-                    significant.setdefault(v, []).append(
-                        f"{label.split(' (')[0]} {scale * test['mean']:+.3g}")
-                cells.append(f"{scale * test['mean']:+.2f} ± {scale * test['std']:.2f} "
-                             f"(p = {test['p']:.3f}, Holm {adjusted[(v, key)]:.3f}){star}")
-            out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
-        out += ["", "(* Holm-adjusted p < 0.05)", ""]
+            out.append(f"| {_study_name(v)} | " + " | ".join(
+                difference_cell(diffs[(v, key)]) for key, *_ in STUDY_METRICS) + " |")
+        out.append("")
         main_variant = f"lam{results.get('best_lam_on_val')}" if results.get(
             "best_lam_on_val") in settings["lams"] else None
         if main_variant in variants:
@@ -360,22 +369,10 @@ def study_section(results: dict[str, Any]) -> str:
                     cells.append(f"{statistics.fmean(vals):.3f}" if vals else "-")
                 out.append(f"| {_study_name(v)} | " + " | ".join(cells) + " |")
             out.append("")
-        moved = "; ".join(f"{_study_name(v)}: {', '.join(x)}" for v, x in significant.items())
-        miou_moved = any(x.startswith("test mIoU") for xs in significant.values() for x in xs)
-        region_moved = any(not x.startswith("test mIoU") for xs in significant.values()
-                           for x in xs)
-        if len(seeds) < 2:
-            verdict_text = ("not yet: a paired test needs at least 2 complete seeds "
-                            f"({len(seeds)} so far)")
-        elif not significant:
-            verdict_text = ("no variant differs from the control in any of the four metrics "
-                            "(p < 0.05 after Holm's correction): at this scale the adversary "
-                            "changes neither mIoU nor boundaries nor fragmentation measurably")
-        elif region_moved and not miou_moved:
-            verdict_text = ("yes: the adversary changes boundaries or regions where mIoU does "
-                            f"not move ({moved})")
-        else:
-            verdict_text = f"significant differences to the control: {moved}"
+        verdict_text = _power_verdict(
+            {(_study_name(v), label.split(" (")[0]): diffs[(v, key)]
+             for v in variants[1:] for key, label, *_ in STUDY_METRICS}, len(seeds),
+            "test mIoU %")
         out += [f"**Verdict ({generator}, computed from the table)**: {verdict_text}.", ""]
     out.append(STUDY_END)
     return "\n".join(out) + "\n"
@@ -428,81 +425,50 @@ def semi_section(results: dict[str, Any]) -> str:
     """The markdown of launch/experiments/camvid_semi.py's results (see that script)."""
     settings = results["settings"]
     names = dict(SEMI_ARMS + SEMI_EXTRA_ARMS)
-    out = [SEMI_BEGIN, "## Semi-supervised SS-GAN on CamVid", "",
+    out = [SEMI_BEGIN, "## Semi-supervised SS-GAN on CamVid (exploratory)", "",
            f"{settings['generator']} at the `,cpu` size (configs/camvid.py), phase 1 on the "
            f"labelled images alone, then {settings['phase2_steps']} phase-2 iterations from that "
            "same generator in every arm (paired). Unlabelled images: the rest of the train "
-           "split (their labels are never read). Test split, best-on-val checkpoint; mean ± std "
-           "over seeds; paired differences to (a) with a two-sided paired t-test and Holm's "
-           "correction over all the tests of this section. Semi settings: "
+           "split (their labels are never read). One labelled subset per fraction (split seed "
+           "0) for every seed. Test split, best-on-val checkpoint; mean ± std over seeds; "
+           "differences to (a): mean [95% CI], seeds up, MDE (the smallest true difference "
+           "these seeds detect with 80% power, two-sided 5%). No hypothesis was registered: "
+           "estimates, not tests. In arms (c), (d), (c') the unlabelled images also enter G's "
+           "BatchNorm statistics, which (a) lacks: the registered replication separates the "
+           "two. Semi settings: "
            f"`{settings['semi']}`.", ""]
-    tests: dict[tuple[str, str, str], dict[str, float]] = {}
-    tables = []
+    diffs: dict[tuple[str, str], dict | None] = {}
     for fraction, by_seed in sorted(results["runs"].items()):
         seeds = sorted((s for s in by_seed if all(a in by_seed[s] for a, _ in SEMI_ARMS)),
                        key=lambda s: int(s.removeprefix("seed")))
         split = results.get("splits", {}).get(fraction, "?")
         arms = SEMI_ARMS + tuple(a for a in SEMI_EXTRA_ARMS
                                  if seeds and all(a[0] in by_seed[s] for s in seeds))
-        rows = [f"### {float(fraction):.3g} of the labels ({split}): {len(seeds)} complete "
+        out += [f"### {float(fraction):.3g} of the labels ({split}): {len(seeds)} complete "
                 f"seeds ({', '.join(seeds) or 'none yet'})", "",
                 "| arm | test mIoU % | boundary F1 % | Δ mIoU vs (a) | Δ boundary F1 vs (a) |",
                 "|---|---|---|---|---|"]
         for arm, _ in arms:
             cells = []
-            diffs = []
             for key in ("miou", "boundary_f1"):
                 values = [_study_value(by_seed[s][arm]["test"], key) for s in seeds]
-                if not values:
-                    cells.append("n/a")
-                    diffs.append("")
-                    continue
-                m, sd = mean_std(values)
-                cells.append(f"{100 * m:.2f} ± {100 * sd:.2f}")
+                m, sd = mean_std(values) if values else (math.nan, math.nan)
+                cells.append(f"{100 * m:.2f} ± {100 * sd:.2f}" if values else "n/a")
+            for key in ("miou", "boundary_f1"):
                 if arm == "control":
-                    diffs.append("")
+                    cells.append("")
                     continue
-                control = [_study_value(by_seed[s]["control"]["test"], key) for s in seeds]
-                t = paired_t(control, values)
-                if t is None:
-                    diffs.append("n/a")
-                    continue
-                tests[(fraction, arm, key)] = t
-                diffs.append((fraction, arm, key))
-            rows.append((arm, cells, diffs))
-        tables.append(rows)
-    adjusted = holm({k: v["p"] for k, v in tests.items()}) if tests else {}
-    for rows in tables:
-        out += rows[:4]
-        for arm, cells, diffs in rows[4:]:
-            shown = []
-            for d in diffs:
-                if isinstance(d, tuple):
-                    t = tests[d]
-                    star = "*" if adjusted[d] < 0.05 else ""
-                    shown.append(f"{100 * t['mean']:+.2f} ± {100 * t['std']:.2f} "
-                                 f"(p = {t['p']:.3f}, Holm {adjusted[d]:.3f}){star}")
-                else:
-                    shown.append(d)
-            out.append(f"| {names[arm]} | {cells[0]} | {cells[1]} | {shown[0]} | {shown[1]} |")
+                e = difference([_study_value(by_seed[s]["control"]["test"], key)
+                                for s in seeds],
+                               [_study_value(by_seed[s][arm]["test"], key) for s in seeds])
+                label = "test mIoU %" if key == "miou" else "boundary F1 %"
+                diffs[(f"{float(fraction):.3g} labels, {names[arm].split(' ')[0]}", label)] = e
+                cells.append(difference_cell(e))
+            out.append(f"| {names[arm]} | " + " | ".join(cells) + " |")
         out.append("")
-    gains = [k for k in tests if k[1].startswith(("semi_adv", "semi_st")) and k[2] == "miou"
-             and adjusted[k] < 0.05 and tests[k]["mean"] > 0]
-    losses = [k for k in tests if adjusted[k] < 0.05 and tests[k]["mean"] < 0]
-    if not tests:
-        verdict_text = "not yet: a paired test needs at least 2 complete seeds"
-    elif gains:
-        verdict_text = ("yes: unlabelled images through the adversary raise test mIoU over the "
-                        "labelled-only control by more than the seed noise ("
-                        + "; ".join(f"{float(f):.3g} labels, {names[a]}: "
-                                    f"{100 * tests[(f, a, k)]['mean']:+.2f}"
-                                    for f, a, k in gains) + ")")
-    else:
-        verdict_text = ("no: no semi-supervised arm beats the labelled-only control by more "
-                        "than the seed noise (Holm-adjusted p < 0.05) at this scale")
-    if losses:
-        verdict_text += ("; significantly worse than the control: "
-                         + ", ".join(f"{float(f):.3g} {names[a]} ({k})" for f, a, k in losses))
+    n = min((len([s for s in by_seed if all(a in by_seed[s] for a, _ in SEMI_ARMS)])
+             for by_seed in results["runs"].values()), default=0)
+    verdict_text = _power_verdict(diffs, n, "test mIoU %")
     out += [f"**Verdict (computed from the tables)**: {verdict_text}.", "", SEMI_END]
     return "\n".join(out) + "\n"
 
