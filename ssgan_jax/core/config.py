@@ -109,6 +109,9 @@ def get_config() -> ml_collections.ConfigDict:
     # when the dataset is prepared, stored beside it); the run resolves them into
     # loss.class_weights (one weight per class; set it directly to give your own)
     config.loss.class_balance = ""
+    # the balanced weights raised to this power: 1 = median frequency, 0.5 = its square root
+    # (softer: frequent classes lose less), 0 = unweighted
+    config.loss.class_balance_power = 1.0
     config.loss.class_weights = ()
     config.loss.d_weight = 1.0  # weight of loss_d (Eq. 7's lam; unweighted by default)
 
@@ -425,6 +428,8 @@ def check(config: ml_collections.ConfigDict) -> None:
     need(config.loss.adv_form in ADV_FORMS, "loss.adv_form", f"one of {ADV_FORMS}")
     need(config.loss.class_balance in CLASS_BALANCES, "loss.class_balance",
          f"one of {CLASS_BALANCES}")
+    need(0 <= config.loss.class_balance_power <= 4, "loss.class_balance_power",
+         "between 0 and 4 (1 = median frequency, 0.5 = its square root)")
     weights = tuple(config.loss.class_weights)
     need(not weights or (len(weights) == num_classes(config) and min(weights) >= 0
                          and max(weights) > 0), "loss.class_weights",

@@ -377,8 +377,10 @@ def _class_weights(config, labeled_ids) -> None:
     sizes = np.prod(np.asarray(counts["shapes"], np.float64)[rows], axis=1)
     image_pixels = ((pixels > 0) * sizes[:, None]).sum(0)
     weights = losses.median_frequency_weights(pixels.sum(0), image_pixels)
+    weights = weights ** config.loss.class_balance_power
     config.loss.class_weights = tuple(round(float(w), 6) for w in weights)
-    print(f"class weights ({config.loss.class_balance}, from {len(rows)} training labels): "
+    print(f"class weights ({config.loss.class_balance} ** {config.loss.class_balance_power}, "
+          f"from {len(rows)} training labels): "
           + ", ".join(f"{n} {w:.3g}" for n, w in zip(config_lib.class_names(config),
                                                      config.loss.class_weights, strict=True)),
           flush=True)

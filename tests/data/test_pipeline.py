@@ -305,3 +305,7 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
     want = losses.median_frequency_weights(pixels.sum(0), ((pixels > 0) * sizes[:, None]).sum(0))
     np.testing.assert_allclose(prepared.loss.class_weights, want, rtol=1e-5)
     assert len(set(prepared.loss.class_weights)) > 2  # the classes differ in frequency
+    prepared.loss.class_weights = ()  # softer weights: the square roots
+    prepared.loss.class_balance_power = 0.5
+    loop._class_weights(prepared, ["train_000", "train_001"])
+    np.testing.assert_allclose(prepared.loss.class_weights, np.sqrt(want), rtol=1e-5)
