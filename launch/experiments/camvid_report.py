@@ -186,19 +186,29 @@ def plot_curves(runs: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
 
 def plot_pictures(runs: dict[str, dict[int, dict[str, Any]]], data: str, path: str,
                   palette, count: int = 4) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
     seed = min(next(iter(runs.values())))
     columns = [v for v in ("baseline", "gan", "gan_ns") if v in runs and seed in runs[v]]
     dirs = {v: sorted(glob.glob(os.path.join(runs[v][seed]["dir"], "predictions", "*",
                                              "color"))) for v in columns}
     if not all(dirs.values()):
         return
-    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(dirs[columns[0]][-1]))[:count]
+    plot_prediction_grid({(VARIANT_NAMES[v].split(" (")[0] if v == "baseline"
+                           else VARIANT_NAMES[v]): dirs[v][-1] for v in columns},
+                         data, path, palette, count)
+
+
+def plot_prediction_grid(columns: dict[str, str], data: str, path: str, palette,
+                         count: int = 4) -> None:
+    """Rows of test images: the image, its ground truth, then each column's colour map
+    (``columns``: title -> a ``--mode=predict`` colour folder)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    first = next(iter(columns.values()))
+    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(first))[:count]
     table = np.zeros((256, 3), np.uint8)
     table[: len(palette)] = palette
     fig, axes = plt.subplots(len(stems), 2 + len(columns),
@@ -208,10 +218,9 @@ def plot_pictures(runs: dict[str, dict[int, dict[str, Any]]], data: str, path: s
         label = np.array(Image.open(os.path.join(data, "testannot", stem + ".png")))
         label = np.where(label == 11, 255, label)  # CamVid void -> black
         panels = [np.array(Image.open(image).convert("RGB")), table[label]]
-        panels += [np.array(Image.open(os.path.join(dirs[v][-1], stem + ".png")))
-                   for v in columns]
-        titles = ["image", "ground truth"] + [VARIANT_NAMES[v].split(" (")[0] if v == "baseline"
-                                              else VARIANT_NAMES[v] for v in columns]
+        panels += [np.array(Image.open(os.path.join(d, stem + ".png")))
+                   for d in columns.values()]
+        titles = ["image", "ground truth", *columns]
         for col, (panel, title) in enumerate(zip(panels, titles, strict=True)):
             ax = axes[row, col]
             ax.imshow(panel)

@@ -28,6 +28,7 @@ the replication section of docs/RESULTS.md is written from the record.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -159,9 +160,80 @@ def main() -> None:
             run_arm(seed, arm)
     results["wall_seconds_last_invocation"] = time.time() - started
     save()
+    first = f"seed{seeds[0]}"
+    colour_dirs = {}
+    for arm in ARMS:  # a few test predictions of the first seed, for the pictures
+        workdir = os.path.join(out, first, arm)
+        found = glob.glob(os.path.join(workdir, "predictions", "test_step_*", "color"))
+        if not found:
+            training, overrides = ARMS[arm]
+            run([*main_cmd(f"{config}:{GENERATOR}_{training},cpu", workdir,
+                           [*overrides, *extra], data, data_dir),
+                 "--mode=predict", "--config.eval.checkpoint=latest",
+                 "--config.eval.split=test", "--config.predict.max_images=4"],
+                os.path.join(workdir, "log.txt"))
+            found = glob.glob(os.path.join(workdir, "predictions", "test_step_*", "color"))
+        colour_dirs[arm] = sorted(found)[-1]
+    plot(results, colour_dirs, data, os.path.join(args.docs, "results"))
     write_section(section(results), os.path.join(args.docs, "RESULTS.md"), BEGIN, END)
     print(f"done: {args.results} and the replication section of {args.docs}/RESULTS.md",
           flush=True)
+
+
+CURVES = "camvid_semi_replication_curves.png"
+PICTURES = "camvid_semi_replication_pictures.png"
+COLOURS = {"control": "tab:blue", "bn_control": "tab:orange", "semi_adv": "tab:red"}
+
+
+def plot(results: dict, colour_dirs: dict[str, str], data: str, out_dir: str) -> None:
+    """The curves of the runs the section reports (phase 1 of every seed, then each arm's
+    phase 2, mean over seeds; the adversary's accuracy) and test predictions of the first
+    seed's arms (``colour_dirs``: arm -> its ``--mode=predict`` colour folder)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from launch.experiments.camvid_report import plot_prediction_grid
+    from ssgan_jax.data.camvid import PALETTE
+
+    complete = [s for s in results["runs"] if all(a in results["runs"][s] for a in ARMS)]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    offset = 0
+    for i, s in enumerate(complete):
+        curve = results["phase1"][s]["val_curve"]
+        offset = max(offset, curve[-1][0])
+        ax1.plot([c[0] for c in curve], [100 * c[1] for c in curve], color="grey", alpha=0.6,
+                 lw=1, label="phase 1 (one line per seed)" if i == 0 else None)
+    for arm in ARMS:
+        by_step: dict[int, list[float]] = {}
+        acc: dict[int, list[float]] = {}
+        for s in complete:
+            for row in results["runs"][s][arm]["val"]:
+                by_step.setdefault(row["step"], []).append(100 * row["val/miou"])
+            for step, a in results["runs"][s][arm]["adversary_accuracy"]:
+                acc.setdefault(step, []).append(a)
+        steps = sorted(by_step)
+        ax1.plot([offset + x for x in steps], [statistics.fmean(by_step[x]) for x in steps],
+                 color=COLOURS[arm], marker="o", ms=3, label=f"{arm} (mean)")
+        if acc:
+            steps = sorted(acc)
+            ax2.plot(steps, [statistics.fmean(acc[x]) for x in steps], color=COLOURS[arm],
+                     label=arm)
+    ax1.set(xlabel="iteration (phase 2 after phase 1)", ylabel="validation mIoU %",
+            title="validation mIoU")
+    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02),
+            title="adversary accuracy (mean of real and fake), mean over seeds")
+    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(out_dir, exist_ok=True)
+    fig.savefig(os.path.join(out_dir, CURVES), dpi=110)
+    plt.close(fig)
+    plot_prediction_grid({f"{a} ({complete[0]}, last)": d for a, d in colour_dirs.items()},
+                         data, os.path.join(out_dir, PICTURES), PALETTE)
 
 
 def diffs(results: dict, arm: str, control: str, metric: str, checkpoint: str) -> list[float]:
@@ -196,7 +268,8 @@ def section(results: dict) -> str:
            f"`,cpu` study size, 1/8 of the labels, each seed its own labelled subset, "
            f"{PHASE2_STEPS} phase-2 iterations from each seed's shared phase 1. "
            f"Complete seeds: {len(complete)} of {len(results['settings']['seeds'])} "
-           f"({', '.join(complete) or 'none yet'}).", ""]
+           f"({', '.join(complete) or 'none yet'}).", "",
+           f"![curves](results/{CURVES})", "", f"![test predictions](results/{PICTURES})", ""]
     d = diffs(results, arm, control, metric, checkpoint)
     if len(d) < 2:
         return "\n".join([*out, "Not enough complete seeds for the test yet.", "", END]) + "\n"
