@@ -20,7 +20,6 @@ import os
 import platform
 import re
 import statistics
-import time
 from typing import Any
 
 import numpy as np
@@ -414,6 +413,39 @@ def _study_of(text: str, begin: str = STUDY_BEGIN, end: str = STUDY_END) -> str:
     return ""
 
 
+REPRO_BEGIN = "<!-- repro: written by launch/experiments/camvid_report.py -->"
+REPRO_END = "<!-- /repro -->"
+REPRO_SETUP = """## First comparison: baseline vs SS-GAN, 3 seeds, 300 phase-2 iterations
+
+Written by `python -m launch.experiments.camvid_report` from the runs of
+`python -m launch.experiments.camvid_repro --data=PATH/CamVid` (resumable; one command
+trains, evaluates and predicts what is not done yet, then writes this section and its
+figures). The study below repeats it with 5 seeds, 600 iterations and more variants.
+
+- **Networks** (`configs/camvid.py:<generator>_<training>,cpu` with the study settings of
+  `launch/experiments/common.py`): the generator at 1/8 of the torchvision width, random
+  init, BatchNorm with batch statistics; the adversary at 1/8 width with a shallow trunk.
+- **Schedule**: per seed, one phase-1 run (G alone, 1000 iterations of batch 8 on 128x160
+  crops, Adam 1e-3 -> 1e-4, no class balancing); then three phase-2 runs of 300 iterations
+  from that same generator (`init_from`), G's Adam re-created at 3e-4 -> 3e-5:
+  *baseline* (`loss.lam = 0`, the matched control), *SS-GAN minimax* (the paper's loss,
+  `loss.lam = 0.01`, adversary SGD momentum 0.9 at 1e-3, gradients clipped at 10,
+  eps-rescaling 0.9) and *SS-GAN non-saturating* (Luc et al.'s generator loss).
+- **Metric**: test mIoU of each run's best-on-val checkpoint (validation every 100
+  iterations), paired by seed.
+- **Machine**: {machine}; wall times measured while other work shared it (upper bounds).
+"""
+SEMI_TRIED = """\
+**What was tried on val.** The four arms above use AdvSemiSeg's settings, fixed before any run.
+After them, one knob was searched on val only (1/8 of the labels, seed 0, from the same phase-1
+generator, best-on-val checkpoint): the weight of the adversarial term on unlabelled images,
+`semi.lam_adv_unlabeled` = 0.001 (the default, lam / 10), 0.01 and 0.1 gave val mIoU 37.97,
+38.08 and 38.71 (the control: 37.69); 0.1 became arm (c'), then run on every fraction and seed
+like the others (`launch/experiments/camvid_semi.py`, arm `semi_adv_lamu0.1`). The trials' run
+folders: `runs/camvid_semi_trials/` (not in git). On 2026-11-26 the networks' bilinear
+upsampling changed from `jax.image.resize` to two matrix products (same numbers to ~1e-5; for
+the ONNX export), so the runs started after the change (most of seed 2 and arm (c')) used the
+new form."""
 SEMI_BEGIN = "<!-- semi: written by launch/experiments/camvid_semi.py -->"
 SEMI_END = "<!-- /semi -->"
 SEMI_ARMS = (  # (run name, description)
@@ -478,7 +510,8 @@ def semi_section(results: dict[str, Any]) -> str:
     n = min((len([s for s in by_seed if all(a in by_seed[s] for a, _ in SEMI_ARMS)])
              for by_seed in results["runs"].values()), default=0)
     verdict_text = _power_verdict(diffs, n, "test mIoU %")
-    out += [f"**Verdict (computed from the tables)**: {verdict_text}.", "", SEMI_END]
+    out += [SEMI_TRIED, "", f"**Verdict (computed from the tables)**: {verdict_text}.", "",
+            SEMI_END]
     return "\n".join(out) + "\n"
 
 
@@ -511,24 +544,17 @@ def main() -> None:
                          f"{statistics.fmean(phase1) / 60:.1f} min of training per seed "
                          f"({len(phase1)} seeds); the wall column above is phase 2 alone.")
         sections.append(
-            f"## {generator}\n\n### Test mIoU (best-on-val checkpoint)\n\n"
-            f"{summary_table(runs)}\n\n{verdicts}\n\n### Per-class test IoU % (mean ± std over "
-            f"seeds)\n\n{per_class_table(runs)}\n\n### Learning curves\n\n![curves]({curves})"
-            f"\n\n### Test predictions (seed {min(next(iter(runs.values())))})\n\n"
-            f"![pictures]({pictures})\n")
-    header_path = os.path.join(args.docs, "results", "RESULTS_header.md")
-    header = open(header_path).read() if os.path.exists(header_path) else "# Results\n"
-    text = (header.replace("{machine}", host).replace("{date}", time.strftime("%Y-%m-%d"))
-            + "\n" + "\n".join(sections))
-    path = os.path.join(args.docs, "RESULTS.md")
-    old = open(path).read() if os.path.exists(path) else ""
-    for begin, end in ((STUDY_BEGIN, STUDY_END), (SEMI_BEGIN, SEMI_END)):
-        kept = _study_of(old, begin, end)
-        if kept:  # the study scripts' sections survive a regeneration
-            text = text.rstrip("\n") + "\n\n" + kept + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-    print(f"wrote {os.path.join(args.docs, 'RESULTS.md')}")
+            f"### {generator}: test mIoU (best-on-val checkpoint)\n\n"
+            f"{summary_table(runs)}\n\n{verdicts}\n\n#### Per-class test IoU % (mean ± std "
+            f"over seeds)\n\n{per_class_table(runs)}\n\n#### Learning curves\n\n"
+            f"![curves]({curves})\n\n#### Test predictions (seed "
+            f"{min(next(iter(runs.values())))})\n\n![pictures]({pictures})\n")
+    section = (f"{REPRO_BEGIN}\n{REPRO_SETUP.replace('{machine}', host)}\n"
+               + "\n".join(sections) + f"\n{REPRO_END}\n")
+    write_section(section, os.path.join(args.docs, "RESULTS.md"), REPRO_BEGIN, REPRO_END)
+    from launch.experiments import results_page
+
+    print(f"wrote {results_page.refresh(args.docs)}")
 
 
 if __name__ == "__main__":
