@@ -50,7 +50,8 @@ def _iteration(config, state, batch, devices):
     """One phase-2 iteration (SGD for both networks: updates show the gradients) on
     ``devices``; the pmapped step is kept per (semi settings, device count), so tests that
     only change inputs share one compilation."""
-    key = (repr(sorted(config.semi.items())), config.phase1.steps, len(devices))
+    key = (config.model.name, config.model.width, repr(sorted(config.semi.items())),
+           config.phase1.steps, len(devices))
     if key not in _COMPILED:
         nets = _sgd(_networks(config, 2))
         _COMPILED[key] = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
@@ -138,8 +139,6 @@ def test_bn_matched_control_differs_from_the_supervised_iteration_only_through_b
     update and its running statistics differ from the supervised iteration's, and change with
     the unlabelled images. (FCN-8s, without BatchNorm, is equal: the test above.)"""
     config = tiny_config(tmp_path, "deeplabv3_resnet50")
-    config.model.width = 8
-    config.adversary.width = 8
     config.semi.unlabeled_batch_size = 4
     config.semi.update(lam_adv_unlabeled=0.0, lam_semi=0.0, adversary_unlabeled=False)
     config.phase1.steps = 0

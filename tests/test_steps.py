@@ -46,13 +46,27 @@ def _split(batch, d):
     return {k: v.reshape(d, v.shape[0] // d, *v.shape[1:]) for k, v in batch.items()}
 
 
+_UPDATES: dict = {}
+
+
+def _update_fn(config, role, adversarial, devices, sgd=False):
+    """The pmapped ``steps.make_update`` for these settings, compiled once per test module:
+    tests whose configs differ only in their data folders share the program."""
+    settings = config.copy_and_resolve_references()
+    settings.data.manual_dir = settings.data.data_dir = ""
+    key = (role, adversarial, sgd, settings.to_json(), tuple(d.id for d in devices))
+    if key not in _UPDATES:
+        nets = _networks(config, 2 if adversarial else 1)
+        if sgd:
+            nets = _sgd(nets)
+        _UPDATES[key] = parallel.pmap_step(
+            steps.make_update(role, nets, config, adversarial=adversarial), devices=devices)
+    return _UPDATES[key]
+
+
 def _run(config, role, adversarial, state, batch, devices, sgd=False):
     """One G or A update (``steps.make_update``) on ``devices``: (host state, metrics)."""
-    nets = _networks(config, 2 if adversarial else 1)
-    if sgd:
-        nets = _sgd(nets)
-    fn = parallel.pmap_step(steps.make_update(role, nets, config, adversarial=adversarial),
-                         devices=devices)
+    fn = _update_fn(config, role, adversarial, devices, sgd)
     new, metrics = fn(state, _split(batch, len(devices)))
     return jax.device_get(new), jax.device_get(metrics)
 
@@ -126,6 +140,7 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
 
 
 def test_each_step_leaves_the_other_network_untouched(config):
+    config.phase2.d_steps = 2  # the settings of the fused-iteration test: its programs
     batch = _batch()
     nets = _sgd(_networks(config, 2))
     state = state_lib.fresh_optimizers(_state(config, nets), nets)
@@ -214,8 +229,8 @@ def test_phase2_iteration_equals_the_separate_steps(config):
     config.phase2.share_generator_forward = False
     sep, m_sep = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
                                  devices=devices)(state, split)
-    d_update = parallel.pmap_step(steps.make_update("adversary", nets, config), devices=devices)
-    g_update = parallel.pmap_step(steps.make_update("generator", nets, config), devices=devices)
+    d_update = _update_fn(config, "adversary", True, devices, sgd=True)
+    g_update = _update_fn(config, "generator", True, devices, sgd=True)
     one, _ = d_update(state, split)
     one, m_d = d_update(one, split)
     one, m_g = g_update(one, split)

@@ -16,7 +16,9 @@ import json
 import os
 import platform
 import sys
+import time
 
+from launch.experiments.camvid_report import machine
 from launch.experiments.common import REPO, evaluate, run
 
 
@@ -52,7 +54,12 @@ def main() -> None:
               "train_wall_s": round(seconds, 1), "curve": _curve(workdir),
               "test_last": evaluate(base, workdir, "latest", log),
               "test_best_on_val": evaluate(base, workdir, "best", log),
-              "machine": {"cpu_cores": os.cpu_count(), "python": platform.python_version()}}
+              "date": time.strftime("%Y-%m-%d"),
+              "command": " ".join(["python", *base[1:]]),
+              "machine": {"description": machine(), "cpu_cores": os.cpu_count(),
+                          "python": platform.python_version()},
+              "note": "train_wall_s: the training command's wall time, other work sharing "
+                      "the cores for part of it"}
     text = json.dumps(record, indent=1)
     print(text)
     if a.record:
