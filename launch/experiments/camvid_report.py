@@ -170,15 +170,24 @@ def plot_curves(runs: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
                 steps = sorted(run["adversary"])
                 ax2.plot(steps, [run["adversary"][s] for s in steps], color=c, alpha=0.8,
                          label=VARIANT_NAMES.get(variant, variant) if i == 0 else None)
-    ax1.set(xlabel="phase-2 iteration", ylabel="validation mIoU %",
-            title="validation mIoU (one line per seed)")
-    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02),
-            title="adversary accuracy (mean of real and fake)")
+    save_curves(fig, ax1, ax2, path, "validation mIoU (one line per seed)")
+
+
+def save_curves(fig, ax1, ax2, path: str, val_title: str,
+                val_xlabel: str = "phase-2 iteration",
+                acc_title: str = "adversary accuracy (mean of real and fake)") -> None:
+    """Label the two panels of a curves figure (validation mIoU, the adversary's accuracy)
+    and write it to ``path``."""
+    import matplotlib.pyplot as plt
+
+    ax1.set(xlabel=val_xlabel, ylabel="validation mIoU %", title=val_title)
+    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02), title=acc_title)
     ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -194,7 +194,7 @@ def plot(results: dict, colour_dirs: dict[str, str], data: str, out_dir: str) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from launch.experiments.camvid_report import plot_prediction_grid
+    from launch.experiments.camvid_report import plot_prediction_grid, save_curves
     from ssgan_jax.data.camvid import PALETTE
 
     complete = [s for s in results["runs"] if all(a in results["runs"][s] for a in ARMS)]
@@ -220,18 +220,9 @@ def plot(results: dict, colour_dirs: dict[str, str], data: str, out_dir: str) ->
             steps = sorted(acc)
             ax2.plot(steps, [statistics.fmean(acc[x]) for x in steps], color=COLOURS[arm],
                      label=arm)
-    ax1.set(xlabel="iteration (phase 2 after phase 1)", ylabel="validation mIoU %",
-            title="validation mIoU")
-    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02),
-            title="adversary accuracy (mean of real and fake), mean over seeds")
-    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(os.path.join(out_dir, CURVES), dpi=110)
-    plt.close(fig)
+    save_curves(fig, ax1, ax2, os.path.join(out_dir, CURVES), "validation mIoU",
+                "iteration (phase 2 after phase 1)",
+                "adversary accuracy (mean of real and fake), mean over seeds")
     plot_prediction_grid({f"{a} ({complete[0]}, last)": d for a, d in colour_dirs.items()},
                          data, os.path.join(out_dir, PICTURES), PALETTE)
 

@@ -153,17 +153,7 @@ def plot_study_curves(results: dict, path: str) -> None:
                 steps = sorted(acc)
                 ax2.plot(steps, [statistics.fmean(acc[s]) for s in steps], color=f"C{i}",
                          label=name)
-    ax1.set(xlabel="phase-2 iteration", ylabel="validation mIoU %",
-            title="validation mIoU, mean over seeds")
-    ax2.set(xlabel="phase-2 iteration", ylabel="accuracy", ylim=(0.4, 1.02),
-            title="adversary accuracy (mean of real and fake)")
-    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_curves(fig, ax1, ax2, path, "validation mIoU, mean over seeds")
 
 
 def refresh(docs: str) -> str:
