@@ -298,10 +298,13 @@ def _power_verdict(diffs: dict[tuple[str, str], dict | None], n: int, main: str)
     return text
 
 
-def study_section(results: dict[str, Any]) -> str:
-    """The markdown of launch/experiments/camvid_study.py's results (see that script)."""
+def study_section(results: dict[str, Any], curves: str = "") -> str:
+    """The markdown of launch/experiments/camvid_study.py's results (see that script), with
+    the figure at ``curves`` (a path relative to docs/) if given."""
     settings = results["settings"]
     out = [STUDY_BEGIN, "## Study: what does the adversary change?", ""]
+    if curves:
+        out += [f"![study curves]({curves})", ""]
     for generator, by_seed in results["runs"].items():
         variants = ["lam0", *(f"lam{x}" for x in settings["lams"])]
         # the seeds whose control and minimax runs are all done (a study still under way)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import shutil
 import statistics
@@ -68,10 +67,6 @@ SECONDARY = (  # (arm, control, metric, checkpoint): estimates with 95% CIs, no 
     ("bn_control", "control", "miou", "last"),
     ("semi_adv", "control", "miou", "last"),
 )
-NAMES = {"control": "control (labelled only, G alone)",
-         "bn_control": "BN-matched control (unlabelled images in G's batch, every unlabelled "
-                       "term 0)",
-         "semi_adv": "semi_adv (adversarial term on unlabelled images)"}
 BEGIN = "<!-- replication: written by launch/experiments/camvid_semi_replication.py -->"
 END = "<!-- /replication -->"
 
@@ -84,10 +79,10 @@ def settings(seeds=SEEDS) -> dict:
             "primary": list(PRIMARY), "alternative": ALTERNATIVE}
 
 
-def _phase1_curve(workdir: str) -> list[list[float]]:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    return [[r["step"], r["val/miou"]] for r in rows if "val/miou" in r]
+def complete_seeds(results: dict) -> list[str]:
+    """The seeds with every arm recorded, in seed order."""
+    return [s for s in sorted(results.get("runs", {}), key=lambda s: int(s.removeprefix("seed")))
+            if all(a in results["runs"][s] for a in ARMS)]
 
 
 def main() -> None:
@@ -129,7 +124,8 @@ def main() -> None:
             shutil.copy(os.path.join(workdir, "labeled_ids.txt"), split)
             results["phase1"][key] = {"train_wall_seconds": seconds,
                                       "labeled_ids": os.path.relpath(split, REPO),
-                                      "val_curve": _phase1_curve(workdir)}
+                                      "val_curve": [[r["step"], r["val/miou"]]
+                                                    for r in curves(workdir)["val"]]}
             save()
         return workdir
 
@@ -197,7 +193,7 @@ def plot(results: dict, colour_dirs: dict[str, str], data: str, out_dir: str) ->
     from launch.experiments.camvid_report import plot_prediction_grid, save_curves
     from ssgan_jax.data.camvid import PALETTE
 
-    complete = [s for s in results["runs"] if all(a in results["runs"][s] for a in ARMS)]
+    complete = complete_seeds(results)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     offset = 0
     for i, s in enumerate(complete):
@@ -230,12 +226,9 @@ def plot(results: dict, colour_dirs: dict[str, str], data: str, out_dir: str) ->
 def diffs(results: dict, arm: str, control: str, metric: str, checkpoint: str) -> list[float]:
     """Per complete seed (every arm recorded), ``arm`` minus ``control`` in ``metric`` at
     ``checkpoint``, in points (x 100)."""
-    out = []
-    for seed in sorted(results.get("runs", {}), key=lambda s: int(s.removeprefix("seed"))):
-        arms = results["runs"][seed]
-        if all(a in arms for a in ARMS):
-            out.append(100 * (arms[arm][checkpoint][metric] - arms[control][checkpoint][metric]))
-    return out
+    runs = results.get("runs", {})
+    return [100 * (runs[s][arm][checkpoint][metric] - runs[s][control][checkpoint][metric])
+            for s in complete_seeds(results)]
 
 
 def _ci(e: dict) -> str:
@@ -246,9 +239,7 @@ def _ci(e: dict) -> str:
 def section(results: dict) -> str:
     """The RESULTS.md section: the registered test exactly as registered, then the secondary
     estimates, the per-seed and per-class tables."""
-    complete = [s for s in sorted(results.get("runs", {}),
-                                  key=lambda s: int(s.removeprefix("seed")))
-                if all(a in results["runs"][s] for a in ARMS)]
+    complete = complete_seeds(results)
     arm, control, metric, checkpoint = PRIMARY
     out = [BEGIN, "## Registered replication: semi-supervised adversarial term vs a "
            "BatchNorm-matched control", "",

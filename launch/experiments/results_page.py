@@ -174,10 +174,8 @@ def refresh(docs: str) -> str:
     study = _load(os.path.join(results_dir, "camvid_study.json"))
     if study is not None:
         plot_study_curves(study, os.path.join(results_dir, STUDY_CURVES))
-        sections[report.STUDY_BEGIN] = report.study_section(study).replace(
-            report.STUDY_BEGIN + "\n## Study: what does the adversary change?\n",
-            report.STUDY_BEGIN + "\n## Study: what does the adversary change?\n\n"
-            f"![study curves](results/{STUDY_CURVES})\n", 1)
+        sections[report.STUDY_BEGIN] = report.study_section(study,
+                                                            f"results/{STUDY_CURVES}")
     semi = _load(os.path.join(results_dir, "camvid_semi.json"))
     if semi is not None:
         sections[report.SEMI_BEGIN] = report.semi_section(semi)
