@@ -9,14 +9,37 @@ from __future__ import annotations
 import os
 import pathlib
 
+
+def _jaxlib_defines(flag: str) -> bool:
+    """Whether the installed jaxlib's XLA defines ``flag``, read from its shared libraries
+    without importing JAX (an unknown flag in XLA_FLAGS aborts the process)."""
+    import glob
+    import importlib.util
+    import mmap
+
+    spec = importlib.util.find_spec("jaxlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for path in glob.glob(os.path.join(folder, "*.so")):
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                if m.find(flag.encode()) >= 0:
+                    return True
+    return False
+
+
 # Two CPU devices for every test, so pmap and cross-device averaging are exercised (must be set
 # before JAX initialises its backend). The tests' programs are tiny: compiling them costs far
-# more than running them, so XLA:CPU compiles without LLVM's optimisations (level 0; measured
-# on a 2-core EPYC VM: a tiny DeepLabv3 phase-2 step compiles in about 2/3 of the time, runs
-# as fast). SSGAN_TEST_XLA_OPT=2 restores XLA's default level.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2 "
-                      "--xla_backend_optimization_level="
-                      + os.environ.get("SSGAN_TEST_XLA_OPT", "0"))
+# more than running them, so XLA:CPU compiles cheaply: without LLVM's optimisations (level 0;
+# measured on a 2-core EPYC VM: a tiny DeepLabv3 phase-2 step compiles in about 2/3 of the
+# time, runs as fast) and with its older elemental fusion emitters instead of the MLIR fusion
+# emitters (JAX 0.10.2, 2-core Intel Xeon VM: the same step compiles in 5.7-6.3 s instead of
+# 7.0-8.3 s, a tiny FCN-8s benchmark command takes 6.3 s instead of 10.0 s). SSGAN_TEST_XLA_OPT=2
+# restores XLA's defaults.
+_FLAGS = ["--xla_force_host_platform_device_count=2",
+          "--xla_backend_optimization_level=" + os.environ.get("SSGAN_TEST_XLA_OPT", "0")]
+if "SSGAN_TEST_XLA_OPT" not in os.environ and _jaxlib_defines("xla_cpu_use_fusion_emitters"):
+    _FLAGS.append("--xla_cpu_use_fusion_emitters=false")
+os.environ.setdefault("XLA_FLAGS", " ".join(_FLAGS))
+
 # No persistent compilation cache by default: with one, a long test process crashed (abort or
 # SIGSEGV, no Python error) late in the run inside XLA:CPU executable serialisation and in
 # executing a program, in a single process (3 of 3 runs, JAX 0.8) and in a pytest-xdist

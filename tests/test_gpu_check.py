@@ -86,6 +86,18 @@ def test_summary_ratios_and_goals():
                           "parity_within_tolerance": True, "tests_passed": False}
 
 
+def test_a_rows_xla_flags_add_to_the_callers():
+    """The autotune row keeps the test's (or a user's) XLA_FLAGS and adds its own: replacing
+    them dropped the tests' two devices and their cheap-compile settings."""
+    env = {"XLA_FLAGS": "--xla_backend_optimization_level=0", "HOME": "/h"}
+    row = {"XLA_FLAGS": "--xla_gpu_autotune_level=0"}
+    assert gpu_check._with_row_env(env, row) == {
+        "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_gpu_autotune_level=0",
+        "HOME": "/h"}
+    assert gpu_check._with_row_env({"HOME": "/h"}, row) == {**row, "HOME": "/h"}
+    assert gpu_check._with_row_env(env, {}) == env
+
+
 def _run(tmp_path, *args, timeout=600):
     # as on the lent GPU image: no TensorFlow, TFDS or clu in any process of the run
     blocker = tmp_path / "no_tensorflow"

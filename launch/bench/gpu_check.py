@@ -431,6 +431,15 @@ def _has_torch(python: str) -> bool:
         return False
 
 
+def _with_row_env(env: dict, row: dict) -> dict:
+    """``env`` with a row's variables; a row's XLA_FLAGS are added to the caller's (a test's
+    device count and compile settings, a user's flags), not put in their place."""
+    out = {**env, **row}
+    if "XLA_FLAGS" in row and env.get("XLA_FLAGS"):
+        out["XLA_FLAGS"] = f"{env['XLA_FLAGS']} {row['XLA_FLAGS']}"
+    return out
+
+
 def bench_part(run: Run, rows: list[str] | None, torch_python: str) -> None:
     size = "tiny" if run.tiny else "full"
     for name, who, args, need in ROWS:
@@ -458,7 +467,7 @@ def bench_part(run: Run, rows: list[str] | None, torch_python: str) -> None:
             device = [] if run.tiny else ["--device=cuda"]
             cmd = [torch_python, str(ROOT / "launch" / "bench" / "torch_steps.py"), *device, *args,
                    *T_ITERATIONS[size]]
-        env = {**run.env, **ROW_ENV[name]} if name in ROW_ENV else None
+        env = _with_row_env(run.env, ROW_ENV.get(name, {}))
         res = run.child(cmd, run.left(), env)
         entry = {"command": " ".join(cmd[1:]), "seconds": res["seconds"],
                  **({"env": ROW_ENV[name]} if name in ROW_ENV else {})}
