@@ -9,10 +9,13 @@ Argument ``generator=<deeplabv3_resnet50|fcn8s_vgg16>,training=<baseline|gan|sem
 * full size (default): torchvision-size networks at 180x240 crops of the 360x480 copy, the
   paper's optimizer settings (METHOD.md section 6) with shorter phases for this small dataset;
 * ``,cpu``: sized for a 2-core CPU: networks at 1/8 width, 128x160 crops of the 240x180 copy,
-  random init (no ImageNet weights here), class-balanced cross-entropy (median-frequency
-  weights, ``loss.class_balance``) and 5000 + 1500 iterations (since 2026-12-02; the studies
-  of docs/RESULTS.md ran the earlier 1000 + 300 without balancing, which their scripts pin);
-* ``,gpu``: the same recipe at full width on the 480x360 copy (``../shared/data/camvid480``),
+  random init (no ImageNet weights here), class-balanced cross-entropy (the square roots of
+  the median-frequency weights: ``loss.class_balance``, ``loss.class_balance_power=0.5``) and
+  8000 + 1500 iterations (since 2026-12-05; 2026-12-02 to 12-05 the full weights and 5000
+  phase-1 iterations; the studies of docs/RESULTS.md ran the earlier 1000 + 300 without
+  balancing, which their scripts pin);
+* ``,gpu``: the recipe of 2026-12-02 (the full median-frequency weights) at full width on
+  the 480x360 copy (``../shared/data/camvid480``),
   whole-image crops, batch 16, random init, 20000 + 5000 iterations: a from-scratch generator
   to compare with ENet's 51.3% class IoU; sized for one H100/H200, not yet run there.
 

@@ -46,8 +46,9 @@ def test_camvid_cpu_size(training):
     config = _load("camvid", f"fcn8s_vgg16_{training},cpu")
     check_config(config)
     assert config.model.width == 8 and tuple(config.data.eval_size) == (180, 240)
-    assert config.phase1.steps == 5000 and config.phase2.steps == 1500
+    assert config.phase1.steps == 8000 and config.phase2.steps == 1500
     assert config.loss.class_balance == "median_frequency" and config.loss.class_weights == ()
+    assert config.loss.class_balance_power == 0.5  # the recipe run with the best validation
     assert (config.loss.lam == 0) == (training == "baseline")
     assert (config.semi.unlabeled_batch_size > 0) == (training == "semi")
     assert (config.eval.checkpoint, config.eval.split) == ("best", "test")

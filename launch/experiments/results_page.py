@@ -33,14 +33,16 @@ from launch.experiments.common import REPO
 RECIPE_BEGIN = "<!-- recipe: written by launch/experiments/results_page.py -->"
 RECIPE_END = "<!-- /recipe -->"
 RECIPE_GOAL = 0.40  # test mIoU the ,cpu recipe aims at from random init
-# (record file, what it tried); the first is the configs/camvid.py ,cpu default
+# (record file, what it tried); the last is the configs/camvid.py ,cpu default since 2026-12-05
 RECIPE_RECORDS = (
-    ("camvid_recipe_cpu.json", "median-frequency weights, 5000 iterations (the `,cpu` default)"),
+    ("camvid_recipe_cpu.json", "median-frequency weights, 5000 iterations (the `,cpu` default "
+     "until 2026-12-05)"),
     ("camvid_recipe_cpu_sqrt_weights.json",
      "their square roots (given as `loss.class_weights`; `loss.class_balance_power=0.5` "
      "computes them), 5000 iterations"),
     ("camvid_recipe_cpu_sqrt_8k.json",
-     "their square roots, 8000 iterations (`--config.phase1.steps=8000`)"),
+     "their square roots, 8000 iterations (`--config.phase1.steps=8000`; the `,cpu` default "
+     "since 2026-12-05)"),
 )
 RECIPE_CURVES = "camvid_recipe_curves.png"
 STUDY_CURVES = "camvid_study_curves.png"
