@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import pathlib
 
-from launch.experiments import camvid_report, results_page
+from launch.experiments import camvid_gpu_study, camvid_report, results_page
 
+from .test_gpu_study import _select, _unit
 from .test_report import _semi_results, _study_results
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -31,14 +32,21 @@ def test_the_page_is_rebuilt_from_the_records_in_order(tmp_path):
     (results / names[1]).write_text(json.dumps(_recipe(0.41, [0.40, 0.50])))
     (results / "camvid_study.json").write_text(json.dumps(_study_results()))
     (results / "camvid_semi.json").write_text(json.dumps(_semi_results()))
+    gpu = results / "gpu" / "camvid_gpu_study"
+    gpu.mkdir(parents=True)
+    _select(gpu)
+    for seed in (1, 2):
+        (gpu / f"seed{seed}.json").write_text(json.dumps(_unit(seed, 0.5, 0.5 + seed / 100)))
     repro = f"{camvid_report.REPRO_BEGIN}\n## First comparison\nkept\n{camvid_report.REPRO_END}"
     (docs / "RESULTS.md").write_text("# old header\n\n" + repro + "\n\nhand-written, lost\n")
     path = pathlib.Path(results_page.refresh(str(docs)))
     text = path.read_text()
     assert text.startswith("# Results\n\nmade 20") and "old header" not in text
-    order = [text.index(m) for m in (results_page.RECIPE_BEGIN, camvid_report.STUDY_BEGIN,
+    order = [text.index(m) for m in (results_page.RECIPE_BEGIN, camvid_gpu_study.BEGIN,
+                                     camvid_report.STUDY_BEGIN,
                                      camvid_report.SEMI_BEGIN, camvid_report.REPRO_BEGIN)]
     assert order == sorted(order) and "\nkept\n" in text and "hand-written" not in text
+    assert "Seeds recorded: 2 of 5" in text and "H2 not supported" in text
     assert "reaches 38.00% test mIoU at its last checkpoint: the 40% goal is not met" in text
     assert "passes it, but was not the run validation chose" in text
     assert "| 55.0 (1000) | 38.00 | 37.00 | 20.00 |" in text

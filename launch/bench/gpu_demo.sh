@@ -14,16 +14,9 @@ set -euo pipefail
 WHEELS="${1:?usage: launch/bench/gpu_demo.sh WHEELS_DIR OUTDIR [--config.x=y ...]}"
 OUT="${2:?usage: launch/bench/gpu_demo.sh WHEELS_DIR OUTDIR [--config.x=y ...]}"
 shift 2
-PYTHON="${PYTHON:-python3}"
 CONFIG="${CONFIG:-configs/demo.py}"
-SITE="${SSGAN_SITE:-/tmp/ssgan_site}"
 mkdir -p "$OUT"
-if compgen -G "$WHEELS/*.whl" > /dev/null; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$SITE" "$WHEELS"/*.whl
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh" "$WHEELS"
 RUN="$OUT/demo"
 echo "{" > "$OUT/demo_times.json"
 first=1

@@ -8,6 +8,8 @@ experiment, in ``ORDER``; each section lies between its markers:
 
 * the generator recipe: from ``docs/results/camvid_recipe_cpu*.json`` (``RECIPE_RECORDS``),
   with its validation curves (``camvid_recipe_curves.png``);
+* the registered full-width GPU study: from ``gpu/camvid_gpu_study/*.json``
+  (``camvid_gpu_study.py``), once a unit is recorded;
 * the registered replication: from ``camvid_semi_replication.json``
   (``camvid_semi_replication.py`` makes its figures from the runs);
 * the adversary study: from ``camvid_study.json``, with its validation curves;
@@ -26,6 +28,7 @@ import os
 import statistics
 import time
 
+from launch.experiments import camvid_gpu_study as gpu_study
 from launch.experiments import camvid_report as report
 from launch.experiments import camvid_semi_replication as replication
 from launch.experiments.common import REPO
@@ -46,7 +49,8 @@ RECIPE_RECORDS = (
 )
 RECIPE_CURVES = "camvid_recipe_curves.png"
 STUDY_CURVES = "camvid_study_curves.png"
-ORDER = ((RECIPE_BEGIN, RECIPE_END), (replication.BEGIN, replication.END),
+ORDER = ((RECIPE_BEGIN, RECIPE_END), (gpu_study.BEGIN, gpu_study.END),
+         (replication.BEGIN, replication.END),
          (report.STUDY_BEGIN, report.STUDY_END), (report.SEMI_BEGIN, report.SEMI_END),
          (report.REPRO_BEGIN, report.REPRO_END))
 
@@ -170,6 +174,9 @@ def refresh(docs: str) -> str:
     if records:
         plot_recipe_curves(records, os.path.join(results_dir, RECIPE_CURVES))
         sections[RECIPE_BEGIN] = recipe_section(records)
+    gpu = gpu_study.load_records(os.path.join(results_dir, "gpu", "camvid_gpu_study"))
+    if gpu:
+        sections[gpu_study.BEGIN] = gpu_study.section(gpu)
     rep = _load(os.path.join(results_dir, "camvid_semi_replication.json"))
     if rep is not None:
         sections[replication.BEGIN] = replication.section(rep)
