@@ -34,11 +34,15 @@ def _jaxlib_defines(flag: str) -> bool:
 # emitters (JAX 0.10.2, 2-core Intel Xeon VM: the same step compiles in 5.7-6.3 s instead of
 # 7.0-8.3 s, a tiny FCN-8s benchmark command takes 6.3 s instead of 10.0 s). SSGAN_TEST_XLA_OPT=2
 # restores XLA's defaults.
-_FLAGS = ["--xla_force_host_platform_device_count=2",
-          "--xla_backend_optimization_level=" + os.environ.get("SSGAN_TEST_XLA_OPT", "0")]
-if "SSGAN_TEST_XLA_OPT" not in os.environ and _jaxlib_defines("xla_cpu_use_fusion_emitters"):
-    _FLAGS.append("--xla_cpu_use_fusion_emitters=false")
-os.environ.setdefault("XLA_FLAGS", " ".join(_FLAGS))
+# (A caller's XLA_FLAGS, or the pytest-xdist workers' inherited from the first process, are
+# left as they are, without scanning jaxlib again.)
+if "XLA_FLAGS" not in os.environ:
+    _FLAGS = ["--xla_force_host_platform_device_count=2",
+              "--xla_backend_optimization_level=" + os.environ.get("SSGAN_TEST_XLA_OPT", "0")]
+    if "SSGAN_TEST_XLA_OPT" not in os.environ and _jaxlib_defines(
+            "xla_cpu_use_fusion_emitters"):
+        _FLAGS.append("--xla_cpu_use_fusion_emitters=false")
+    os.environ["XLA_FLAGS"] = " ".join(_FLAGS)
 
 # No persistent compilation cache by default: with one, a long test process crashed (abort or
 # SIGSEGV, no Python error) late in the run inside XLA:CPU executable serialisation and in

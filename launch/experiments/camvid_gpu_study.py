@@ -32,7 +32,15 @@ import sys
 import time
 
 from launch.experiments import stats
-from launch.experiments.common import REPO, camvid_folder, curves, evaluate, main_cmd, run
+from launch.experiments.common import (
+    REPO,
+    camvid_folder,
+    curves,
+    evaluate,
+    main_cmd,
+    run,
+    save_results,
+)
 
 # registered (docs/results/prereg_camvid_gpu.md): change nothing here once a unit is recorded
 GENERATOR = "deeplabv3_resnet50"
@@ -88,8 +96,15 @@ def chosen_lam(results_dir: str) -> str:
         record = json.load(f)
     if any(f"lam{lam}" not in record["arms"] for lam in LAMS):
         sys.exit(f"{path} is incomplete: run --unit=select again")
-    best = {lam: max(v["val/miou"] for v in record["arms"][f"lam{lam}"]["val"]) for lam in LAMS}
-    return max(LAMS, key=lambda lam: best[lam])  # ties: the first (the smaller lam)
+    return best_lam(record)[0]
+
+
+def best_lam(select: dict) -> tuple[str, dict[str, float]]:
+    """The selection unit's choice: the lam whose arm has the higher best validation mIoU
+    (ties: the first, the smaller lam), and each arm's best validation mIoU."""
+    best = {f"lam{lam}": max(v["val/miou"] for v in select["arms"][f"lam{lam}"]["val"])
+            for lam in LAMS}
+    return max(LAMS, key=lambda lam: best[f"lam{lam}"]), best
 
 
 def time_split(workdir: str, wall_s: float) -> dict[str, float]:
@@ -129,7 +144,7 @@ def run_unit(unit: str, data: str, out: str, results_dir: str, tiny: bool) -> di
     wall = time.time() - start
     record["phase1"] = {"train_wall_seconds": wall, "time_split": time_split(phase1, wall),
                         "val": curves(phase1)["val"]}
-    _save(record, path)
+    save_results(record, path)
     for arm, (training, overrides) in unit_arms.items():
         workdir = os.path.join(out, unit, arm)
         log = os.path.join(workdir, "log.txt")
@@ -144,7 +159,7 @@ def run_unit(unit: str, data: str, out: str, results_dir: str, tiny: bool) -> di
                                "last": evaluate(base, workdir, "latest", log),
                                "best_on_val": evaluate(base, workdir, "best", log),
                                **curves(workdir)}
-        _save(record, path)
+        save_results(record, path)
     return record
 
 
@@ -162,13 +177,6 @@ def _machine() -> dict:
     devices = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
                else [f"unknown (exit status {done.returncode})"])
     return {"host": machine(), "devices": devices, "cpu_cores": os.cpu_count()}
-
-
-def _save(record: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
 
 
 def load_records(results_dir: str) -> dict[str, dict]:
@@ -216,32 +224,17 @@ def section(records: dict) -> str:
            f"width from random init on CamVid 480x360, {PHASE1_STEPS} phase-1 + {PHASE2_STEPS} "
            f"phase-2 iterations. Seeds recorded: {len(units)} of {len(SEEDS)}.", ""]
     if "select" in records:
-        sel = records["select"]
-        best = {a: max(v["val/miou"] for v in r["val"]) for a, r in sel["arms"].items()}
+        lam, best = best_lam(records["select"])
         out += ["**lam (validation only, seed "
                 f"{SELECT_SEED})**: " + ", ".join(f"{a} best val {100 * v:.2f}%"
                                                   for a, v in best.items())
-                + f"; chosen lam = {max(LAMS, key=lambda lam: best[f'lam{lam}'])}.", ""]
+                + f"; chosen lam = {lam}.", ""]
     d = diffs(records, *PRIMARY)
     if len(d) < 2:
         return "\n".join([*out, "Not enough seeds for the test yet.", "", END]) + "\n"
-    test, est = stats.paired_test(d, ALTERNATIVE), stats.estimate(d)
-    mde = stats.mde(est["std"], len(d), one_sided=True)
-    supported = test["p"] < stats.ALPHA and len(units) == len(SEEDS)
-    verdict = (f"H2 {'supported' if supported else 'not supported'}: SS-GAN minus the "
-               f"control is {est['mean']:+.2f} test mIoU points at the last checkpoint (95% CI "
-               f"[{est['low']:+.2f}, {est['high']:+.2f}]; one-sided paired t = {test['t']:.2f}, "
-               f"p = {test['p']:.4f}, n = {test['n']}). These seeds detect a true gain of "
-               f"{mde:.2f} points with 80% power.")
-    if len(units) < len(SEEDS):
-        verdict += " (Interim: the registered test is the one over all registered seeds.)"
-    out += ["### Primary (registered)", "", f"**{verdict}**", "",
-            "### Secondary (estimates, 95% CI, no tests)", "",
-            "| difference | metric | checkpoint | estimate [95% CI] |", "|---|---|---|---|"]
-    for a, c, m, ck in SECONDARY:
-        e = stats.estimate(diffs(records, a, c, m, ck))
-        out.append(f"| {a} − {c} | {m} | {ck.replace('_', '-')} | {e['mean']:+.2f} "
-                   f"[{e['low']:+.2f}, {e['high']:+.2f}] |")
+    out += stats.registered_lines(
+        "H2", "SS-GAN minus the control", d, len(SEEDS),
+        [(f"{a} − {c}", m, ck, diffs(records, a, c, m, ck)) for a, c, m, ck in SECONDARY])
     out += ["", "### Per seed (test mIoU %, last / best-on-val; devices)", "",
             "| seed | control | ssgan | device | phase 1 wall |", "|---|---|---|---|---|"]
     for u in units:

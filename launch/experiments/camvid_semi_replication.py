@@ -231,11 +231,6 @@ def diffs(results: dict, arm: str, control: str, metric: str, checkpoint: str) -
             for s in complete_seeds(results)]
 
 
-def _ci(e: dict) -> str:
-    return (f"{e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] (sd {e['std']:.2f}; "
-            f"detectable with 80% power: ±{e['mde']:.2f})")
-
-
 def section(results: dict) -> str:
     """The RESULTS.md section: the registered test exactly as registered, then the secondary
     estimates, the per-seed and per-class tables."""
@@ -255,27 +250,9 @@ def section(results: dict) -> str:
     d = diffs(results, arm, control, metric, checkpoint)
     if len(d) < 2:
         return "\n".join([*out, "Not enough complete seeds for the test yet.", "", END]) + "\n"
-    test, est = stats.paired_test(d, ALTERNATIVE), stats.estimate(d)
-    one_sided_mde = stats.mde(est["std"], len(d), one_sided=True)
-    registered = results["settings"]["seeds"]
-    supported = test["p"] < stats.ALPHA and len(complete) == len(registered)
-    verdict = (
-        f"H1 {'supported' if supported else 'not supported'}: semi_adv minus the BN-matched "
-        f"control is {est['mean']:+.2f} test mIoU points at the last checkpoint (95% CI "
-        f"[{est['low']:+.2f}, {est['high']:+.2f}]; one-sided paired t = {test['t']:.2f}, "
-        f"p = {test['p']:.4f}, n = {test['n']} seeds; success was registered as p < 0.05). "
-        f"With the seeds' spread (sd {est['std']:.2f}) this design detects a true gain of "
-        f"{one_sided_mde:.2f} points with 80% power; ")
-    verdict += ("a smaller true gain is not excluded." if not supported else
-                "the CI bounds how large the gain is.")
-    if len(complete) < len(registered):
-        verdict += " (Interim: the registered test is the one over all registered seeds.)"
-    out += ["### Primary (registered)", "", f"**{verdict}**", "",
-            "### Secondary (estimates: mean paired difference in points, 95% CI, no tests)", "",
-            "| difference | metric | checkpoint | estimate [95% CI] |", "|---|---|---|---|"]
-    for a, c, m, ck in SECONDARY:
-        e = stats.estimate(diffs(results, a, c, m, ck))
-        out.append(f"| {a} − {c} | {m} | {ck.replace('_', '-')} | {_ci(e)} |")
+    out += stats.registered_lines(
+        "H1", "semi_adv minus the BN-matched control", d, len(results["settings"]["seeds"]),
+        [(f"{a} − {c}", m, ck, diffs(results, a, c, m, ck)) for a, c, m, ck in SECONDARY])
     out += ["", "### Per seed (test, %)", "",
             "| seed | labelled subset | " + " | ".join(f"{a} last / best-on-val" for a in ARMS)
             + " |", "|---|---|" + "---|" * len(ARMS)]

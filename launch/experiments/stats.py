@@ -62,3 +62,40 @@ def mde(std: float, n: int, one_sided: bool = True, alpha: float = ALPHA,
     dist = _t()
     a = alpha if one_sided else alpha / 2
     return (float(dist.ppf(1 - a, n - 1)) + float(dist.ppf(power, n - 1))) * std / math.sqrt(n)
+
+
+def describe(e: dict) -> str:
+    """An ``estimate`` as a results page prints it: mean [95% CI] (sd; MDE)."""
+    return (f"{e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] (sd {e['std']:.2f}; "
+            f"detectable with 80% power: ±{e['mde']:.2f})")
+
+
+def registered_lines(hypothesis: str, comparison: str, diffs: list[float],
+                     registered: int, secondary: list[tuple[str, str, str, list[float]]]
+                     ) -> list[str]:
+    """A registered study's verdict and secondary table, as results-page lines.
+
+    ``diffs``: the primary per-seed differences (test mIoU points at the last checkpoint);
+    the test is one-sided (a gain), and ``hypothesis`` counts as supported only with
+    p < ALPHA over all ``registered`` seeds (fewer: marked interim). ``secondary``:
+    (difference, metric, checkpoint, per-seed differences) rows, estimates without tests."""
+    test, est = paired_test(diffs, "greater"), estimate(diffs)
+    supported = test["p"] < ALPHA and len(diffs) == registered
+    verdict = (
+        f"{hypothesis} {'supported' if supported else 'not supported'}: {comparison} is "
+        f"{est['mean']:+.2f} test mIoU points at the last checkpoint (95% CI "
+        f"[{est['low']:+.2f}, {est['high']:+.2f}]; one-sided paired t = {test['t']:.2f}, "
+        f"p = {test['p']:.4f}, n = {test['n']} seeds; success was registered as p < {ALPHA}). "
+        f"With the seeds' spread (sd {est['std']:.2f}) this design detects a true gain of "
+        f"{mde(est['std'], len(diffs), one_sided=True):.2f} points with 80% power; ")
+    verdict += ("a smaller true gain is not excluded." if not supported else
+                "the CI bounds how large the gain is.")
+    if len(diffs) < registered:
+        verdict += " (Interim: the registered test is the one over all registered seeds.)"
+    out = ["### Primary (registered)", "", f"**{verdict}**", "",
+           "### Secondary (estimates: mean paired difference in points, 95% CI, no tests)", "",
+           "| difference | metric | checkpoint | estimate [95% CI] |", "|---|---|---|---|"]
+    for difference, metric, checkpoint, d in secondary:
+        out.append(f"| {difference} | {metric} | {checkpoint.replace('_', '-')} | "
+                   f"{describe(estimate(d))} |")
+    return out
