@@ -18,7 +18,7 @@ from ml_collections import config_flags
 
 from ssgan_jax.core.errors import UserError, one_line
 
-MODES = ("train", "eval", "predict", "export", "prepare", "benchmark")
+MODES = ("train", "eval", "predict", "export", "prepare", "benchmark", "diagnose")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
@@ -51,11 +51,11 @@ def main(argv):
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.core import parallel
 
-    if FLAGS.mode in ("train", "eval", "predict", "export"):
+    if FLAGS.mode in ("train", "eval", "predict", "export", "diagnose"):
         parallel.initialize()  # a multi-process job joins before anything touches a backend
     config_lib.check(config)  # once, here: every mode trusts the config from now on
-    if FLAGS.mode in ("train", "eval", "predict"):  # (the benchmark checks for itself)
-        config_lib.check_devices(config, training=FLAGS.mode == "train")
+    if FLAGS.mode in ("train", "eval", "predict", "diagnose"):  # (the benchmark checks itself)
+        config_lib.check_devices(config, training=FLAGS.mode in ("train", "diagnose"))
     if FLAGS.mode == "train":
         for warning in config_lib.warnings_of(config):
             print(f"warning: {warning}", file=sys.stderr, flush=True)
@@ -91,6 +91,12 @@ def _dispatch(config) -> None:
             from ssgan_jax.inference.predict import run_predict
 
             run_predict(config, FLAGS.workdir)
+    elif FLAGS.mode == "diagnose":
+        if not FLAGS.workdir:
+            raise app.UsageError("--workdir is required for --mode=diagnose: the run to probe")
+        from ssgan_jax.training.diagnose import run_diagnose
+
+        run_diagnose(config, FLAGS.workdir)
     elif FLAGS.mode == "prepare":
         from ssgan_jax.data.records import prepare
 

@@ -94,6 +94,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.adversary.trunk_features = (64, 128, 256, 512)  # Table 2 rows 0, 1, 3, 5
     config.adversary.grid = 4  # 4x4 judgement cells (METHOD.md section 3)
     config.adversary.activation = "leaky_relu"  # the paper does not say; or "relu"
+    # The layout-judging adversary (METHOD.md section 3, "The layout-judging adversary"; off =
+    # the paper's method). rescale_fake: the fake map is G's map epsilon-rescaled against its
+    # own argmax (the real map's rule), so real and fake differ only where the labels differ;
+    # map_full_resolution: the map branch's convs at full map resolution (the paper's layout
+    # resizes the map to the image branch's grid first: nothing thinner than its stride seen)
+    config.adversary.rescale_fake = False
+    config.adversary.map_full_resolution = False
 
     # epsilon-rescaling of real maps (METHOD.md section 4).
     config.rescaling = ml_collections.ConfigDict()
@@ -172,6 +179,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.health_window = 200  # iterations over which A's accuracy is judged
     config.train.adversary_won_accuracy = 0.99  # mean accuracy above this: "A has won"
     config.train.adversary_idle_margin = 0.02  # |accuracy - 0.5| below this: "A learns nothing"
+    # The adversary probe (METHOD.md section 5, "Diagnosing the adversary"): every N phase-2
+    # iterations, A's scores on the real map, G's map and G's labels made confident, G's
+    # entropy and the adversarial gradient's share and direction, logged as probe/*; 0 = off.
+    # A warning, once, when sharpening closes this share of A's real-fake gap (mean of 3 probes)
+    config.train.probe_every = 100
+    config.train.confidence_share_warning = 0.9
     # a training batch with fewer labelled pixels, or crops less filled by their images, than
     # these shares is reported once (all-void labels train at ce = 0; crops much larger than
     # the scaled images train on padding)
@@ -219,6 +232,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.export.output_dir = ""  # "" = <workdir>/export/step_<N>
     config.export.size = (0, 0)  # input (height, width); (0, 0) = data.eval_size
     config.export.platforms = ("cpu", "cuda")  # jax.export lowering platforms
+
+    # --mode=diagnose (training/diagnose.py; METHOD.md section 5, "Diagnosing the adversary"):
+    # the adversary probe of checkpoint eval.checkpoint, and how many labels differ from a
+    # reference run's on eval.split (or the validation split)
+    config.diagnose = ml_collections.ConfigDict()
+    config.diagnose.batches = 8  # training batches the probe is averaged over
+    config.diagnose.reference = ""  # workdir of a run of the same generator; "" = none
+    config.diagnose.reference_checkpoint = "latest"  # "latest", "best" or a step
 
     # python -m ssgan_jax.benchmark (docs/PERFORMANCE.md)
     config.benchmark = ml_collections.ConfigDict()
@@ -456,6 +477,9 @@ def check(config: ml_collections.ConfigDict) -> None:
     need(len(config.data.mean) == 3, "data.mean", "3 values, one per RGB channel, in [0, 1]")
     need(len(config.data.std) == 3 and min(config.data.std) > 0, "data.std",
          "3 values > 0, one per RGB channel (images are divided by them)")
+    need(config.train.probe_every >= 0, "train.probe_every", ">= 0 (0 = no adversary probe)")
+    need(0 < config.train.confidence_share_warning <= 1, "train.confidence_share_warning",
+         "in (0, 1]")
     need(config.train.profile_steps >= 0, "train.profile_steps", ">= 0 (0 = no profile)")
     need(config.train.profile_first_step >= 1, "train.profile_first_step", ">= 1")
     semi = config.semi
@@ -472,6 +496,7 @@ def check(config: ml_collections.ConfigDict) -> None:
          "adversary.grid", f"in 1..{max(1, min(config.data.crop_size) // 8)} (at most one "
          "judgement cell per 8x8 pixels of data.crop_size)")
     need(0.0 <= config.predict.overlay_alpha <= 1.0, "predict.overlay_alpha", "in [0, 1]")
+    need(config.diagnose.batches >= 1, "diagnose.batches", ">= 1")
     need(config.benchmark.iterations >= 1, "benchmark.iterations", ">= 1")
     need(config.benchmark.warmup >= 0, "benchmark.warmup", ">= 0")
     class_names(config)  # ConfigError for an unknown data.name

@@ -122,6 +122,13 @@ def pmap_step(fn, *, donate: bool = False, devices=None):
                     donate_argnums=(0,) if donate else (), devices=devices)
 
 
+def pmap_metrics(fn):
+    """``fn(state, batch) -> metrics`` pmapped as ``pmap_step`` maps a step, for a function
+    that only looks (the adversary probe): the metrics, identical on every device, come back
+    once."""
+    return jax.pmap(fn, axis_name=AXIS, in_axes=(None, 0), out_axes=None)
+
+
 def pmap_eval(fn, batch_args: int = 1):
     """``fn(variables, *batch)`` pmapped over ``AXIS`` with the variables one copy on every
     device (``in_axes=None``) and the ``batch_args`` batch arguments and the outputs split

@@ -124,6 +124,7 @@ def build_adversary(adv: ml_collections.ConfigDict,
         trunk_features=tuple(adv.trunk_features),
         grid=adv.grid,
         activation=adv.activation,
+        map_full_resolution=adv.get("map_full_resolution", False),
         dtype=_dtype(model.dtype),
         conv=_conv(model),
     )

@@ -8,8 +8,10 @@ A judges (image, segmentation map) pairs:
   * map branch: the [N, H, W, C] probability map is first resized (antialiased bilinear, an
     area average that keeps each pixel's probabilities summing to 1) to the image branch's
     spatial size, then a shallow conv net (``map_features``) is applied. Resizing first keeps
-    the branch cheap at 500x500 inputs; the generators' maps are themselves upsampled from
-    stride 8, so little detail is lost.
+    the branch cheap at 500x500 inputs, but the branch cannot see structures thinner than the
+    image branch's stride (4 pixels for one ResNet stage). ``map_full_resolution`` applies the
+    conv net at the map's own resolution and resizes its features instead (METHOD.md
+    section 3, "The layout-judging adversary").
   * merge: concatenation, then Table 2: conv3x3 64 | conv3x3 128 | avgpool 2x2 s2 |
     conv3x3 256 | avgpool 2x2 s2 | conv3x3 512 | conv3x3 1 (``trunk_features`` sets the four
     widths), an activation between layers (ReLU or leaky ReLU; the paper does not say).
@@ -54,6 +56,8 @@ class Adversary(nn.Module):
       trunk_features: channels of Table 2's four 3x3 convs (64, 128, 256, 512).
       grid: side of the judgement grid (METHOD.md: 4).
       activation: "leaky_relu" (slope 0.2) or "relu".
+      map_full_resolution: the map branch's convs at the map's resolution, their output
+        resized to the image branch's (False: the map is resized first, the paper's layout).
       conv: the conv class (``models.build_adversary`` binds it).
     """
 
@@ -64,6 +68,7 @@ class Adversary(nn.Module):
     trunk_features: tuple[int, int, int, int] = (64, 128, 256, 512)
     grid: int = 4
     activation: str = "leaky_relu"
+    map_full_resolution: bool = False
     dtype: Any = jnp.float32
     conv: ModuleDef = Conv
 
@@ -114,10 +119,15 @@ class Adversary(nn.Module):
                 f"branch gives {fh}x{fw} features and the trunk needs at least 4x4; use larger "
                 "crops or a shallower image_branch_depth"
             )
-        m = resize_bilinear(maps.astype(jnp.float32), fh, fw).astype(self.dtype)
+        m = maps.astype(jnp.float32)
+        if not self.map_full_resolution:
+            m = resize_bilinear(m, fh, fw)
+        m = m.astype(self.dtype)
         for i, ch in enumerate(self.map_features):
             m = act(conv(ch, 3, use_bias=True, name=f"map_{i}", dtype=self.dtype,
                          module=self.conv)(m))
+        if self.map_full_resolution:
+            m = resize_bilinear(m.astype(jnp.float32), fh, fw).astype(self.dtype)
 
         y = jnp.concatenate([img.astype(self.dtype), m], axis=-1)
         f0, f1, f2, f3 = self.trunk_features

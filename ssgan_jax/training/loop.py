@@ -31,7 +31,15 @@ from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
 from ssgan_jax.inference.generator import load_generator
-from ssgan_jax.training import losses, monitor, optimizers, steps, stop, workdir_lock
+from ssgan_jax.training import (
+    diagnostics,
+    losses,
+    monitor,
+    optimizers,
+    steps,
+    stop,
+    workdir_lock,
+)
 from ssgan_jax.training import state as state_lib
 from ssgan_jax.training.weights import check_weights_file, load_pretrained
 
@@ -287,6 +295,10 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
     health = monitor.AdversaryHealth(config.train.health_window,
                                      config.train.adversary_won_accuracy,
                                      config.train.adversary_idle_margin)
+    probe = None
+    if phase == 2 and config_lib.adversary_on(config) and config.train.probe_every:
+        probe = (parallel.pmap_metrics(steps.make_probe(nets, config)),
+                 diagnostics.ConfidenceWarning(config.train.confidence_share_warning))
     pending: list[dict[str, Any]] = []
 
     def flush(step: int) -> dict[str, float]:
@@ -304,6 +316,9 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
     for step in range(start, end):
         with progress.timed("input"):  # the host waiting for the input pipeline
             batch = next(batches)
+        if probe is not None and step % config.train.probe_every == 0:
+            with progress.timed("probe"):
+                _probe(run, probe, state, batch, step)
         state, metrics = step_fn(state, batch)
         pending.append(metrics)
         done = step + 1
@@ -347,6 +362,22 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
     return state
 
 
+def _probe(run: Run, probe, state, batch, step: int) -> None:
+    """The adversary probe of the state after ``step`` iterations on the next batch
+    (``steps.make_probe``): logged as probe/*, a line, and the confidence warning once."""
+    p_probe, warning = probe
+    m = {k: float(v) for k, v in jax.device_get(p_probe(state, batch)).items()}
+    share = diagnostics.confidence_share(m["d_real"], m["d_fake"], m["d_confident"])
+    scalars = {f"probe/{k}": v for k, v in m.items()}
+    if share is not None:
+        scalars["probe/confidence_share"] = share
+    run.writer.write_scalars(step, scalars)
+    print(monitor.probe_line(step, m, share), flush=True)
+    said = warning.update(step, m["d_real"], m["d_fake"], m["d_confident"])
+    if said:
+        print(said, flush=True)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train both phases (resuming if possible); returns the final validation summary.
 
@@ -364,7 +395,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return _train(config, workdir, requests)
 
 
-def _class_weights(config, labeled_ids) -> None:
+def resolve_class_weights(config, labeled_ids) -> None:
     """``loss.class_balance`` resolved into ``loss.class_weights`` (before the config is
     recorded: a resumed run recomputes and compares them), from the stored pixel counts of
     the training labels (only the labelled subset's, in a semi-supervised run)."""
@@ -390,7 +421,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
            requests: stop.Requests | None = None) -> dict[str, Any]:
     class_names = _dataset_classes(config)
     labeled_ids = labeled_subset(config, workdir)
-    _class_weights(config, labeled_ids)
+    resolve_class_weights(config, labeled_ids)
     num_classes = len(class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
     total = p1 + p2

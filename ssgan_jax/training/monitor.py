@@ -206,6 +206,16 @@ def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float
     return f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s ETA {eta}"
 
 
+def probe_line(step: int, m: Mapping[str, float], share: float | None) -> str:
+    """The adversary probe (``steps.make_probe``) of ``step`` in one line."""
+    shown = "n/a: A barely separates real from fake" if share is None else f"{share:.2f}"
+    return (f"[probe] step {step} | A's score: real {m['d_real']:.3f}, G's map "
+            f"{m['d_fake']:.3f}, G's labels made confident {m['d_confident']:.3f} (confidence "
+            f"share {shown}) | G's entropy {m['entropy']:.3f} | adversarial gradient "
+            f"{m['adv_ce_norm_ratio']:.3g} x the cross-entropy's, cosine with it "
+            f"{m['adv_ce_cosine']:+.2f}, with the entropy's {m['adv_entropy_cosine']:+.2f}")
+
+
 class Profiler:
     """One JAX profile of ``num_steps`` steps from ``first_step`` on, into
     ``<workdir>/profile`` (open it with TensorBoard's profile plugin or Perfetto); called

@@ -25,13 +25,15 @@ def check_labels(labels, num_classes: int, ignore_label: int = 255) -> None:
 
 
 def epsilon_rescale(
-    probs: jax.Array, labels: jax.Array, eps: float = 0.9, ignore_label: int = 255
+    probs: jax.Array, labels: jax.Array, eps: float = 0.9, ignore_label: int = 255,
+    *, differentiable: bool = False,
 ) -> jax.Array:
     """Soft "real" maps for the adversary from G's own probabilities.
 
     Args:
       probs: [N, H, W, C] softmax probabilities u of the generator. No gradient flows
-        through them (``stop_gradient``).
+        through them (``stop_gradient``) unless ``differentiable``: the layout-judging
+        adversary's fake map (``rescale_own_argmax``) passes G's gradient through the rule.
       labels: [N, H, W] integer ground truth in [0, C) or ``ignore_label``.
       eps: the floor for the true class (METHOD.md section 4 default 0.9, from Luc et al.).
       ignore_label: pixels with this label carry no ground truth and get ``probs``.
@@ -56,7 +58,7 @@ def epsilon_rescale(
     num_classes = probs.shape[-1]
     check_labels(labels, num_classes, ignore_label)
 
-    u = jax.lax.stop_gradient(probs)
+    u = probs if differentiable else jax.lax.stop_gradient(probs)
     valid = labels != ignore_label
     onehot = jax.nn.one_hot(jnp.where(valid, labels, 0), num_classes, dtype=jnp.bool_)
     u_true = jnp.sum(jnp.where(onehot, u, 0), axis=-1, keepdims=True)
@@ -66,3 +68,19 @@ def epsilon_rescale(
     ratio = jnp.where(confident, 1, (1 - v_true) / denom)
     v = jnp.where(onehot, v_true, u * ratio)
     return jnp.where(valid[..., None], v, u)
+
+
+def rescale_own_argmax(probs: jax.Array, eps: float = 0.9, labels: jax.Array | None = None,
+                       ignore_label: int = 255) -> jax.Array:
+    """G's map epsilon-rescaled against G's own argmax (METHOD.md section 4, "The
+    layout-judging adversary"): ``epsilon_rescale(probs, argmax(probs))`` with the gradient
+    kept, so G's update reaches its logits through Eq. 1-2. Where G's top class already has
+    at least ``eps`` the map is G's own; elsewhere the top class gets ``eps``. Built with the
+    rule of the real map, it equals the real map wherever G's argmax is the true class: an
+    adversary shown it as the fake can only judge which labels G chose, not how confident G
+    is. ``labels`` [N, H, W] (optional): pixels labelled ``ignore_label`` keep G's map, as
+    they do in the real map. [N, H, W, C] -> [N, H, W, C]."""
+    own = jnp.argmax(jax.lax.stop_gradient(probs), axis=-1)
+    if labels is not None:
+        own = jnp.where(labels == ignore_label, ignore_label, own)
+    return epsilon_rescale(probs, own, eps, ignore_label, differentiable=True)

@@ -21,7 +21,7 @@ from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.parallel import AXIS
 from ssgan_jax.models import canvas
 from ssgan_jax.training import losses
-from ssgan_jax.training.rescaling import epsilon_rescale
+from ssgan_jax.training.rescaling import epsilon_rescale, rescale_own_argmax
 from ssgan_jax.training.state import Networks, TrainState
 
 
@@ -43,6 +43,7 @@ class _Updates:
     def __init__(self, networks: Networks, config: ml_collections.ConfigDict, axis_name: str):
         self.nets, self.loss_cfg, self.axis_name = networks, config.loss, axis_name
         self.eps = config.rescaling.eps
+        self.rescale_fake = config.adversary.rescale_fake
         self.bn_train = config.model.bn_mode == "train"
         self.semi, self.phase1_steps = config.semi, config.phase1.steps
         weights = tuple(config.loss.class_weights)
@@ -54,6 +55,14 @@ class _Updates:
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         rng = jax.random.fold_in(rng, update)
         return jax.random.fold_in(rng, jax.lax.axis_index(self.axis_name))
+
+    def fake_map(self, probs, labels=None):
+        """The map A judges as G's (METHOD.md sections 3-4): G's probabilities, or with
+        ``adversary.rescale_fake`` their epsilon-rescaling against G's own argmax (gradient
+        kept; ``labels``' ignore pixels keep G's map, as in the real map)."""
+        if not self.rescale_fake:
+            return probs
+        return rescale_own_argmax(probs, self.eps, labels, self.loss_cfg.ignore_label)
 
     def generator_forward(self, state, params, images, rng, sizes=None):
         """G(images) in train mode -> (logits, G's new BatchNorm statistics). ``sizes``: each
@@ -83,8 +92,12 @@ class _Updates:
         + semi.lam_semi * the self-training cross-entropy on confident unlabelled pixels."""
         cfg, semi = self.loss_cfg, self.semi
         ce = self.cross_entropy(logits[:n], labels)
+        probs = jax.nn.softmax(logits, axis=-1)
+        fake_maps = (jnp.concatenate([self.fake_map(probs[:n], labels),
+                                      self.fake_map(probs[n:])])
+                     if self.rescale_fake else probs)
         fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
-                                         jax.nn.softmax(logits, axis=-1))
+                                         fake_maps)
         loss, adv = losses.generator_loss(ce, fake[:n], cfg.lam, cfg.adv_form)
         adv_u = losses.generator_adversarial_loss(fake[n:], cfg.adv_form)
         loss = loss + semi.lam_adv_unlabeled * adv_u
@@ -113,7 +126,7 @@ class _Updates:
         if not adversarial:
             return ce, {"ce": ce}
         fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
-                                         jax.nn.softmax(logits, axis=-1))
+                                         self.fake_map(jax.nn.softmax(logits, axis=-1), labels))
         loss, adv = losses.generator_loss(ce, fake, self.loss_cfg.lam, self.loss_cfg.adv_form)
         return loss, {"ce": ce, "adv": adv, "loss_g": loss}
 
@@ -150,7 +163,7 @@ class _Updates:
         map is their epsilon-rescaling (Eq. 1-2); both maps share one image-branch pass.
         ``unlabeled`` = (images, G's probabilities) adds fake pairs of unlabelled images."""
         real = epsilon_rescale(probs, labels, self.eps, self.loss_cfg.ignore_label)
-        both_maps = jnp.concatenate([real, probs])
+        both_maps = jnp.concatenate([real, self.fake_map(probs, labels)])
         n = images.shape[0]
 
         def loss_fn(d_params):
@@ -158,8 +171,9 @@ class _Updates:
             out = self.nets.adversary.apply(variables, images, both_maps)
             real_logits, fake_logits = out[:n], out[n:]
             if unlabeled is not None:
-                fake_logits = jnp.concatenate(
-                    [fake_logits, self.nets.adversary.apply(variables, *unlabeled)])
+                u_images, u_probs = unlabeled
+                fake_logits = jnp.concatenate([fake_logits, self.nets.adversary.apply(
+                    variables, u_images, self.fake_map(u_probs))])
             loss = self.loss_cfg.d_weight * losses.adversary_loss(real_logits, fake_logits)
             return loss, (real_logits, fake_logits)
 
@@ -327,3 +341,65 @@ def make_update(
         return state, u.metrics(metrics)
 
     return update
+
+
+def make_probe(networks: Networks, config: ml_collections.ConfigDict, *,
+               axis_name: str = AXIS) -> Step:
+    """The adversary probe of a phase-2 state (METHOD.md section 5, "Diagnosing the
+    adversary"): ``probe(state, batch) -> metrics``, pmapped with ``parallel.pmap_metrics``;
+    it changes nothing. G runs in train mode with the dropout
+    sample of the iteration's first update, as the step does; A is the state's.
+
+    Metrics (averaged over the devices; the gradients' cosines and norms of the whole global
+    batch):
+      d_real, d_fake, d_confident: A's mean score on (a) the rescaled ground truth, (b) G's
+        map, (c) G's own argmax rescaled against G's map (``diagnostics``);
+      entropy: G's mean per-pixel entropy (nats) over the labelled pixels;
+      adv_ce_norm_ratio: |lam * d adv / d logits| / |d mce / d logits|, the adversarial
+        share of G's gradient at its logits (``loss.lam`` and ``loss.adv_form`` as trained;
+        the map A judges as ``adversary.rescale_fake`` says);
+      adv_ce_cosine, adv_entropy_cosine: the cosine of d adv / d logits with d mce / d logits
+        and with d entropy / d logits (near 1 with the entropy: the adversary's pull is
+        sharpening).
+    """
+    from ssgan_jax.training import diagnostics
+
+    u = _Updates(networks, config, axis_name)
+    form = config.loss.adv_form
+
+    def probe(state: TrainState, batch: dict[str, jax.Array]):
+        images, labels, sizes = batch["image"], batch["label"], batch.get("sizes")
+        logits, _ = u.generator_forward(state, state.g_params, images, u.rng(state, 0), sizes)
+        logits = jax.lax.stop_gradient(logits)
+        d_vars = _variables(state.d_params, state.d_batch_stats)
+        probs = jax.nn.softmax(logits, axis=-1)
+        ignore = u.loss_cfg.ignore_label
+        maps = jnp.concatenate([epsilon_rescale(probs, labels, u.eps, ignore), probs,
+                                rescale_own_argmax(probs, u.eps, labels, ignore)])
+        scores = jax.nn.sigmoid(networks.adversary.apply(d_vars, images, maps))
+        n = images.shape[0]
+        labelled = labels != ignore
+
+        def adversarial(lg):
+            fake = networks.adversary.apply(d_vars, images,
+                                            u.fake_map(jax.nn.softmax(lg, axis=-1), labels))
+            return losses.generator_adversarial_loss(fake, form)
+
+        def entropy(lg):  # this device's share of the global mean
+            total, count = diagnostics.entropy_sum(lg, labelled)
+            return total * jax.lax.psum(1, axis_name) / jnp.maximum(
+                jax.lax.psum(count, axis_name), 1.0)
+
+        ce_grad = jax.grad(lambda lg: u.cross_entropy(lg, labels))(logits)
+        adv_grad = jax.grad(adversarial)(logits)
+        ent_value, ent_grad = jax.value_and_grad(entropy)(logits)
+        with_ce = jax.lax.psum(diagnostics.dot_and_norms(adv_grad, ce_grad), axis_name)
+        with_ent = jax.lax.psum(diagnostics.dot_and_norms(adv_grad, ent_grad), axis_name)
+        ratio = u.loss_cfg.lam * jnp.sqrt(with_ce[1]) / jnp.maximum(jnp.sqrt(with_ce[2]), 1e-30)
+        metrics = {"d_real": jnp.mean(scores[:n]), "d_fake": jnp.mean(scores[n:2 * n]),
+                   "d_confident": jnp.mean(scores[2 * n:]), "entropy": ent_value,
+                   "adv_ce_norm_ratio": ratio, "adv_ce_cosine": diagnostics.cosine(with_ce),
+                   "adv_entropy_cosine": diagnostics.cosine(with_ent)}
+        return u.metrics(metrics)
+
+    return probe

@@ -298,7 +298,7 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
         np.testing.assert_array_equal(row, np.bincount(raw.ravel(), minlength=12)[:11])
         assert tuple(shape) == raw.shape
     prepared.loss.class_balance = "median_frequency"
-    loop._class_weights(prepared, ["train_000", "train_001"])
+    loop.resolve_class_weights(prepared, ["train_000", "train_001"])
     rows = [counts["ids"].index(k) for k in ("train_000", "train_001")]
     pixels = np.asarray(counts["pixels"])[rows]
     sizes = np.prod(np.asarray(counts["shapes"])[rows], axis=1)
@@ -307,5 +307,5 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
     assert len(set(prepared.loss.class_weights)) > 2  # the classes differ in frequency
     prepared.loss.class_weights = ()  # softer weights: the square roots
     prepared.loss.class_balance_power = 0.5
-    loop._class_weights(prepared, ["train_000", "train_001"])
+    loop.resolve_class_weights(prepared, ["train_000", "train_001"])
     np.testing.assert_allclose(prepared.loss.class_weights, np.sqrt(want), rtol=1e-5)
