@@ -24,10 +24,12 @@ STUDY_CPU_SETTINGS = ["--config.loss.class_balance=", "--config.phase1.steps=100
                       "--config.train.eval_every=100", "--config.train.checkpoint_every=100"]
 
 
-def main_cmd(config: str, workdir: str, extra: list[str], data: str, data_dir: str):
+def main_cmd(config: str, workdir: str, extra: list[str], data: str, data_dir: str,
+             pin: bool = True):
     """The command line of one ``python -m ssgan_jax.main`` run on CamVid folder ``data``
-    (``STUDY_CPU_SETTINGS`` first for a ``,cpu`` config; ``extra`` overrides them)."""
-    pinned = STUDY_CPU_SETTINGS if config.endswith(",cpu") else []
+    (with ``pin``, ``STUDY_CPU_SETTINGS`` first for a ``,cpu`` config; ``extra`` overrides
+    them; without, the ``,cpu`` recipe as configs/camvid.py defines it)."""
+    pinned = STUDY_CPU_SETTINGS if pin and config.endswith(",cpu") else []
     return [sys.executable, "-m", "ssgan_jax.main", f"--config={config}", f"--workdir={workdir}",
             f"--config.data.manual_dir={data}", f"--config.data.data_dir={data_dir}", *pinned,
             *extra]

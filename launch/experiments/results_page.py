@@ -8,6 +8,8 @@ experiment, in ``ORDER``; each section lies between its markers:
 
 * the generator recipe: from ``docs/results/camvid_recipe_cpu*.json`` (``RECIPE_RECORDS``),
   with its validation curves (``camvid_recipe_curves.png``);
+* the registered mechanism study: from ``camvid_mechanism.json`` (``camvid_mechanism.py``),
+  once its first run is recorded;
 * the registered full-width GPU study: from ``gpu/camvid_gpu_study/*.json``
   (``camvid_gpu_study.py``), once a unit is recorded;
 * the registered replication: from ``camvid_semi_replication.json``
@@ -29,6 +31,7 @@ import statistics
 import time
 
 from launch.experiments import camvid_gpu_study as gpu_study
+from launch.experiments import camvid_mechanism as mechanism
 from launch.experiments import camvid_report as report
 from launch.experiments import camvid_semi_replication as replication
 from launch.experiments.common import REPO
@@ -49,7 +52,8 @@ RECIPE_RECORDS = (
 )
 RECIPE_CURVES = "camvid_recipe_curves.png"
 STUDY_CURVES = "camvid_study_curves.png"
-ORDER = ((RECIPE_BEGIN, RECIPE_END), (gpu_study.BEGIN, gpu_study.END),
+ORDER = ((RECIPE_BEGIN, RECIPE_END), (mechanism.BEGIN, mechanism.END),
+         (gpu_study.BEGIN, gpu_study.END),
          (replication.BEGIN, replication.END),
          (report.STUDY_BEGIN, report.STUDY_END), (report.SEMI_BEGIN, report.SEMI_END),
          (report.REPRO_BEGIN, report.REPRO_END))
@@ -94,19 +98,23 @@ def recipe_section(records: list[tuple[str, str, dict]]) -> str:
         out.append(f"| {what} | " + " | ".join("-" if iou[c] is None else f"{100 * iou[c]:.1f}"
                                               for c in classes) + " |")
     best_on_val = max(records, key=lambda x: max(c["val_miou"] for c in x[2]["curve"]))
-    reached = [(what, r["test_last"]["miou"]) for _, what, r in records
-               if r["test_last"]["miou"] >= RECIPE_GOAL]
-    chosen = best_on_val[2]["test_last"]["miou"]
+    reached = [(what, r["test_best_on_val"]["miou"]) for _, what, r in records
+               if r["test_best_on_val"]["miou"] >= RECIPE_GOAL]
+    chosen = best_on_val[2]["test_best_on_val"]
+    step = max(best_on_val[2]["curve"], key=lambda c: c["val_miou"])["step"]
     verdict = (f"the run with the best validation mIoU ({best_on_val[1]}) reaches "
-               f"{100 * chosen:.2f}% test mIoU at its last checkpoint: the "
-               f"{100 * RECIPE_GOAL:.0f}% goal is {'met' if chosen >= RECIPE_GOAL else 'not met'}")
-    if reached and chosen < RECIPE_GOAL:
+               f"{100 * chosen['miou']:.2f}% test mIoU at the checkpoint validation chose "
+               f"(step {step}; {100 * best_on_val[2]['test_last']['miou']:.2f}% at its last "
+               f"checkpoint): the {100 * RECIPE_GOAL:.0f}% goal is "
+               f"{'met' if chosen['miou'] >= RECIPE_GOAL else 'not met'}")
+    if reached and chosen["miou"] < RECIPE_GOAL:
         verdict += (" (" + ", ".join(f"{w}: {100 * m:.2f}%" for w, m in reached)
                     + " passes it, but was not the run validation chose)")
-    out += ["", f"**Verdict (computed from the records)**: {verdict}. One seed per run: "
-            "differences between runs under about 2 points are not established. Networks "
-            "trained from scratch on CamVid reach about 51% at 480x360 with longer schedules "
-            "(ENet).", "", RECIPE_END]
+    out += ["", f"**Verdict (computed from the records)**: {verdict}. One seed per run, "
+            f"chosen among {len(records)} runs on the 101-image validation clip: differences "
+            "between runs under about 2 points are not established. Networks trained from "
+            "scratch on CamVid at 480x360 reach 51.3% (ENet), 55.6% (SegNet) and 66.9% "
+            "(FC-DenseNet103) with much longer schedules.", "", RECIPE_END]
     return "\n".join(out) + "\n"
 
 
@@ -174,6 +182,9 @@ def refresh(docs: str) -> str:
     if records:
         plot_recipe_curves(records, os.path.join(results_dir, RECIPE_CURVES))
         sections[RECIPE_BEGIN] = recipe_section(records)
+    mech = _load(os.path.join(results_dir, "camvid_mechanism.json"))
+    if mech is not None:
+        sections[mechanism.BEGIN] = mechanism.section(mech)
     gpu = gpu_study.load_records(os.path.join(results_dir, "gpu", "camvid_gpu_study"))
     if gpu:
         sections[gpu_study.BEGIN] = gpu_study.section(gpu)

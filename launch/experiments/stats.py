@@ -1,5 +1,6 @@
 """The statistics of the registered studies: a paired t-test of one stated direction, a mean
-difference with its 95% confidence interval, and the minimal detectable effect of a design.
+difference with its 95% confidence interval, the minimal detectable effect of a design, an
+equivalence test (TOST), Holm's adjustment and the simulated power of a paired t-test.
 
 Every function takes per-seed paired differences (arm minus control, one number per seed).
 """
@@ -62,6 +63,55 @@ def mde(std: float, n: int, one_sided: bool = True, alpha: float = ALPHA,
     dist = _t()
     a = alpha if one_sided else alpha / 2
     return (float(dist.ppf(1 - a, n - 1)) + float(dist.ppf(power, n - 1))) * std / math.sqrt(n)
+
+
+def tost(diffs: list[float], margin: float, alpha: float = ALPHA) -> dict[str, float]:
+    """Two one-sided paired t-tests (Schuirmann's TOST) of equivalence within ``±margin``:
+    H0: |mean| >= margin. ``p`` is the larger of the two one-sided p-values; equivalence is
+    shown when p < ``alpha``, which is the same as the ``1 - 2 alpha`` (90%) CI lying inside
+    ``(-margin, margin)``."""
+    if margin <= 0:
+        raise ValueError(f"the equivalence margin must be > 0; got {margin}")
+    lower = paired_test([d + margin for d in diffs], "greater")  # mean > -margin
+    upper = paired_test([d - margin for d in diffs], "less")  # mean < +margin
+    p = max(lower["p"], upper["p"])
+    return {"n": len(diffs), "margin": margin, "p_lower": lower["p"], "p_upper": upper["p"],
+            "p": p, "equivalent": p < alpha}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (reject where adjusted <
+    alpha: the family-wise error rate stays at alpha)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def simulated_power(effect: float, std: float, n: int, alpha: float = ALPHA,
+                    sims: int = 20000, seed: int = 0) -> float:
+    """The share of ``sims`` simulated studies of ``n`` paired differences ~ N(``effect``,
+    ``std``) in which the one-sided paired t-test rejects at ``alpha`` (exact t quantile, no
+    normal approximation)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    d = rng.normal(effect, std, size=(sims, n))
+    t = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(n))
+    return float(np.mean(t > float(_t().ppf(1 - alpha, n - 1))))
+
+
+def seeds_for_power(effect: float, std: float, power: float = POWER, alpha: float = ALPHA,
+                    cap: int = 40) -> int:
+    """The smallest number of seeds (2..``cap``) whose ``simulated_power`` reaches ``power``;
+    ``cap`` when none does."""
+    for n in range(2, cap + 1):
+        if simulated_power(effect, std, n, alpha) >= power:
+            return n
+    return cap
 
 
 def describe(e: dict) -> str:

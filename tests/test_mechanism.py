@@ -1,0 +1,154 @@
+"""The registered mechanism study (launch/experiments/camvid_mechanism.py): the statistics it
+adds (TOST, Holm, simulated power) against SciPy and hand values, its sample-size rule, and
+its RESULTS.md section from a synthetic record."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from launch.experiments import camvid_mechanism as mechanism
+from launch.experiments import stats
+
+
+def test_tost_is_two_one_sided_scipy_tests_and_the_90_percent_ci():
+    d = [0.1, -0.2, 0.05, 0.15, -0.1, 0.0, 0.2, -0.05]
+    got = stats.tost(d, 0.5)
+    lower = scipy_stats.ttest_1samp(d, -0.5, alternative="greater").pvalue
+    upper = scipy_stats.ttest_1samp(d, 0.5, alternative="less").pvalue
+    assert got["p"] == pytest.approx(max(lower, upper))
+    assert got["equivalent"]
+    # equivalence at alpha 0.05 <=> the 90% CI inside the margins
+    e = stats.estimate(d, level=0.90)
+    assert -0.5 < e["low"] and e["high"] < 0.5
+    wide = stats.tost([1.0, -1.0, 0.8, -0.9], 0.5)
+    assert not wide["equivalent"] and wide["p"] > 0.05
+    with pytest.raises(ValueError, match="margin"):
+        stats.tost(d, 0.0)
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert stats.holm([0.02]) == pytest.approx([0.02])
+
+
+def _exact_power(effect, sd, n, alpha=0.05):
+    """The one-sided paired t-test's power from the noncentral t distribution."""
+    crit = scipy_stats.t.ppf(1 - alpha, n - 1)
+    return 1 - scipy_stats.nct.cdf(crit, n - 1, effect / (sd / math.sqrt(n)))
+
+
+def test_simulated_power_matches_the_noncentral_t_and_the_rule_gives_11_at_sd_06():
+    for n in (5, 11, 12):
+        assert stats.simulated_power(0.5, 0.6, n) == pytest.approx(_exact_power(0.5, 0.6, n),
+                                                                   abs=0.01)
+    exact = next(n for n in range(2, 40) if _exact_power(0.5, 0.6, n) >= 0.8)
+    assert stats.seeds_for_power(0.5, 0.6) == exact == 11
+    # the registered rule: the pilot's sd, floored at 0.6, capped at 20 seeds
+    assert mechanism.planned_test_seeds([0.1, 0.2]) == 11  # sd 0.07 -> the floor
+    assert mechanism.planned_test_seeds([-0.5, 0.5]) == stats.seeds_for_power(0.5, math.sqrt(0.5))
+    assert 11 < mechanism.planned_test_seeds([-0.5, 0.5]) < mechanism.MAX_TEST_SEEDS
+    assert mechanism.planned_test_seeds([-3.0, 3.0]) == mechanism.MAX_TEST_SEEDS
+
+
+def _run(miou, bf=0.5, entropy=0.3, share=0.95, changed=0.004):
+    probe = {"d_real": 0.97, "d_fake": 0.5, "d_confident": 0.96, "entropy": entropy,
+             "adv_ce_norm_ratio": 0.05, "adv_ce_cosine": 0.01, "adv_entropy_cosine": 0.55,
+             "confidence_share": share}
+    return {"last": {"miou": miou, "boundary_f1": bf, "per_class_iou": {"Sky": miou}},
+            "diagnose": {"probe": probe, "changed_labels": {"changed_share": changed}},
+            "train_wall_seconds": 60.0}
+
+
+def _record(test_gains, pilot=(200, 201), test=tuple(range(300, 311))):
+    rng = np.random.default_rng(0)
+    results = {"settings": {**mechanism.settings(pilot), "extra": []}, "runs": {},
+               "phase1": {}, "test_seeds": list(test)}
+    for i, seed in enumerate([*pilot, *test]):
+        base = 0.40 + 0.01 * rng.normal()
+        gain = test_gains[i - len(pilot)] if i >= len(pilot) else 0.002 * (i + 1)
+        results["runs"][f"seed{seed}"] = {
+            "control": _run(base), "minimax": _run(base + gain, bf=0.51, entropy=0.25),
+            "nonsat": _run(base - 0.001, bf=0.50), "layout": _run(base + 0.001, share=0.1,
+                                                                  changed=0.03)}
+    return results
+
+
+def test_section_reports_pilot_test_equivalence_secondary_and_checks():
+    gains = [0.0005, -0.001, 0.0, 0.001, -0.0005, 0.0015, -0.001, 0.0, 0.0005, -0.0015, 0.001]
+    text = mechanism.section(_record(gains))
+    d = [100 * g for g in gains]
+    want = stats.paired_test(d, "greater")
+    assert "Pilot seeds complete: 2 of 2; test seeds complete: 11 of 11" in text
+    assert "**Pilot** (not part of the test): minimax − control in test mIoU points +0.30" in text
+    # confidence share 0.95 and 0.4% of the labels changed: not delivered
+    assert "**The treatment (registered reading):** not delivered (mean confidence share 0.95; " \
+        "0.40% of the test labels changed" in text
+    assert "**H1 not supported: minimax (lam 0.01) minus the lam = 0 control is +0.00" in text
+    assert f"p = {want['p']:.4f}, n = 11 seeds" in text
+    eq = stats.tost(d, 0.5)
+    assert eq["equivalent"] and f"**Equivalence (TOST, ±0.5 points):** shown (p = {eq['p']:.4f}" \
+        in text
+    # secondary: three rows with Holm p; minimax's boundary F1 +1 point in every seed
+    assert "| minimax − control | boundary_f1 | +1.00 [+1.00, +1.00]" in text
+    assert text.count("| nonsat − control |") == 2
+    assert "### Exploratory (no test): the layout-judging adversary" in text
+    assert "| test pixels whose label differs from the control's (%) | +0.4 [+0.4, +0.4] | " \
+        "+0.4 [+0.4, +0.4] | +3 [+3, +3] |" in text
+    assert "| G's entropy, arm − control (nats, training crops) | -0.05 [-0.05, -0.05] |" in text
+    assert text.count("| seed3") == 11
+
+
+def test_section_while_the_study_is_under_way():
+    results = _record([0.01] * 11)
+    del results["test_seeds"]
+    for s in range(300, 311):
+        del results["runs"][f"seed{s}"]
+    del results["runs"]["seed201"]["layout"]
+    text = mechanism.section(results)
+    assert "Pilot seeds complete: 1 of 2; test seeds: not fixed yet" in text
+    assert "Not enough complete test seeds for the registered test yet." in text
+    # an interim test is never "shown" or "supported"
+    results = _record([0.01] * 11)
+    for s in range(303, 311):
+        del results["runs"][f"seed{s}"]["control"]
+    text = mechanism.section(results)
+    assert "test seeds complete: 3 of 11" in text and "**H1 not supported" in text
+    assert "(Interim" in text and "not shown" in text
+
+
+def test_the_record_refuses_other_settings(tmp_path):
+    from launch.experiments.common import load_results, save_results
+
+    path = str(tmp_path / "record.json")
+    save_results({"settings": {**mechanism.settings(), "extra": []}}, path)
+    assert load_results(path, {**mechanism.settings(), "extra": []})["settings"]["phase2_steps"] \
+        == mechanism.PHASE2_STEPS
+    with pytest.raises(SystemExit, match="other settings"):
+        load_results(path, {**mechanism.settings(), "extra": ["--config.phase1.steps=10"]})
+
+
+def test_the_registered_reading_of_a_null():
+    results = _record([0.0] * 11)
+    seeds = results["test_seeds"]
+    runs = results["runs"]
+
+    def set_all(share, changed):
+        for s in seeds:
+            d = runs[f"seed{s}"]["minimax"]["diagnose"]
+            d["probe"]["confidence_share"], d["changed_labels"]["changed_share"] = share, changed
+
+    set_all(0.3, 0.02)
+    assert mechanism.reading(results, seeds).startswith("delivered (mean confidence share 0.30")
+    set_all(0.3, 0.005)  # A judges labels, but phase 2 changed almost none
+    assert mechanism.reading(results, seeds).startswith("not delivered")
+    set_all(0.7, 0.05)
+    assert mechanism.reading(results, seeds).startswith("unclear")
+    set_all(None, 0.05)  # A never separated real from fake
+    assert mechanism.reading(results, seeds).startswith(
+        "unclear (mean confidence share undefined")
