@@ -19,6 +19,8 @@ from ml_collections import config_flags
 from ssgan_jax.core.errors import UserError, one_line
 
 MODES = ("train", "eval", "predict", "export", "prepare", "benchmark", "diagnose")
+# modes that use a trained run: they start from its recorded config (core/run_config.py)
+RUN_MODES = ("eval", "predict", "export", "diagnose")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:variant]).")
@@ -53,6 +55,14 @@ def main(argv):
 
     if FLAGS.mode in ("train", "eval", "predict", "export", "diagnose"):
         parallel.initialize()  # a multi-process job joins before anything touches a backend
+    report = None
+    if FLAGS.mode in RUN_MODES and FLAGS.workdir:
+        from ssgan_jax.core import run_config
+
+        config, report = run_config.with_recorded(config, FLAGS.workdir,
+                                                  run_config.cli_overrides(sys.argv))
+        if run_config.describe(report):
+            print(run_config.describe(report), flush=True)
     config_lib.check(config)  # once, here: every mode trusts the config from now on
     if FLAGS.mode in ("train", "eval", "predict", "diagnose"):  # (the benchmark checks itself)
         config_lib.check_devices(config, training=FLAGS.mode in ("train", "diagnose"))
@@ -64,10 +74,10 @@ def main(argv):
     from ssgan_jax.models import matmul_precision
 
     with matmul_precision(config.model):
-        _dispatch(config)
+        _dispatch(config, report)
 
 
-def _dispatch(config) -> None:
+def _dispatch(config, report=None) -> None:
     """Runs ``--mode`` on the parsed config."""
     if FLAGS.mode == "train":
         if not FLAGS.workdir:
@@ -82,7 +92,7 @@ def _dispatch(config) -> None:
         if FLAGS.mode == "eval":
             from ssgan_jax.inference.eval_checkpoint import run_eval
 
-            run_eval(config, FLAGS.workdir)
+            run_eval(config, FLAGS.workdir, report)
         elif FLAGS.mode == "export":
             from ssgan_jax.inference.export import run_export
 

@@ -2,7 +2,9 @@
 
 One confusion matrix is accumulated over the whole split (ignore and padding pixels
 excluded) with the same step training validates with, then written to
-``<workdir>/eval/<split>_step_<N>[_<inference tag>].json`` and printed as a per-class table.
+``<workdir>/eval/<split>_step_<N>[_<inference tag>][_cfg<digest>].json`` and printed as a
+per-class table. The digest names settings that differ from the run's recorded ones
+(``core/run_config.py``): a result made with other settings never overwrites the run's.
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ ABSENT_NOTE = ("per_class_iou is null for classes absent from both the ground tr
                "predictions of this split; they are left out of miou (absent_classes)")
 
 
-def result_path(workdir: str, split: str, step: int, settings: tta.Settings) -> str:
+def result_path(workdir: str, split: str, step: int, settings: tta.Settings,
+                suffix: str = "") -> str:
     tag = settings.tag()
-    name = f"{pipeline.split_tag(split)}_step_{step}" + (f"_{tag}" if tag else "") + ".json"
+    name = (f"{pipeline.split_tag(split)}_step_{step}" + (f"_{tag}" if tag else "") + suffix
+            + ".json")
     return os.path.join(os.path.abspath(workdir), "eval", name)
 
 
-def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Evaluate ``config.eval.checkpoint`` on ``config.eval.split``; write and return the JSON."""
+def run_eval(config: ml_collections.ConfigDict, workdir: str,
+             report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate ``config.eval.checkpoint`` on ``config.eval.split``; write and return the JSON.
+    ``report``: ``run_config.with_recorded``'s, when the config started from the run's."""
+    from ssgan_jax.core import run_config
+
     settings = tta.from_config(config)
     split = config.eval.split or config.data.val_split
     class_names = config_lib.class_names(config)
@@ -64,18 +72,27 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "absent_classes": summary["absent_classes"],
         **{k: summary[k] for k in REGION_KEYS if k in summary},
         "note": ABSENT_NOTE,
-        "inference": settings.as_dict(),
+        "inference": {**settings.as_dict(), **({"oversize": {
+            "images": summary["oversize_images"],
+            "sliding_window": list(config.data.eval_size)}} if summary.get("oversize_images")
+            else {})},
+        "settings_differing_from_run": run_config.result_differences(report or {}),
         "confusion": summary["confusion"],
     }
-    out = result_path(workdir, split, step, settings)
+    out = result_path(workdir, split, step, settings, run_config.result_suffix(report or {}))
     if jax.process_index() == 0:
         os.makedirs(os.path.dirname(out), exist_ok=True)
         tmp = out + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
         os.replace(tmp, out)
+        ran = settings.tag() or "whole image"
+        if summary.get("oversize_images"):
+            h, w = config.data.eval_size
+            ran += (f"; {summary['oversize_images']} larger than data.eval_size ({h}, {w}) "
+                    f"alone through sliding windows of {h}x{w}")
         print(f"{config.data.name} {split}, checkpoint step {step} ({summary['num_images']} "
-              f"images, {settings.tag() or 'whole image'}):", flush=True)
+              f"images, {ran}):", flush=True)
         print(format_table(summary), flush=True)
         print(f"pixel accuracy {100 * (summary['pixel_accuracy'] or 0):.2f}%, mean accuracy "
               f"{100 * (summary['mean_accuracy'] or 0):.2f}%", flush=True)

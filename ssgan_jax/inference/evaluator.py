@@ -85,7 +85,7 @@ def evaluate(
     process, for pictures.
     """
     confusion = np.zeros((num_classes, num_classes), np.int64)
-    images = 0
+    images = big_images = 0
     examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pending: list[concurrent.futures.Future] = []
 
@@ -106,6 +106,8 @@ def evaluate(
             cm, preds = step(step_variables, batch)
             confusion += np.asarray(jax.device_get(cm), np.int64).sum(0)
             images += int(np.sum(batch["valid"]))
+            if oversize is not None and step is oversize[0]:
+                big_images += int(np.sum(batch["valid"]))
             if region is not None or len(examples) < keep_examples:
                 preds = np.asarray(jax.device_get(preds))
             if len(examples) < keep_examples:
@@ -119,6 +121,8 @@ def evaluate(
     confusion = parallel.sum_over_processes(confusion)
     summary = summarize(confusion, class_names)
     summary["num_images"] = int(parallel.sum_over_processes(np.asarray(images, np.int64)))
+    summary["oversize_images"] = int(parallel.sum_over_processes(np.asarray(big_images,
+                                                                            np.int64)))
     if region is not None:
         region.load_state(parallel.sum_over_processes(region.state()))
         summary.update(region.summary(class_names))
