@@ -18,7 +18,7 @@ from ml_collections import config_flags
 
 from ssgan_jax.core.errors import UserError, one_line
 
-MODES = ("train", "eval", "predict", "export", "prepare", "benchmark", "diagnose")
+MODES = ("train", "eval", "predict", "export", "prepare", "benchmark", "diagnose", "config")
 # modes that use a trained run: they start from its recorded config (core/run_config.py)
 RUN_MODES = ("eval", "predict", "export", "diagnose")
 
@@ -49,7 +49,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # --verbosity=0 brings them back
     config = FLAGS.config
     if config is None:
-        raise app.UsageError("--config is required, e.g. --config=configs/demo.py")
+        raise app.UsageError("--config is required, e.g. --config=demo (--help lists them)")
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.core import parallel
 
@@ -71,6 +71,12 @@ def main(argv):
             print(f"warning: {warning}", file=sys.stderr, flush=True)
     _check_workdir(FLAGS.workdir)
     _resolve_paths(config, FLAGS.workdir)
+    if FLAGS.mode == "config":  # every key with its value: the defaults and what changed them
+        from ssgan_jax.core.run_config import flatten
+
+        for key, value in sorted(flatten(json.loads(config.to_json_best_effort())).items()):
+            print(f"{key} = {value!r}", flush=True)
+        return
     from ssgan_jax.models import matmul_precision
 
     with matmul_precision(config.model):
@@ -117,19 +123,70 @@ def _dispatch(config, report=None) -> None:
         print(json.dumps(run_benchmark(config), indent=1), flush=True)
 
 
-def _check_config_file(argv: list[str]) -> None:
-    """A ``--config`` file that does not exist, as one line (config_flags reports it as two
-    chained tracebacks)."""
+def _resolve_config_file(argv: list[str]) -> list[str]:
+    """``argv`` with a packaged config's name given to ``--config`` replaced by its file
+    (``ssgan_jax.configs.resolve``: ``--config=demo``, ``--config=camvid:fcn8s_vgg16_gan,cpu``
+    from any directory); a ``--config`` file that does not exist is one line naming the
+    packaged configs (config_flags reports it as two chained tracebacks)."""
+    from ssgan_jax import configs
+
+    out = list(argv)
     for i, arg in enumerate(argv[1:], start=1):
         if arg == "--config" and i + 1 < len(argv):
-            arg = "--config=" + argv[i + 1]
-        if arg.startswith("--config="):
-            path = arg.split("=", 1)[1].split(":", 1)[0]
-            if path and not os.path.isfile(path):
-                configs = sorted(p for p in os.listdir("configs") if p.endswith(".py")) \
-                    if os.path.isdir("configs") else []
-                where = f" (configs/ here holds {', '.join(configs)})" if configs else ""
-                sys.exit(f"config error: --config file {path} does not exist{where}")
+            value, at = argv[i + 1], i + 1
+        elif arg.startswith("--config="):
+            value, at = arg.split("=", 1)[1], i
+        else:
+            continue
+        resolved = configs.resolve(value)
+        out[at] = resolved if at != i else f"--config={resolved}"
+        path = resolved.split(":", 1)[0]
+        if path and not os.path.isfile(path):
+            sys.exit(f"config error: --config {value}: no such file, and not one of the "
+                     f"packaged configs ({', '.join(configs.NAMES)}; e.g. --config=demo or "
+                     "--config=camvid:deeplabv3_resnet50_gan,cpu)")
+    return out
+
+
+HELP = """\
+python -m ssgan_jax.main --config=<config> --workdir=<run folder> [--mode=<mode>] \
+[--config.<key>=<value> ...]
+
+Modes (--mode):
+  train      both phases (G alone, then G + the adversary), resumable (the default)
+  eval       mIoU and region metrics of a checkpoint on a split (--config.eval.split)
+  predict    label maps, colour maps and overlays for a split or --config.predict.input
+  export     G as StableHLO and ONNX
+  prepare    prepare the dataset and report its splits, image sizes and class shares
+  benchmark  time the compiled steps
+  diagnose   the adversary probe of a checkpoint (METHOD.md section 5)
+  config     print the resolved config, every key with its value, and exit
+
+Configs that ship with the package (--config=<name>[:<argument>], from any directory; a
+path to a config file works too):
+{configs}
+  <argument>: generator=<deeplabv3_resnet50|fcn8s_vgg16>, training=<baseline|gan|semi>,
+  size=<...> (any subset, comma-separated), or the short form <generator>_<training>[,<size>].
+
+eval, predict, export and diagnose start from the run's recorded <workdir>/config.json;
+--config.<key>=<value> applies on top. --mode=config shows every key and its default, e.g.
+  python -m ssgan_jax.main --config=demo --mode=config
+README.md says more; docs/METHOD.md is the method.
+"""
+
+
+def _help() -> str:
+    import importlib
+
+    from ssgan_jax import configs
+
+    lines = []
+    for name in configs.NAMES:
+        doc = (importlib.import_module(f"ssgan_jax.configs.{name}").__doc__ or "").strip()
+        sizes = configs.SIZES.get(name)
+        lines.append(f"  {name:<11}{doc.splitlines()[0] if doc else ''}"
+                     + (f" (sizes: {', '.join(sizes)})" if sizes else ""))
+    return HELP.format(configs="\n".join(lines))
 
 
 def _parse_or_exit(argv: list[str]) -> list[str]:
@@ -138,12 +195,16 @@ def _parse_or_exit(argv: list[str]) -> list[str]:
     Returns the arguments left after the flags (for ``app.run``, which must not parse again:
     config_flags would define each ``--config.x`` override twice).
     """
+    if any(a in ("--help", "-h", "--helpshort", "-?") for a in argv[1:]):
+        print(_help(), end="", flush=True)
+        sys.exit(0)
     app.define_help_flags()
-    _check_config_file(argv)
+    given = argv
+    argv = _resolve_config_file(argv)
     try:
         return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
-        sys.exit(f"config error: {_config_error_text(e)} (from {' '.join(argv[1:])})")
+        sys.exit(f"config error: {_config_error_text(e)} (from {' '.join(given[1:])})")
 
 
 _RAISED = re.compile(r"(?:^|\n)\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*?)\s*$", re.S)
@@ -156,7 +217,7 @@ def _config_error_text(error: BaseException) -> str:
     exception chain."""
     texts, cause = [], error
     while cause is not None:
-        text = str(cause).strip().strip("'").replace("\\n", "\n")
+        text = str(cause).strip().strip("'").replace("\\n", "\n").replace("\\'", "'")
         if "Traceback (most recent call last)" in text:
             match = _RAISED.search(text.rsplit("Traceback (most recent call last)", 1)[1])
             if match:

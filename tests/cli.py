@@ -48,9 +48,9 @@ def run_main(*args: str) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def run_cli(*args: str, env=None, timeout: int = 600) -> Result:
-    """The same command line in a fresh interpreter."""
-    r = subprocess.run([sys.executable, "-m", "ssgan_jax.main", *args], cwd=REPO, env=env,
+def run_cli(*args: str, env=None, timeout: int = 600, cwd=REPO) -> Result:
+    """The same command line in a fresh interpreter (from the repository root, or ``cwd``)."""
+    r = subprocess.run([sys.executable, "-m", "ssgan_jax.main", *args], cwd=cwd, env=env,
                        capture_output=True, text=True, timeout=timeout)
     return Result(r.returncode, r.stdout, r.stderr)
 

@@ -49,9 +49,10 @@ def test_bad_values_are_refused_at_load(override, expected, tmp_path):
 
 def test_bad_config_file_and_workdir(tmp_path):
     one_line_error(run_main("--config=configs/nope.py", f"--workdir={tmp_path}"),
-                   "config error: --config file configs/nope.py does not exist", "demo.py")
+                   "config error: --config configs/nope.py: no such file, and not one of the "
+                   "packaged configs (demo, camvid,")
     one_line_error(run_main("--config", "configs/nope.py:x", f"--workdir={tmp_path}"),
-                   "configs/nope.py does not exist")
+                   "configs/nope.py:x: no such file")
     afile = tmp_path / "run"
     afile.write_text("my notes")
     one_line_error(run_main(DEMO, f"--workdir={afile}"), f"--workdir={afile} is a file")
