@@ -99,8 +99,10 @@ def label_table(mapping: dict[int, int]) -> np.ndarray:
     return table
 
 
-def map_labels(raw: np.ndarray, table: np.ndarray, name: str, num_classes: int) -> np.ndarray:
-    """Apply ``table`` to raw labels, refusing values that are neither a class nor ignore."""
+def map_labels(raw: np.ndarray, table: np.ndarray, name: str, num_classes: int,
+               hint: str = "is this the right annotation file for this dataset?") -> np.ndarray:
+    """Apply ``table`` to raw labels, refusing values that are neither a class nor ignore
+    (``hint``: what to check, at the end of the error)."""
     if raw.dtype != np.uint8:
         if raw.min() < 0 or raw.max() > 255:
             raise DataError(f"{name}: label values outside 0..255 ({raw.min()}..{raw.max()})")
@@ -110,7 +112,7 @@ def map_labels(raw: np.ndarray, table: np.ndarray, name: str, num_classes: int) 
         bad = np.unique(raw[mapped == INVALID]).tolist()
         raise DataError(
             f"{name}: label values {bad[:10]} are neither one of the {num_classes} classes nor "
-            f"an ignore value; is this the right annotation file for this dataset?"
+            f"an ignore value; {hint}"
         )
     return mapped.astype(np.uint8)
 
@@ -123,8 +125,10 @@ def encode_png(label: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def checked_example(pair: Pair, table: np.ndarray, num_classes: int) -> dict:
-    """Decode and check one pair; the TFDS example with the mapped label."""
+def checked_example(pair: Pair, table: np.ndarray, num_classes: int, hint: str | None = None
+                    ) -> dict:
+    """Decode and check one pair; the TFDS example with the mapped label (``hint``: what an
+    unknown label value's error tells the user to check)."""
     image_bytes = pair.read_image()
     image = decode_rgb(image_bytes, pair.image_name)
     raw = pair.read_label()
@@ -135,7 +139,8 @@ def checked_example(pair: Pair, table: np.ndarray, num_classes: int) -> dict:
             f"size mismatch: image {pair.image_name} is {image.shape[1]}x{image.shape[0]} but "
             f"label {pair.label_name} is {raw.shape[1]}x{raw.shape[0]} (W x H)"
         )
-    label = map_labels(raw, table, pair.label_name, num_classes)
+    label = (map_labels(raw, table, pair.label_name, num_classes) if hint is None else
+             map_labels(raw, table, pair.label_name, num_classes, hint))
     return {
         "image": image_bytes,
         "label": encode_png(label),
@@ -158,6 +163,7 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     CLASS_NAMES: tuple[str, ...] = ()
     PALETTE: tuple[tuple[int, int, int], ...] = ()
     LABEL_TABLE: np.ndarray
+    LABEL_HINT: str | None = None  # what an unknown label value's error says to check
     HOMEPAGE = ""
 
     def _info(self):
@@ -187,4 +193,5 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     def _generate_examples(self, pairs: Iterable[Pair]):
         for pair in pairs:
-            yield pair.key, checked_example(pair, self.LABEL_TABLE, len(self.CLASS_NAMES))
+            yield pair.key, checked_example(pair, self.LABEL_TABLE, len(self.CLASS_NAMES),
+                                            self.LABEL_HINT)

@@ -62,6 +62,7 @@ class Classes:
     table: np.ndarray  # int16 [256]: stored value -> class index, IGNORE_LABEL or INVALID
     colors: dict  # (r, g, b) -> class index or IGNORE_LABEL (encoding "color")
     sha256: str
+    hint: str = ""  # what an unknown label value's error tells the user to check
 
 
 def classes_path(data: ml_collections.ConfigDict) -> str:
@@ -72,6 +73,21 @@ def classes_path(data: ml_collections.ConfigDict) -> str:
                               "folder (and the classes file in it, data.folder.classes_file)")
         path = os.path.join(os.path.expanduser(data.manual_dir), path)
     return path
+
+
+def _unique_keys(path: str):
+    """A ``json.loads`` object hook that refuses a key given twice in one object (plain JSON
+    keeps the last silently: ``"values": {"2": 2, "2": 5}`` would map 2 to 5)."""
+    def hook(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DataError(f"{path}: the key {key!r} appears twice in one object "
+                                f"({dict(pairs)!r}); give each key once")
+            seen.add(key)
+        return dict(pairs)
+
+    return hook
 
 
 def _load(path: str) -> dict:
@@ -86,7 +102,7 @@ def _load(path: str) -> dict:
                                 "pyyaml), or write it as JSON") from None
             body = yaml.safe_load(raw)
         else:
-            body = json.loads(raw)
+            body = json.loads(raw, object_pairs_hook=_unique_keys(path))
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot parse the classes file ({e})") from e
     if not isinstance(body, dict):
@@ -116,6 +132,10 @@ def read_classes(path: str) -> Classes:
         e = {"name": e} if isinstance(e, str) else e
         if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]:
             raise DataError(f"{path}: class {i} needs a name; got {entries[i]!r}")
+        if "id" in e and e["id"] != i:  # the list order is the class index: say so
+            raise DataError(f"{path}: class {e['name']!r} has 'id' {e['id']!r} but is entry {i} "
+                            "of 'classes', and a class's index is its place in the list; "
+                            "order the list by id (0, 1, ...) or drop the 'id' fields")
         names.append(e["name"])
         colours.append(_colour(e["color"], f"{path}: class {e['name']!r}")
                        if "color" in e else None)
@@ -142,6 +162,7 @@ def read_classes(path: str) -> Classes:
         if not isinstance(values, dict) or encoding != "index":
             raise DataError(f"{path}: 'values' maps stored label values to class indices or "
                             "\"ignore\", for index-coded labels")
+        given: dict[int, str] = {}
         for raw, target in values.items():
             try:
                 value = int(raw)
@@ -149,6 +170,10 @@ def read_classes(path: str) -> Classes:
                 raise DataError(f"{path}: 'values' key {raw!r} is not a label value") from None
             if not 0 <= value <= 255:
                 raise DataError(f"{path}: 'values' key {raw!r} is outside 0..255")
+            if value in given:
+                raise DataError(f"{path}: 'values' gives the label value {value} twice "
+                                f"({given[value]!r} and {raw!r}); give each value once")
+            given[value] = raw
             if target == "ignore":
                 table[value] = IGNORE_LABEL
             elif isinstance(target, int) and 0 <= target < len(names):
@@ -170,7 +195,14 @@ def read_classes(path: str) -> Classes:
         if "ignore_color" in body:
             colors[_colour(body["ignore_color"], f"{path}: 'ignore_color'")] = IGNORE_LABEL
     palette = tuple(c if c is not None else _default_colour(i) for i, c in enumerate(colours))
-    return Classes(tuple(names), palette, ignore, encoding, table, colors, body["_sha256"])
+    hint = (f"{path}'s 'values' maps only the label values "
+            f"{sorted(int(k) for k in values)} (and 'ignore' {ignore}): add the missing ones, "
+            "each to a class index or \"ignore\"" if values is not None else
+            f"{path} has no 'values', so the label values must be the class indices "
+            f"0..{len(names) - 1} or 'ignore' {ignore}: add a 'values' map if your labels use "
+            "other values")
+    return Classes(tuple(names), palette, ignore, encoding, table, colors, body["_sha256"],
+                   hint)
 
 
 def _default_colour(i: int) -> tuple[int, int, int]:
@@ -284,6 +316,7 @@ def builder_class(data: ml_collections.ConfigDict):
         CLASS_NAMES = classes.names
         PALETTE = classes.palette
         LABEL_TABLE = classes.table
+        LABEL_HINT = classes.hint
         IDENTITY = {"classes_sha256": classes.sha256}
 
     return Folder

@@ -181,6 +181,39 @@ def test_bad_classes_files_say_what_is_wrong(tmp_path, layouts, body, match):
         prepare(_config(tmp_path, root).data)
 
 
+def test_classes_files_that_would_silently_mislabel_are_refused(tmp_path, layouts):
+    """A value given twice (plain JSON keeps the last: Pole would become Tree), two spellings
+    of one value, and 'id' fields that disagree with the list order (which decides the
+    index) are errors; a partial 'values' map names 'values' when a label is not in it."""
+    _, root = layouts
+    path = os.path.join(root, "classes.json")
+    good = open(path).read()
+    twice = good.replace('"values": {', '"values": {"2": 5, ')
+    assert twice != good
+    open(path, "w").write(twice)
+    with pytest.raises(DataError, match=r"classes\.json: the key '2' appears twice"):
+        prepare(_config(tmp_path / "a", root).data)
+    body = json.loads(good)
+    body["values"]["02"] = 3
+    json.dump(body, open(path, "w"))
+    with pytest.raises(DataError, match=r"'values' gives the label value 2 twice \('2' and "
+                                        r"'02'\)"):
+        prepare(_config(tmp_path / "b", root).data)
+    body = json.loads(good)
+    body["classes"][0]["id"], body["classes"][1]["id"] = 1, 0
+    json.dump(body, open(path, "w"))
+    with pytest.raises(DataError, match=r"class 'Sky' has 'id' 1 but is entry 0"):
+        prepare(_config(tmp_path / "c", root).data)
+    body = json.loads(good)
+    for i, c in enumerate(body["classes"]):
+        c["id"] = i  # ids that agree with the order are fine
+    del body["values"]["11"]  # label value 11 (Bicyclist) now maps to nothing
+    json.dump(body, open(path, "w"))
+    with pytest.raises(DataError, match=r"label values \[11\] .*'values' maps only the label "
+                                        r"values \[0, 1, .*10\] .*add the missing ones"):
+        prepare(_config(tmp_path / "d", root).data)
+
+
 def test_an_empty_split_and_another_classes_file(tmp_path, layouts):
     _, root = layouts
     config = _config(tmp_path, root)
