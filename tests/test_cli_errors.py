@@ -72,6 +72,32 @@ def test_a_huge_learning_rate_is_said_at_load(tmp_path):
     assert r.returncode == 1 and "warning: config.phase1.lr=1e+06" in r.stderr, r.stderr
 
 
+def test_absurd_loss_weights_are_said_at_load():
+    from ssgan_jax.core import config as config_lib
+
+    config = config_lib.get_config()
+    config.loss.lam = 1e6
+    config.semi.lam_semi = 50.0
+    texts = config_lib.warnings_of(config)
+    assert len(texts) == 2
+    assert "config.loss.lam=1e+06 is far above the usual range (at most 10; the default is " \
+        "0.01): this term will swamp the cross-entropy" in texts[0]
+    assert "config.semi.lam_semi=50" in texts[1]
+
+
+def test_crops_too_small_for_the_adversary_are_refused_at_load(tmp_path):
+    """Even with phase2.steps=0 (A is built with the state): one line, not a traceback."""
+    one_line_error(run_main(DEMO, f"--workdir={tmp_path}", "--config.data.crop_size=(1,1)",
+                            "--config.phase2.steps=0"),
+                   "config.data.crop_size must be at least 16x16: the adversary's image branch "
+                   "(resnet50, depth 1) has stride 4")
+    one_line_error(run_main(DEMO, f"--workdir={tmp_path}", "--config.data.crop_size=(64,64)",
+                            "--config.adversary.image_branch=vgg16",
+                            "--config.adversary.image_branch_depth=5"),
+                   "must be at least 128x128")
+    assert not any(tmp_path.iterdir())
+
+
 def test_data_error_of_prepare(tmp_path):
     one_line_error(run_main("--config=configs/camvid.py", "--mode=prepare",
                          f"--config.data.manual_dir={tmp_path / 'nowhere'}",

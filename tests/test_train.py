@@ -366,3 +366,21 @@ def test_a_finished_run_says_nothing_to_do_without_building_a_network(reference,
     out = capsys.readouterr().out
     assert "nothing to do: the checkpoint is at step 8 and the config asks for 8" in out
     assert again["miou"] == summary["miou"]
+
+
+def test_resuming_with_another_batch_size_is_refused(reference, tmp_path):
+    """The stream continues at iteration x batch size: another batch size would skip examples
+    (80-159 after 20 steps of 4 then 8), so it is refused before anything is built, and the
+    checkpoints are left as they were."""
+    config, workdir, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(workdir / "checkpoints", run / "checkpoints")
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    config = config.copy_and_resolve_references()
+    config.phase2.steps += 2
+    config.batch_size = 8
+    with pytest.raises(config_lib.ConfigError, match=r"config.batch_size=8 but the run in .* "
+                                                      r"trained with 4 \(checkpoint 8\).*"
+                                                      r"--config.batch_size=4"):
+        loop.train_and_evaluate(config, str(run))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before

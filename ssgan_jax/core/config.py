@@ -356,6 +356,13 @@ def apply_cpu_recipe(config: ml_collections.ConfigDict) -> None:
     config.train.keep_checkpoints = 2
 
 
+def adversary_stride(adv: ml_collections.ConfigDict) -> int:
+    """The stride of the adversary's image branch (METHOD.md section 3): ResNet50's stem and
+    stages (4, 4, 8, 16, 32 after stages 1..4), VGG16's pools (2 per block)."""
+    depth = adv.image_branch_depth
+    return 4 * 2 ** max(depth - 1, 0) if adv.image_branch == "resnet50" else 2 ** depth
+
+
 def class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """The class names of ``config.data.name``, in label order (a folder dataset's from its
     classes file, ``data/folder.py``)."""
@@ -412,9 +419,22 @@ def check_devices(config: ml_collections.ConfigDict, training: bool) -> None:
 HIGH_LR = {"phase1.lr": 0.1, "phase2.lr": 0.1, "phase2.d_lr": 10.0}
 
 
+# Loss weights far above any setting tried: at lam = 1e6 the adversarial term swamps the
+# cross-entropy (loss_g -7.2e5, ce stopped falling), so they are said at load.
+HIGH_WEIGHT = {"loss.lam": 10.0, "semi.lam_adv_unlabeled": 10.0, "semi.lam_semi": 10.0,
+               "loss.d_weight": 100.0}
+
+
 def warnings_of(config: ml_collections.ConfigDict) -> list[str]:
     """Values a run may go on with but probably should not (printed once at load)."""
     out = []
+    for key, limit in HIGH_WEIGHT.items():
+        part, name = key.split(".")
+        if config[part][name] > limit:
+            out.append(f"config.{key}={config[part][name]:g} is far above the usual range "
+                       f"(at most {limit:g}; the default is {get_config()[part][name]:g}): "
+                       "this term will swamp the cross-entropy, and G may stop learning the "
+                       "labels")
     for key, limit in HIGH_LR.items():
         part, name = key.split(".")
         if config[part][name] > limit:
@@ -492,6 +512,11 @@ def check(config: ml_collections.ConfigDict) -> None:
     need(not semi_phase2(config) or config.phase2.share_generator_forward,
          "phase2.share_generator_forward", "True for semi-supervised phase 2 (one fused "
          "iteration over labelled and unlabelled images)")
+    stride = adversary_stride(config.adversary)
+    need(min(config.data.crop_size) >= 4 * stride, "data.crop_size",
+         f"at least {4 * stride}x{4 * stride}: the adversary's image branch "
+         f"({config.adversary.image_branch}, depth {config.adversary.image_branch_depth}) has "
+         f"stride {stride} and Table 2's trunk pools its features twice")
     need(1 <= config.adversary.grid <= max(1, min(config.data.crop_size) // 8),
          "adversary.grid", f"in 1..{max(1, min(config.data.crop_size) // 8)} (at most one "
          "judgement cell per 8x8 pixels of data.crop_size)")

@@ -279,6 +279,10 @@ def folder_pairs(data, classes: Classes) -> dict[str, list[Pair]]:
         pairs = []
         for stem, image in _stems(data, split, image_dir):
             label = os.path.join(label_dir, stem + folder.label_suffix)
+            for path in (image, label):
+                if os.path.lexists(path) and not os.path.exists(path):
+                    raise DataError(f"{path} is a symbolic link to {os.readlink(path)}, which "
+                                    "does not exist: fix the link or remove the file")
             if not os.path.exists(label):
                 raise DataError(f"image {image} has no label: expected {label}")
             reader = (colour_label_reader(label, classes.colors) if classes.encoding == "color"

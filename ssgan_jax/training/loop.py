@@ -36,6 +36,7 @@ from ssgan_jax.training import (
     losses,
     monitor,
     optimizers,
+    resume,
     steps,
     stop,
     workdir_lock,
@@ -417,36 +418,6 @@ def resolve_class_weights(config, labeled_ids) -> None:
           flush=True)
 
 
-def _final_summary(checkpoints: ckpt_lib.Checkpoints) -> dict[str, Any] | None:
-    """The best checkpoint's validation summary (None without one), with a JSON line of the
-    final and best validation mIoU."""
-    best = checkpoints.best_step()
-    if best is None:
-        return None
-    summary = checkpoints.read_meta(best).get("validation")
-    final = checkpoints.read_meta(checkpoints.steps()[-1]).get("validation")
-    print(json.dumps({"final_step": checkpoints.steps()[-1],
-                      "final_val_miou": final and final["miou"],
-                      "best_step": best, "best_val_miou": summary["miou"]}), flush=True)
-    return summary
-
-
-def _finished(checkpoints: ckpt_lib.Checkpoints, total: int) -> dict[str, Any] | None:
-    """When the newest checkpoint that reads is already at ``total`` iterations: "nothing to
-    do" and the run's summary ({} without validations); else None (train)."""
-    for step in reversed(checkpoints.steps()):
-        try:
-            checkpoints.read_meta(step)
-        except Exception:  # noqa: BLE001 - unreadable: the restore path reports and falls back
-            continue
-        if step < total:
-            return None
-        print(f"nothing to do: the checkpoint is at step {step} and the config asks for "
-              f"{total}; raise phase1.steps/phase2.steps to train on", flush=True)
-        return _final_summary(checkpoints) or {}
-    return None
-
-
 def _train(config: ml_collections.ConfigDict, workdir: str,
            requests: stop.Requests | None = None) -> dict[str, Any]:
     class_names = _dataset_classes(config)
@@ -459,7 +430,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
               **data_identity(config.data)}
     checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
     checkpoints.check_compatible(record)
-    finished = _finished(checkpoints, total)
+    resume.check_same_stream(checkpoints, config)
+    finished = resume.finished(checkpoints, total)
     if finished is not None:  # said before any network is built or compiled
         return finished
 
@@ -510,7 +482,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                         "loss.lam = 0, so G trains alone (no adversary)")
                 print(f"phase 2 from step {p1}: {what}, optimizers re-created", flush=True)
             state = _run_phase(run, 2, state, batches, step, total, progress, profile)
-        summary = _final_summary(checkpoints)
+        summary = resume.final_summary(checkpoints)
     finally:
         with disk_space(checkpoints.directory, lambda: _kept(run)):
             checkpoints.wait()

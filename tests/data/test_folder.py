@@ -214,6 +214,15 @@ def test_classes_files_that_would_silently_mislabel_are_refused(tmp_path, layout
         prepare(_config(tmp_path / "d", root).data)
 
 
+def test_a_broken_link_among_the_images_is_named(tmp_path, layouts):
+    _, root = layouts
+    link = os.path.join(root, "train", "images", "zz_broken.png")
+    os.symlink(os.path.join(root, "gone.png"), link)
+    with pytest.raises(DataError, match=r"zz_broken\.png is a symbolic link to .*gone\.png, "
+                                        r"which does not exist"):
+        prepare(_config(tmp_path, root).data)
+
+
 def test_an_empty_split_and_another_classes_file(tmp_path, layouts):
     _, root = layouts
     config = _config(tmp_path, root)

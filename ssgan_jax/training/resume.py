@@ -1,0 +1,71 @@
+"""What a run's checkpoints say before it resumes: whether there is anything left to do, and
+whether the config continues the same example stream; the summary a finished run prints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ssgan_jax.core import checkpoints as ckpt_lib
+from ssgan_jax.core.errors import ConfigError
+
+
+def final_summary(checkpoints: ckpt_lib.Checkpoints) -> dict[str, Any] | None:
+    """The best checkpoint's validation summary (None without one), with a JSON line of the
+    final and best validation mIoU."""
+    best = checkpoints.best_step()
+    if best is None:
+        return None
+    summary = checkpoints.read_meta(best).get("validation")
+    final = checkpoints.read_meta(checkpoints.steps()[-1]).get("validation")
+    print(json.dumps({"final_step": checkpoints.steps()[-1],
+                      "final_val_miou": final and final["miou"],
+                      "best_step": best, "best_val_miou": summary["miou"]}), flush=True)
+    return summary
+
+
+STREAM_KEYS = ("batch_size", "semi.unlabeled_batch_size")
+
+
+def _dotted(tree, key: str):
+    """``tree["a"]["b"]`` for ``key`` "a.b" (a dict or a ConfigDict); None where absent."""
+    for part in key.split("."):
+        if part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def check_same_stream(checkpoints: ckpt_lib.Checkpoints, config) -> None:
+    """A resumed run continues its example stream at iteration x batch size: with another
+    batch size it would skip or repeat examples, so that is refused (naming the run's)."""
+    for step in reversed(checkpoints.steps()):
+        try:
+            saved = checkpoints.read_meta(step)["config"]
+        except Exception:  # noqa: BLE001 - unreadable: the restore path reports it
+            continue
+        for key in STREAM_KEYS:
+            before, now = _dotted(saved, key), _dotted(config, key)
+            if before is not None and before != now:
+                raise ConfigError(
+                    f"config.{key}={now} but the run in {checkpoints.workdir} trained with "
+                    f"{before} (checkpoint {step}): resuming continues its example stream at "
+                    "iteration x batch size, so another batch size would skip or repeat "
+                    f"examples. Resume with --config.{key}={before}, or start a new --workdir")
+        return
+
+
+def finished(checkpoints: ckpt_lib.Checkpoints, total: int) -> dict[str, Any] | None:
+    """When the newest checkpoint that reads is already at ``total`` iterations: "nothing to
+    do" and the run's summary ({} without validations); else None (train)."""
+    for step in reversed(checkpoints.steps()):
+        try:
+            checkpoints.read_meta(step)
+        except Exception:  # noqa: BLE001 - unreadable: the restore path reports and falls back
+            continue
+        if step < total:
+            return None
+        print(f"nothing to do: the checkpoint is at step {step} and the config asks for "
+              f"{total}; raise phase1.steps/phase2.steps to train on", flush=True)
+        return final_summary(checkpoints) or {}
+    return None
