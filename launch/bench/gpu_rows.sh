@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU rows of docs/PERFORMANCE.md: one `python -m ssgan_jax.benchmark` process per row, its
+# The GPU rows of docs/PERFORMANCE.md: one `python -m ssgan_jax.main --mode=benchmark` process per row, its
 # JSON written to OUTDIR/<row>.json; then `python -m launch.bench.table OUTDIR` prints the table.
 #
 #   launch/bench/gpu_rows.sh OUTDIR [ROW ...]          (no ROW: all of them, in the order below)
@@ -47,7 +47,7 @@ for row in "${ROWS[@]}"; do
   esac
   echo "== $row" >&2
   # shellcheck disable=SC2086  # EXTRA is a list of overrides
-  "$PYTHON" -m ssgan_jax.benchmark "--config=configs/voc2012.py:${model}_gan" "${args[@]}" \
+  "$PYTHON" -m ssgan_jax.main --mode=benchmark "--config=configs/voc2012.py:${model}_gan" "${args[@]}" \
       --config.benchmark.iterations=20 --config.benchmark.warmup=3 ${EXTRA:-} \
       > "$OUT/$row.json.tmp"
   mv "$OUT/$row.json.tmp" "$OUT/$row.json"

@@ -1,4 +1,4 @@
-"""Markdown table of benchmark JSON files (``python -m ssgan_jax.benchmark`` outputs), for
+"""Markdown table of benchmark JSON files (``--mode=benchmark`` outputs), for
 docs/PERFORMANCE.md.
 
     python -m launch.bench.table OUTDIR            (every OUTDIR/*.json, by name)

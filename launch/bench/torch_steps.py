@@ -1,5 +1,5 @@
 """The PyTorch reference for docs/PERFORMANCE.md: torchvision's DeepLabv3-ResNet50 or FCN train
-step, timed like ``python -m ssgan_jax.benchmark`` times ours.
+step, timed like ``--mode=benchmark`` times ours.
 
     python -m launch.bench.torch_steps --model=deeplabv3_resnet50 --batch=2 --crop 180 240 \
         --threads=2

@@ -34,6 +34,7 @@ import sys
 import time
 
 from launch.experiments import stats
+from launch.experiments.camvid_report import machine
 from launch.experiments.common import (
     REPO,
     camvid_folder,
@@ -68,22 +69,6 @@ POWER_EFFECT, POWER_SD_FLOOR, MAX_TEST_SEEDS = 0.5, 0.6, 20
 COMMON = ["--config.train.probe_every=100"]
 BEGIN = "<!-- mechanism: written by launch/experiments/results_page.py -->"
 END = "<!-- /mechanism -->"
-
-
-def machine() -> str:
-    """This machine's CPU, core count and JAX version, for the records."""
-    import platform
-
-    import jax
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {platform.system()}, JAX {jax.__version__} ({jax.default_backend()})"
 
 
 def settings(pilot=PILOT_SEEDS) -> dict:

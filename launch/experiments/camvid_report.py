@@ -249,7 +249,14 @@ def machine() -> str:
         cpu = f"{names[0]}, {len(names)} cores" if names else cpu
     except OSError:
         pass
-    return f"{cpu}, {platform.system()} (CPU only, no GPU)"
+    try:  # what the runs ran on: JAX's backend and its devices (not assumed to be the CPU)
+        import jax
+
+        kinds = sorted({d.device_kind for d in jax.devices()})
+        backend = f"JAX {jax.__version__} ({jax.default_backend()}: {', '.join(kinds)})"
+    except Exception:  # noqa: BLE001 - no JAX, or no backend: the host alone
+        backend = "JAX not available"
+    return f"{cpu}, {platform.system()}, {backend}"
 
 
 STUDY_BEGIN = "<!-- study: written by launch/experiments/camvid_study.py -->"

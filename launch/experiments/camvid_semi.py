@@ -14,7 +14,7 @@ generator (``init_from``: paired), which differ only in what phase 2 does:
 * ``semi_adv`` (c): semi-supervised SS-GAN, ``<generator>_semi``: the adversarial term and A's
   fake pairs on the unlabelled images too, no self-training (``semi.lam_semi = 0``);
 * ``semi_st`` (d): (c) plus self-training from a quarter of phase 2 on (AdvSemiSeg's settings,
-  default_config.apply_variant).
+  core/config.py: apply_variant).
 
 Each run is evaluated on the test split from its best-on-val checkpoint. Resumable: finished
 runs are recorded in ``--results`` (default docs/results/camvid_semi.json, committed) and not

@@ -24,7 +24,7 @@ phase 2 iterations, with phase 2's optimizer reset and schedule, only without th
 term (``loss.lam = 0``; phase 2 then skips the adversary). Add
 ``--config.loss.adv_form=non_saturating`` for Luc et al.'s generator loss. ``semi``: the GAN
 run with 1/8 of the training images labelled (46 of 367; ``--config.data.labeled``) and the
-rest unlabelled in phase 2 (``config.semi``, default_config.apply_variant).
+rest unlabelled in phase 2 (``config.semi``, ``core/config.py: apply_variant``).
 """
 
 import ml_collections

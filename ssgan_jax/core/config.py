@@ -207,7 +207,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.scales = (1.0,)  # multi-scale TTA, e.g. (0.75, 1.0, 1.25); logits averaged
     config.eval.flip = False  # also average the horizontally flipped image's logits
     config.eval.windows_per_call = 0  # sliding windows per forward pass; 0 = all (memory)
-    # Boundary F1, fragmentation and speckle (ssgan_jax/region_metrics.py; README "Evaluate"):
+    # Boundary F1, fragmentation and speckle (inference/region_metrics.py; README "Evaluate"):
     # what the adversary is meant to change (METHOD.md sections 1 and 8), on the host
     config.eval.region_metrics = True
     config.eval.boundary_tolerance = 0.0  # pixels; 0 = 0.75% of each image's diagonal
@@ -224,7 +224,7 @@ def get_config() -> ml_collections.ConfigDict:
     # and counted in predictions.json)
     config.predict.skip_unreadable = False
 
-    # --mode=export (ssgan_jax/export.py): G of eval.checkpoint as serialized StableHLO and ONNX
+    # --mode=export (inference/export.py): G of eval.checkpoint as serialized StableHLO and ONNX
     config.export = ml_collections.ConfigDict()
     # "auto" = StableHLO, and ONNX where jax2onnx and onnxruntime are installed (README,
     # "Use a trained model"); or a comma list of "stablehlo", "onnx"
@@ -241,7 +241,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.diagnose.reference = ""  # workdir of a run of the same generator; "" = none
     config.diagnose.reference_checkpoint = "latest"  # "latest", "best" or a step
 
-    # python -m ssgan_jax.benchmark (docs/PERFORMANCE.md)
+    # --mode=benchmark (training/benchmark.py, docs/PERFORMANCE.md)
     config.benchmark = ml_collections.ConfigDict()
     config.benchmark.iterations = 10  # timed iterations per step (median/min/max reported)
     config.benchmark.warmup = 2  # untimed iterations after compilation

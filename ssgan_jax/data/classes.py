@@ -1,8 +1,8 @@
 """Class names of each dataset, by ``config.data.name``, without TF or TFDS.
 
 The TFDS builders (``camvid.py``, ``voc.py``, ``cityscapes.py``) take their classes from here;
-so does code that needs the class count but no data (``python -m ssgan_jax.benchmark``, which
-must run where only JAX is installed, e.g. on a GPU machine without TensorFlow).
+so does code that needs the class count but no data (``--mode=benchmark``, which must run
+where only JAX is installed, e.g. on a GPU machine without TFDS).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The networks, looked up by name from the config (a dict is enough; STYLE.md).
+"""The networks, looked up by name from the config (a dict is enough, as big_vision does).
 
 The adversary's module is imported only when it is built (``build_adversary``) or named
 (``models.Adversary``): loading G for inference never imports it.
