@@ -286,6 +286,9 @@ def test_probe_is_logged_in_phase2_and_diagnose_compares_two_checkpoints(trained
     loop.train_and_evaluate(config, str(tmp_path / "run"))
     out = capsys.readouterr().out
     assert out.count("[probe] step") == 2  # before iterations 2 and 3: phase 2 only
+    # each phase's program: a line when it starts compiling and when its first step is done
+    assert "[phase 1] compiling the phase-1 iteration" in out
+    assert "[phase 2] compiled and ran the first iteration in" in out
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n")
              if x]
     probes = [x for x in lines if "probe/d_real" in x]

@@ -72,6 +72,19 @@ def test_report_progress_rate_and_writer(tmp_path):
     assert [x["time/input_s"] for x in lines] == [1.5, 1.5, 1.5]
 
 
+def test_the_eta_leaves_out_compilation_and_validation():
+    """Steps take 0.5 s; the first interval also holds a 30 s compilation and a 10 s
+    validation: the rate of that report is 10 / 45 steps/s, the ETA's rate stays 2."""
+    p = ReportProgress(total=100, start_step=0, every_steps=10, writer=None)
+    p._previous_time = 0.0
+    p.parts["compile"], p.parts["validation"], p.parts["input"] = 30.0, 10.0, 1.0
+    assert p(10, t=45.0)
+    assert p.rate == pytest.approx(10 / 45) and p.steady_rate == pytest.approx(2.0)
+    assert p(20, t=50.0) and p.steady_rate == pytest.approx(2.0)  # nothing else: 10 in 5 s
+    line = progress_line(20, 100, 1, {"ce": 1.0}, p.rate, p.steady_rate)
+    assert line.endswith("| 2.00 steps/s ETA 0m40s")
+
+
 def test_tensorboard_events_without_tensorflow(tmp_path):
     """Scalars, pictures and hparams in event files TensorBoard reads, written by a process
     where TensorFlow cannot be imported."""

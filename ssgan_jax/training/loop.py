@@ -320,7 +320,16 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
         if probe is not None and step % config.train.probe_every == 0:
             with progress.timed("probe"):
                 _probe(run, probe, state, batch, step)
-        state, metrics = step_fn(state, batch)
+        if step == start:  # the phase's program compiles in its first call: say so
+            compile_start = time.monotonic()
+            print(f"[phase {phase}] compiling the phase-{phase} iteration ...", flush=True)
+            with progress.timed("compile"):
+                state, metrics = step_fn(state, batch)
+                jax.block_until_ready(metrics)
+            print(f"[phase {phase}] compiled and ran the first iteration in "
+                  f"{time.monotonic() - compile_start:.1f} s", flush=True)
+        else:
+            state, metrics = step_fn(state, batch)
         pending.append(metrics)
         done = step + 1
         log_now = done % config.train.log_every == 0 or done == end
@@ -337,7 +346,8 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
             shown = {k: means[k] for k in ("ce", "adv", "adv_unlabeled", "semi_mask_share",
                                            "loss_g", "loss_d", "d_acc_real", "d_acc_fake")
                      if k in means}
-            print(monitor.progress_line(done, progress.total, phase, shown, progress.rate),
+            print(monitor.progress_line(done, progress.total, phase, shown, progress.rate,
+                                        progress.steady_rate),
                   flush=True)
         validate_now = done % config.train.eval_every == 0 or done == progress.total
         if validate_now or done % config.train.checkpoint_every == 0:

@@ -163,17 +163,22 @@ class ReportProgress:
     """Called after every step from ``start_step`` on; reports every ``every_steps`` steps, at
     ``on_steps`` and at ``total``: ``steps_per_sec`` since the last report, ``uptime`` and the
     seconds spent so far in each ``timed`` part (``time/<part>_s``) to ``writer``. ``rate``
-    is the steps/s of the last report, for ``progress_line``."""
+    is the steps/s of the last report; ``steady_rate`` the same without the time spent in the
+    ``NOT_STEPS`` parts (compilation, validation, checkpoints, the probe), for the ETA of
+    ``progress_line``: a first report that includes a compilation does not make it wrong."""
+
+    NOT_STEPS = ("compile", "validation", "checkpoint", "probe")
 
     def __init__(self, total: int, start_step: int, every_steps: int, writer,
                  on_steps: tuple[int, ...] = ()):
         self.total, self.every_steps = total, every_steps
         self.on_steps = {*on_steps, total}
         self.writer = writer
-        self.rate = 0.0
+        self.rate = self.steady_rate = 0.0
         self.parts: dict[str, float] = collections.defaultdict(float)
         self._t0 = time.monotonic()
         self._previous_step, self._previous_time = start_step, self._t0
+        self._previous_other = 0.0
 
     def __call__(self, step: int, t: float | None = None) -> bool:
         t = time.monotonic() if t is None else t
@@ -181,6 +186,11 @@ class ReportProgress:
                                                or step in self.on_steps):
             return False
         self.rate = (step - self._previous_step) / max(t - self._previous_time, 1e-9)
+        other = sum(self.parts[k] for k in self.NOT_STEPS if k in self.parts)
+        stepping = t - self._previous_time - (other - self._previous_other)
+        if stepping > 0:
+            self.steady_rate = (step - self._previous_step) / stepping
+        self._previous_other = other
         if self.writer is not None:
             self.writer.write_scalars(step, {
                 "steps_per_sec": self.rate, "uptime": t - self._t0,
@@ -199,9 +209,11 @@ class ReportProgress:
 
 
 def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float],
-                  rate: float) -> str:
-    """``[phase P] step S/T | metric value ... | R steps/s ETA 1h02m``."""
-    eta = _duration((total - step) / rate) if rate > 0 else "?"
+                  rate: float, steady_rate: float | None = None) -> str:
+    """``[phase P] step S/T | metric value ... | R steps/s ETA 1h02m``: the ETA from
+    ``steady_rate`` (steps/s without compilation and validation) where given."""
+    eta_rate = rate if steady_rate is None else steady_rate
+    eta = _duration((total - step) / eta_rate) if eta_rate > 0 else "?"
     shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
     return f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s ETA {eta}"
 
