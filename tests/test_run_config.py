@@ -67,6 +67,7 @@ def test_eval_without_the_training_overrides_gives_the_training_numbers(trained_
     r = run_main("--config=configs/camvid.py", f"--workdir={workdir}", "--mode=eval")
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"settings from the run's {workdir}/config.json" in r.stdout
+    assert "evaluating val: 100%" in r.stderr and "images/s" in r.stderr  # a progress bar
     logged = ckpt_lib.Checkpoints(str(workdir), read_only=True).read_meta(8)["validation"]
     first = json.loads((workdir / "eval" / "val_step_8.json").read_text())
     assert first["miou"] == pytest.approx(logged["miou"], abs=1e-9)

@@ -125,6 +125,15 @@ def encode_png(label: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _said(pairs: list[Pair], split: str) -> Iterable[Pair]:
+    """``pairs``, with a progress bar of the split's preparation on stderr (tqdm: count, rate,
+    ETA)."""
+    from tqdm import tqdm
+
+    yield from tqdm(pairs, desc=f"preparing {split}", unit=" images", mininterval=2.0,
+                    dynamic_ncols=True)
+
+
 def checked_example(pair: Pair, table: np.ndarray, num_classes: int, hint: str | None = None
                     ) -> dict:
     """Decode and check one pair; the TFDS example with the mapped label (``hint``: what an
@@ -185,7 +194,8 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                 f"the folder holding the downloaded files. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
         splits = self._source_splits(manual_dir, dl_manager)
-        return {name: self._generate_examples(pairs) for name, pairs in splits.items()}
+        return {name: self._generate_examples(_said(pairs, name))
+                for name, pairs in splits.items()}
 
     def _source_splits(self, manual_dir: str, dl_manager) -> dict[str, list[Pair]]:
         """{split: pairs}; ``dl_manager.extract`` unpacks archives found in manual_dir."""

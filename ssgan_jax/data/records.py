@@ -10,6 +10,8 @@ refused with the command that re-prepares it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -28,13 +30,37 @@ FILE_FORMAT = "array_record"
 PIXELS_FILE = "ssgan_class_pixels.json"  # per-example class pixel counts, beside the dataset
 
 
+@contextlib.contextmanager
+def _quiet_tfds():
+    """TFDS's own messages about a dataset we prepare ourselves, silenced: its absl warnings
+    and stdout lines ("Downloading and preparing dataset Unknown size ...") and its progress
+    bars; ``SegmentationBuilder`` reports each split's progress instead."""
+    import tensorflow_datasets as tfds
+    from absl import logging
+
+    before = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    tfds.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.set_verbosity(before)
+
+
+def _is_prepared(builder) -> bool:
+    with _quiet_tfds():  # it warns about the empty folder it looks into before a prepare
+        return builder.is_prepared()
+
+
 def get_builder(data: ml_collections.ConfigDict):
     """The TFDS builder of ``data.name`` in ``data.data_dir`` (ArrayRecord); DataError with
     the way out for a dataset prepared in another format (TFRecord, by older versions)."""
     cls = builder_class(data)
     data_dir = os.path.expanduser(data.data_dir) if data.data_dir else None
     try:
-        return cls(data_dir=data_dir, file_format=FILE_FORMAT)
+        with _quiet_tfds():  # "Variant folder ... has no dataset_info.json" before a prepare
+            return cls(data_dir=data_dir, file_format=FILE_FORMAT)
     except ValueError as e:
         found = re.search(r"already set to (?:FileFormat\.)?(\w+)", str(e))
         if not found:
@@ -63,14 +89,17 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
             f"{'is empty' if os.path.isdir(manual_dir) else 'does not exist'}: point it at the "
             f"downloaded {data.name} files ({instructions})")
     builder = get_builder(data)
-    if builder.is_prepared():  # prepared before: from these files?
+    if _is_prepared(builder):  # prepared before: from these files?
         source.check(builder.data_dir, manual_dir, data.name, data.data_dir, identity(builder))
     else:
         with disk_space(builder.data_dir, f"the source files in {manual_dir} are untouched; "
                         "TFDS keeps no half-written dataset (it builds into a temporary "
                         "folder)"):
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+            print(f"preparing {data.name} from {manual_dir} into {builder.data_dir}",
+                  flush=True)
+            with _quiet_tfds():  # its "Downloading and preparing ..." lines and its bars: we
+                builder.download_and_prepare(  # say what happens per split ourselves
+                    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
             source.record(builder.data_dir, manual_dir, identity(builder))
             for split in builder.info.splits:
                 class_pixels(data, split, builder)
@@ -105,7 +134,7 @@ def contents(data: ml_collections.ConfigDict, builder) -> dict:
 def ensure_prepared(data: ml_collections.ConfigDict):
     """The builder, prepared from ``manual_dir`` first if it is not yet."""
     builder = get_builder(data)
-    if not builder.is_prepared():
+    if not _is_prepared(builder):
         print(f"dataset {data.name} not prepared in {builder.data_dir}; preparing it now")
         print(json.dumps(prepare(data)))
         builder = get_builder(data)

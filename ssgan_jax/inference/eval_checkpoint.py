@@ -55,7 +55,7 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
                         settings, tuple(config.data.eval_size),
                         oversize.windows_per_call(config))
     summary = evaluate_split(config, p_eval, parallel.on_devices(loaded.variables), split,
-                             len(class_names), class_names, big_step=big)
+                             len(class_names), class_names, big_step=big, progress=True)
     result = {
         "step": step,
         "split": split,

@@ -74,6 +74,7 @@ def evaluate(
     region: RegionMetrics | None = None,
     keep_examples: int = 0,
     oversize: tuple[Any, Any, Any] | None = None,
+    progress: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """Run a pmapped eval step over ``batches`` (numpy dicts [D, B, ...]) and summarise.
 
@@ -101,11 +102,19 @@ def evaluate(
             for batch in big:
                 yield step, one_device, batch
 
+    bar = None
+    if progress is not None and jax.process_index() == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=progress[0], total=progress[1], unit=" images", mininterval=2.0,
+                   dynamic_ncols=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         for step, step_variables, batch in passes():
             cm, preds = step(step_variables, batch)
             confusion += np.asarray(jax.device_get(cm), np.int64).sum(0)
             images += int(np.sum(batch["valid"]))
+            if bar is not None:
+                bar.update(int(np.sum(batch["valid"])) * jax.process_count())
             if oversize is not None and step is oversize[0]:
                 big_images += int(np.sum(batch["valid"]))
             if region is not None or len(examples) < keep_examples:
@@ -118,6 +127,8 @@ def evaluate(
                     pending.pop(0).result()
         for f in pending:
             f.result()  # re-raises a worker's error
+    if bar is not None:
+        bar.close()
     confusion = parallel.sum_over_processes(confusion)
     summary = summarize(confusion, class_names)
     summary["num_images"] = int(parallel.sum_over_processes(np.asarray(images, np.int64)))
@@ -153,11 +164,12 @@ def oversize_step(generator, num_classes: int, ignore_label: int,
 
 def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
                    class_names: Sequence[str], keep_examples: int = 0,
-                   big_step=None) -> dict[str, Any]:
+                   big_step=None, progress: bool = False) -> dict[str, Any]:
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
     with the region metrics ``config.eval`` asks for. ``big_step`` (``oversize_step``): how
     images larger than ``data.eval_size`` are evaluated; without it they are refused with an
-    error naming the size to set."""
+    error naming the size to set. ``progress``: a progress bar (``--mode=eval``; training's
+    validation prints one line instead)."""
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
     batches = pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
@@ -169,5 +181,11 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
         big = oversize.batches(pipeline.oversize_dataset(config, split, **process),
                                config.loss.ignore_label)
         big_pass = (big_step, parallel.one_device(variables), big)
+    shown = None
+    if progress:
+        from ssgan_jax.data import records
+
+        shown = (f"evaluating {split}", records.check_split(records.get_builder(config.data),
+                                                            split))
     return evaluate(p_eval_step, variables, batches, num_classes, class_names,
-                    region_metrics(config, num_classes), keep_examples, big_pass)
+                    region_metrics(config, num_classes), keep_examples, big_pass, shown)

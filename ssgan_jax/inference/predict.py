@@ -169,6 +169,18 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     one_device = None  # G's variables on one device, copied at the first oversize image
     larger = 0
     skipped: list[str] = []
+    from tqdm import tqdm
+
+    if pattern:
+        total = len(items)
+    else:
+        from ssgan_jax.data import records
+
+        total = records.check_split(records.get_builder(config.data), split)
+    if config.predict.max_images:
+        total = min(total, config.predict.max_images)
+    bar = tqdm(desc="predicting", total=total, unit=" images", mininterval=2.0,
+               dynamic_ncols=True, disable=jax.process_index() != 0)
     for batch in _batches(items, size, config.predict.max_images):
         batch, rgbs = _read(batch, config.predict.skip_unreadable, skipped)
         if not batch:
@@ -194,7 +206,8 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
             write_prediction(out_dir, name, image, preds[i], builder.PALETTE,
                              config.predict.overlay_alpha, server_labels)
             written += 1
-        print(f"  {written} images", flush=True)
+        bar.update(len(batch) * jax.process_count())
+    bar.close()
     if larger:
         print(f"  {larger} images larger than data.eval_size={(eh, ew)} went through "
               f"sliding windows of that size", flush=True)

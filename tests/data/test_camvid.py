@@ -57,8 +57,14 @@ def _prepare(config):
     return prepare(config.data)
 
 
-def test_generated_camvid_maps_void_to_ignore(camvid_config):
+def test_generated_camvid_maps_void_to_ignore(camvid_config, capfd):
     counts = _prepare(camvid_config)
+    # TFDS's own lines and warnings are quiet; each split's progress is said once
+    out, err = capfd.readouterr()
+    assert "Downloading and preparing" not in out + err and "dataset_info.json" not in err
+    assert f"preparing camvid from {camvid_config.data.manual_dir}" in out
+    for split, n in (("train", 6), ("val", 3), ("test", 2)):
+        assert f"preparing {split}: 100%" in err and f"{n}/{n}" in err
     assert counts["splits"] == {"test": 2, "train": 6, "val": 3}
     labels = [label for _, _, label in read_split(camvid_config.data, "train")]
     values = np.unique(np.concatenate([lab.ravel() for lab in labels]))
