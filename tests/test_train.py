@@ -384,3 +384,18 @@ def test_resuming_with_another_batch_size_is_refused(reference, tmp_path):
                                                       r"--config.batch_size=4"):
         loop.train_and_evaluate(config, str(run))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+
+
+def test_init_from_a_run_of_another_generator_is_refused_before_prepare(reference, tmp_path):
+    """Named at once with what differs and the right way out (it used to come after the
+    dataset was prepared, advising a new --workdir, which does not help)."""
+    _, workdir, _ = reference
+    config = _config(tmp_path)
+    config.model.width = 16
+    config.init_from = str(workdir)
+    config.phase1.steps = 0
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"that run's generator is not the one "
+                                                       r"this config trains:\n  model.width: "
+                                                       r"32 there, 16 now\ninit_from continues"):
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "tfds").exists()

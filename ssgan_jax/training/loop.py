@@ -93,7 +93,34 @@ def _check_start_files(config, workdir: str) -> None:
         if path:
             check_weights_file(path)
     if config.init_from:
-        _parse_init_from(config.init_from)
+        _check_init_from(config)
+
+
+def _check_init_from(config) -> None:
+    """``init_from`` names a run whose generator this config can continue (same network,
+    width, output stride, dataset and classes), said before the dataset is prepared."""
+    path, step = _parse_init_from(config.init_from)
+    source = ckpt_lib.Checkpoints(path, read_only=True)
+    steps = source.steps()
+    if not steps:
+        raise ckpt_lib.CheckpointError(f"config.init_from={config.init_from!r}: {path} has no "
+                                       "checkpoint; train its phase 1 first")
+    try:
+        saved = source.read_meta(step if step is not None else steps[-1])["config"]
+    except Exception:  # noqa: BLE001 - unreadable or missing: load_generator says which
+        return
+    current = {**ckpt_lib.config_json(config), "num_classes": config_lib.num_classes(config),
+               **data_identity(config.data)}
+    diffs = ckpt_lib.identity_differences(saved, current, generator_only=True)
+    if diffs:
+        raise ckpt_lib.CheckpointError(
+            f"config.init_from={config.init_from!r}: that run's generator is not the one this "
+            "config trains:\n  " + "\n  ".join(d.replace(" in the checkpoint", " there")
+                                                for d in diffs)
+            + "\ninit_from continues a run's generator as it is. Point it at a run of this "
+            "network, width and dataset; for another dataset or class list, start from an "
+            "ImageNet backbone (config.weights.generator) instead. Nothing was prepared or "
+            "trained.")
 
 
 def _initial_weights(config, state: state_lib.TrainState) -> state_lib.TrainState:
