@@ -425,6 +425,40 @@ def test_read_only_paths_fall_back_past_a_corrupt_newest_checkpoint(trained_run,
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing moved
 
 
+def test_a_checkpoint_removed_while_being_read_is_not_called_corrupt(trained_run, tmp_path,
+                                                                    monkeypatch, capsys):
+    """A training run's retention can delete the checkpoint an eval beside it is reading:
+    "latest" is resolved again; a step asked for by number says it was removed, not that it
+    is corrupt (the advice used to be "retrain")."""
+    import shutil
+
+    from ssgan_jax.core import checkpoints as ckpt_lib
+    from ssgan_jax.inference.generator import load_generator
+
+    _, workdir, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(workdir, run, ignore=shutil.ignore_patterns("eval", "export", "predictions",
+                                                                "*.lock"))
+    real = ckpt_lib.Checkpoints.restore_part
+
+    def removed_midway(self, target, step):
+        if step == 8 and (run / "checkpoints" / "8").exists():
+            shutil.rmtree(run / "checkpoints" / "8")  # retention, mid-read
+            raise ckpt_lib.UnreadableCheckpoint("gone", 8, "FileNotFoundError")
+        return real(self, target, step)
+
+    monkeypatch.setattr(ckpt_lib.Checkpoints, "restore_part", removed_midway)
+    loaded = load_generator(_cfg(trained_run, checkpoint="latest"), str(run))
+    assert loaded.step == 6
+    assert "checkpoint 8 was removed while it was being read" in capsys.readouterr().out
+    shutil.rmtree(run)
+    shutil.copytree(workdir, run, ignore=shutil.ignore_patterns("eval", "export", "predictions",
+                                                                "*.lock"))
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"checkpoint 8 .* was removed while it "
+                                                       r"was being read .* it is not corrupt"):
+        load_generator(_cfg(trained_run, checkpoint="8"), str(run))
+
+
 def test_export_leaves_a_folder_of_someone_elses_files_alone(trained_run, tmp_path):
     from ssgan_jax.inference.export import ExportError, run_export
 

@@ -68,6 +68,29 @@ def abstract_variables(generator, crop_size) -> dict[str, Any]:
     return jax.eval_shape(lambda x: generator.init(jax.random.key(0), x, train=False), images)
 
 
+def _vanished(checkpoints, step: int) -> bool:
+    """Whether checkpoint ``step`` is gone from disk (a training run's retention removed it
+    while it was being read), as opposed to present and unreadable."""
+    checkpoints.manager.reload()
+    return (step not in checkpoints.steps()
+            and not os.path.isdir(os.path.join(checkpoints.directory, str(step))))
+
+
+def _after_vanished(checkpoints, current, target, step: int, which: str):
+    """Checkpoint ``step`` was removed while being read: "latest" and "best" are resolved
+    again (once more at most); a step asked for by number is an error saying so."""
+    if which.isdigit():
+        raise ckpt_lib.CheckpointError(
+            f"checkpoint {step} in {checkpoints.directory} was removed while it was being read "
+            "(a training run in this workdir keeps only its train.keep_checkpoints latest and "
+            f"the best); it is not corrupt. Kept now: {checkpoints.steps()}")
+    again = resolve_step(checkpoints, which)
+    print(f"checkpoint {step} was removed while it was being read (the training run's "
+          f"retention, not corruption); using {which} = {again}", flush=True)
+    checkpoints.check_compatible(current, again, generator_only=True)
+    return checkpoints.restore_part(target, again)
+
+
 def _restore_readable(checkpoints, current, target, step: int, which: str):
     """G's subtree of checkpoint ``step``; for "latest" and "best", an unreadable checkpoint
     falls back to the next older one that restores (as training does, but nothing is moved:
@@ -81,6 +104,8 @@ def _restore_readable(checkpoints, current, target, step: int, which: str):
         try:
             restored = checkpoints.restore_part(target, candidate)
         except ckpt_lib.UnreadableCheckpoint as e:
+            if _vanished(checkpoints, candidate):  # not corrupt: removed while we read it
+                return _after_vanished(checkpoints, current, target, candidate, which)
             failed.append(e)
             if candidate != candidates[-1]:
                 print(f"WARNING: checkpoint {candidate} in {checkpoints.directory} cannot be "
