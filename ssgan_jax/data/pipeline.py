@@ -190,6 +190,25 @@ def unlabeled_files(pattern: str) -> list[str]:
     return files
 
 
+def check_unlabeled_files(pattern: str) -> int:
+    """Decode every image ``data.unlabeled_glob`` matches, once, before training (a truncated
+    or corrupt file would otherwise stop a run in phase 2, after phase 1 and a compilation);
+    DataError naming the first that fails. Returns how many were checked."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    files = unlabeled_files(pattern)
+    for path in tqdm(files, desc="checking unlabelled images", unit=" images",
+                     mininterval=2.0, dynamic_ncols=True, disable=len(files) < 100):
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for bad image data
+            raise DataError(f"{path}: unlabelled image cannot be decoded ({e}); remove or "
+                            "replace it (data.unlabeled_glob)") from e
+    return len(files)
+
+
 def unlabeled_dataset(
     config: ml_collections.ConfigDict,
     *,

@@ -69,6 +69,8 @@ def _dataset_classes(config) -> tuple[str, ...]:
     parallel.barrier("ssgan_dataset_prepared")
     # validation refuses images larger than data.eval_size: say so now, not at its first pass
     pipeline.check_eval_size(config.data, config.data.val_split)
+    if config_lib.semi_phase2(config) and config.data.unlabeled_glob:
+        pipeline.check_unlabeled_files(config.data.unlabeled_glob)  # before phase 1, not in 2
     return config_lib.class_names(config)
 
 

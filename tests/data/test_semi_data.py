@@ -154,6 +154,30 @@ def test_unlabelled_images_from_a_split_or_a_glob(coloured, tmp_path):
         unlabeled_dataset(coloured, local_devices=2)
 
 
+def test_a_truncated_unlabelled_image_is_named_before_phase_1(tmp_path):
+    """The loop decodes the glob's images before phase 1 (one truncated JPEG used to stop a
+    run at phase-2 step 6, after phase 1 and a compilation)."""
+    from ssgan_jax.data.pipeline import check_unlabeled_files
+    from ssgan_jax.training import loop
+    from tests.train_fixtures import loop_config
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((40, 56, 3), 30 * i, np.uint8)).save(folder / f"f{i}.jpg")
+    assert check_unlabeled_files(str(folder / "*.jpg")) == 3
+    data = (folder / "f1.jpg").read_bytes()
+    (folder / "f1.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"f1\.jpg: unlabelled image cannot be decoded"):
+        check_unlabeled_files(str(folder / "*.jpg"))
+    config = loop_config(tmp_path)
+    config.semi.unlabeled_batch_size = config.batch_size
+    config.data.unlabeled_glob = str(folder / "*.jpg")
+    with pytest.raises(DataError, match=r"f1\.jpg: unlabelled image cannot be decoded"):
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_no_unlabelled_images_is_a_clear_error(coloured):
     with pytest.raises(DataError, match="every image of data.train_split='train' is labelled"):
         unlabeled_dataset(coloured, local_devices=2, labeled_ids=None)
