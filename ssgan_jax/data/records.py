@@ -141,6 +141,7 @@ def ensure_prepared(data: ml_collections.ConfigDict):
     else:
         source.check(builder.data_dir, data.manual_dir, data.name, data.data_dir,
                      identity(builder))
+    source.check_shards(builder.data_dir, data.name)
     return builder
 
 
@@ -192,7 +193,32 @@ def _encoded(builder, split: str):
     import tensorflow_datasets as tfds
 
     skip = tfds.decode.SkipDecoding()
-    return builder.as_data_source(split, decoders={"image": skip, "label": skip})
+    return CheckedSource(builder.as_data_source(split, decoders={"image": skip, "label": skip}),
+                         split, builder.data_dir)
+
+
+class CheckedSource:
+    """A split's data source whose read errors (a damaged ArrayRecord shard: Riegeli's
+    "Corrupted Riegeli/records file: chunk data hash mismatch") are a DataError naming the
+    dataset folder, the example and the way out; picklable, as the source it wraps."""
+
+    def __init__(self, source, split: str, dataset_dir: str):
+        self.source, self.split, self.dataset_dir = source, split, dataset_dir
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i):
+        try:
+            return self.source[i]
+        except (RuntimeError, OSError, ValueError) as e:
+            shards = [n for n in sorted(os.listdir(self.dataset_dir))
+                      if ".array_record-" in n and f"-{self.split.split('[')[0]}." in n]
+            raise DataError(
+                f"example {i} of split {self.split!r} in {self.dataset_dir} cannot be read "
+                f"({str(e)[:200]}); a prepared file ({', '.join(shards) or 'its shards'}) is "
+                f"damaged. Delete {os.path.dirname(self.dataset_dir)} and prepare again: "
+                "python -m ssgan_jax.main --mode=prepare --config=<your config>") from e
 
 
 def file_name(example) -> str:

@@ -1,6 +1,8 @@
 """Which files a prepared dataset was built from: ``prepare`` records its ``manual_dir`` and a
 fingerprint of the files there (relative paths and sizes) beside the TFDS dataset; a run whose
 ``data.manual_dir`` holds other files is refused instead of silently training on the old ones.
+It also records the size of each ArrayRecord shard it wrote: a shard truncated since
+(``check_shards``) is named before a run spends any step on it.
 """
 
 from __future__ import annotations
@@ -37,12 +39,40 @@ def record(dataset_dir: str, manual_dir: str, identity: dict | None = None) -> N
     """Write the source record of a dataset just prepared from ``manual_dir``; ``identity``:
     more that makes the dataset what it is (a folder dataset's classes file digest)."""
     manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
-    body = {"manual_dir": manual_dir, **fingerprint(manual_dir), **(identity or {})}
+    body = {"manual_dir": manual_dir, **fingerprint(manual_dir), **(identity or {}),
+            "shards": shard_sizes(dataset_dir)}
     tmp = os.path.join(dataset_dir, RECORD + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(body, f, indent=1)
     os.replace(tmp, os.path.join(dataset_dir, RECORD))
     _checked.add((dataset_dir, manual_dir))
+
+
+def shard_sizes(dataset_dir: str) -> dict[str, int]:
+    """{file name: bytes} of the dataset's ArrayRecord shards."""
+    return {n: os.path.getsize(os.path.join(dataset_dir, n))
+            for n in sorted(os.listdir(dataset_dir)) if ".array_record-" in n}
+
+
+def check_shards(dataset_dir: str, name: str) -> None:
+    """DataError naming a shard that is missing or whose size changed since it was written
+    (truncated by a full disk, a copy cut short); nothing where no sizes were recorded."""
+    try:
+        with open(os.path.join(dataset_dir, RECORD), encoding="utf-8") as f:
+            then = json.load(f).get("shards")
+    except (OSError, ValueError):
+        return
+    if not then:
+        return
+    now = shard_sizes(dataset_dir)
+    for shard, size in then.items():
+        if now.get(shard) != size:
+            found = "is missing" if shard not in now else f"is {now[shard]} bytes"
+            raise DataError(
+                f"{os.path.join(dataset_dir, shard)} {found}; it was {size} bytes when the "
+                f"{name} dataset was prepared: the prepared files are damaged. Delete "
+                f"{os.path.dirname(dataset_dir)} and prepare again: python -m ssgan_jax.main "
+                "--mode=prepare --config=<your config> (with the same data.data_dir)")
 
 
 def check(dataset_dir: str, manual_dir: str, name: str, data_dir: str,

@@ -118,3 +118,28 @@ def test_jpeg_images_accepted(tmp_path, camvid_config):
     camvid_config.data.manual_dir = write_camvid(str(tmp_path / "jpg"), fmt="jpg")
     camvid_config.data.data_dir = str(tmp_path / "tfds_jpg")
     assert _prepare(camvid_config)["splits"]["val"] == 3
+
+
+def test_a_damaged_prepared_shard_is_named_with_the_way_out(camvid_config):
+    """A bit flipped in a shard: reading it is a DataError naming the dataset folder and the
+    prepare command, not Riegeli's bare RuntimeError; a truncated shard is named before any
+    example is read (its size no longer matches the one recorded at prepare)."""
+    from ssgan_jax.data import records
+
+    _prepare(camvid_config)
+    folder = get_builder(camvid_config.data).data_dir
+    shard = next(os.path.join(folder, n) for n in os.listdir(folder) if "-train.array_record" in n)
+    data = bytearray(open(shard, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(shard, "wb").write(bytes(data))
+    examples = records.examples_of(camvid_config.data, "train")
+    with pytest.raises(DataError, match=r"split 'train' in .* cannot be read \(Corrupted "
+                                        r"Riegeli.*camvid-train\.array_record.* is damaged\. "
+                                        r"Delete .* and prepare again"):
+        for i in range(len(examples)):
+            examples[i]
+    open(shard, "wb").write(bytes(data[: len(data) // 3]))
+    with pytest.raises(DataError, match=r"camvid-train\.array_record-00000-of-00001 is \d+ "
+                                        r"bytes; it was \d+ bytes when the camvid dataset was "
+                                        r"prepared"):
+        records.examples_of(camvid_config.data, "train")
