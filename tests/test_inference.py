@@ -192,3 +192,27 @@ def test_views_of_an_image_on_a_canvas_are_those_of_the_image_alone(settings):
         np.testing.assert_allclose(got[i, :h, :w], alone, rtol=1e-4, atol=1e-4)
     plain = np.asarray(predict_logits(model, jnp.asarray(board), settings))
     assert not np.allclose(plain[1, :9, :11], got[1, :9, :11], atol=1e-2)
+
+
+@pytest.mark.parametrize("with_sizes", [False, True])
+def test_the_sliding_window_program_does_not_grow_with_the_number_of_windows(with_sizes):
+    """The windows are one gather and one scatter-add, not a loop unrolled into the program:
+    4 windows and 961 give programs of the same operations (an unrolled loop made a
+    1024x2048 image with 3 scales and flip compile for 221 s)."""
+    def apply(x, sizes):
+        return jnp.concatenate([x, 2 * x[..., :1]], axis=-1)
+
+    def ops(side, stride):
+        x = jnp.zeros((1, side, side, 3))
+        sizes = jnp.asarray([[side - 3, side - 5]], jnp.int32) if with_sizes else None
+        text = jax.jit(lambda a, s: sliding_logits(apply, a, (16, 16), (stride, stride),
+                                                   sizes=s)).lower(x, sizes).as_text()
+        return sum(1 for line in text.splitlines() if "stablehlo." in line)
+
+    few, many = ops(32, 16), ops(256, 8)  # 2x2 and 31x31 windows
+    assert few > 0 and many <= few + 2, (few, many)
+    # and the numbers are the windows' average: a pixel covered by 4 windows of a constant
+    x = jnp.ones((1, 40, 40, 3))
+    out = sliding_logits(apply, x, (16, 16), (8, 8))
+    np.testing.assert_allclose(np.asarray(out), np.broadcast_to([1, 1, 1, 2], out.shape),
+                               rtol=1e-6)

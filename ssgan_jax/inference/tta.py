@@ -69,15 +69,22 @@ def sliding_logits(
     """
     n, h, w, _ = images.shape
     wh, ww = min(window[0], h), min(window[1], w)
-    corners = [(y, x) for y in window_starts(h, wh, stride[0])
-               for x in window_starts(w, ww, stride[1])]
-    if len(corners) == 1:
-        return apply(images, sizes)
-    crops = jnp.stack([images[:, y:y + wh, x:x + ww] for y, x in corners])  # [K, N, wh, ww, 3]
+    corners = np.asarray([(y, x) for y in window_starts(h, wh, stride[0])
+                          for x in window_starts(w, ww, stride[1])], np.int32)
     k = len(corners)
+    if k == 1:
+        return apply(images, sizes)
+    # Every window's pixel coordinates as index arrays [K, wh, ww]: the crops are one gather
+    # and the sum over windows one scatter-add, so the program has the same operations for 4
+    # windows or 400 (an unrolled loop over the windows made a 1024x2048 image with 3 scales
+    # and flip compile for 221 s)
+    ys = corners[:, 0, None, None] + np.arange(wh, dtype=np.int32)[None, :, None]
+    xs = corners[:, 1, None, None] + np.arange(ww, dtype=np.int32)[None, None, :]
+    ys, xs = np.broadcast_to(ys, (k, wh, ww)), np.broadcast_to(xs, (k, wh, ww))
+    crops = jnp.moveaxis(images[:, ys, xs], 1, 0)  # [K, N, wh, ww, 3]
     held = None
     if sizes is not None:  # [K, N, 2]: how much of each image window k holds
-        offsets = jnp.asarray(corners, jnp.int32)[:, None, :]
+        offsets = jnp.asarray(corners)[:, None, :]
         held = jnp.clip(sizes[None] - offsets, 0, jnp.asarray([wh, ww], jnp.int32))
     if windows_per_call == 0 or windows_per_call >= k:
         out = apply(crops.reshape(k * n, wh, ww, 3),
@@ -90,15 +97,12 @@ def sliding_logits(
     total = jnp.zeros((n, h, w, out.shape[-1]), out.dtype)
     if held is None:
         count = np.zeros((h, w), np.float32)
-        for i, (y, x) in enumerate(corners):
-            total = total.at[:, y:y + wh, x:x + ww].add(out[i])
-            count[y:y + wh, x:x + ww] += 1
+        np.add.at(count, (ys, xs), 1.0)
+        total = total.at[:, ys, xs].add(jnp.moveaxis(out, 0, 1))
         return total / jnp.asarray(count)[None, :, :, None]
-    count = jnp.zeros((n, h, w, 1), out.dtype)
-    for i, (y, x) in enumerate(corners):
-        inside = canvas.inside(held[i], wh, ww).astype(out.dtype)
-        total = total.at[:, y:y + wh, x:x + ww].add(out[i] * inside)
-        count = count.at[:, y:y + wh, x:x + ww].add(inside)
+    inside = jax.vmap(lambda hw: canvas.inside(hw, wh, ww))(held).astype(out.dtype)
+    total = total.at[:, ys, xs].add(jnp.moveaxis(out * inside, 0, 1))
+    count = jnp.zeros((n, h, w, 1), out.dtype).at[:, ys, xs].add(jnp.moveaxis(inside, 0, 1))
     return total / jnp.maximum(count, 1.0)
 
 
