@@ -11,9 +11,14 @@ Per image ``<stem>``, under ``config.predict.output_dir`` (default
 
 Images are padded to ``data.eval_size`` and spread over all devices in batches of
 ``eval_batch_size``; inference follows ``config.eval`` (whole/sliding, scales, flip). An image
-larger than ``data.eval_size`` is not refused: it runs alone, padded to a multiple of
-``oversize.BUCKET`` pixels (one compilation per bucket), through sliding windows of
-``data.eval_size`` (``inference/oversize.py``; the run's own windows if it slides).
+larger than ``data.eval_size`` is not refused: its sliding windows of ``data.eval_size`` are
+cut on the host and run through one program for all sizes (``oversize.WindowedPredictor``;
+with several scales, one program per ``oversize.BUCKET``-padded size), so images of any mix
+of sizes compile a bounded number of programs.
+
+``predictions.json`` is written after every batch (the images done so far, ``complete``
+false until the end): rerunning the same command after a stop resumes after the last image
+written; after a complete one it predicts everything again.
 """
 
 from __future__ import annotations
@@ -40,7 +45,15 @@ OUTPUTS = ("train_ids", "color", "overlay")
 def _save_png(path: str, array: np.ndarray, mode: str | None = None) -> None:
     from PIL import Image
 
-    Image.fromarray(array, mode=mode).save(path, format="PNG")
+    _atomic(path, lambda tmp: Image.fromarray(array, mode=mode).save(tmp, format="PNG"))
+
+
+def _atomic(path: str, write: Callable[[str], None]) -> None:
+    """``write(temporary path)`` then rename it to ``path``: a killed run leaves no half
+    file under the final name (a resumed predict skips the images whose files exist)."""
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def write_prediction(
@@ -65,8 +78,8 @@ def write_prediction(
         os.makedirs(os.path.dirname(path), exist_ok=True)
     _save_png(paths["train_ids"], pred.astype(np.uint8), "L")
     _save_png(paths["color"], color, "RGB")
-    Image.fromarray(image_prep.blend(image, color, alpha), mode="RGB").save(
-        paths["overlay"], quality=92)
+    overlay = Image.fromarray(image_prep.blend(image, color, alpha), mode="RGB")
+    _atomic(paths["overlay"], lambda tmp: overlay.save(tmp, format="JPEG", quality=92))
     if server_labels is not None:
         _save_png(paths["label_ids"], server_labels(pred).astype(np.uint8), "L")
     return paths
@@ -140,6 +153,36 @@ def _read(batch, skip: bool, skipped: list[str]):
     return kept, rgbs
 
 
+SUMMARY = "predictions.json"
+SAME = ("step", "checkpoint", "source", "inference", "output_dir")  # what a resume must share
+
+
+def _resumable(out_dir: str, summary: dict) -> dict | None:
+    """The summary a previous predict of the same checkpoint, source and settings left in
+    ``out_dir`` (None if there is none, or it was made with others)."""
+    path = os.path.join(out_dir, SUMMARY)
+    try:
+        with open(path, encoding="utf-8") as f:
+            before = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if any(before.get(k) != summary[k] for k in SAME) or "written" not in before:
+        return None
+    return before
+
+
+def _save_summary(out_dir: str, summary: dict) -> None:
+    if jax.process_index() != 0:
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic(os.path.join(out_dir, SUMMARY), lambda tmp: _dump(tmp, summary))
+
+
+def _dump(path: str, body: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(body, f, indent=1)
+
+
 def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Write prediction files for ``config.predict.input`` (or ``config.eval.split``)."""
     settings = tta.from_config(config)
@@ -162,13 +205,27 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     p_predict = parallel.pmap_eval(tta.make_predict_fn(loaded.generator, settings), 2)
     variables = parallel.on_devices(loaded.variables)
     server_labels = getattr(builder, "SERVER_LABELS", None)
-    written = 0
+    summary = {"step": step, "checkpoint": path, "source": pattern or split, "images": 0,
+               "skipped_unreadable": [], "output_dir": out_dir,
+               "class_names": list(class_names), "inference": settings.as_dict(),
+               "complete": False, "written": []}
+    done = _resumable(out_dir, summary)
+    if done is not None and not done.get("complete"):  # a stopped predict: go on after it
+        summary.update(images=done["images"], written=done["written"],
+                       skipped_unreadable=done["skipped_unreadable"])
+        print(f"resuming: {done['images']} images of {out_dir} are done", flush=True)
+    finished = set(summary["written"])
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
-    big_predict = oversize.predictor(loaded.generator, settings, (eh, ew),
-                                     oversize.windows_per_call(config))
+    if tuple(settings.scales) == (1.0,):  # windows cut on the host: one program, any size
+        windowed = oversize.WindowedPredictor(loaded.generator, settings, (eh, ew), devices,
+                                              per_device)
+        big_predict = lambda v, image: windowed(variables, image)  # noqa: E731
+    else:
+        big_predict = oversize.predictor(loaded.generator, settings, (eh, ew),
+                                         oversize.windows_per_call(config))
     one_device = None  # G's variables on one device, copied at the first oversize image
     larger = 0
-    skipped: list[str] = []
+    skipped: list[str] = summary["skipped_unreadable"]
     from tqdm import tqdm
 
     if pattern:
@@ -182,7 +239,10 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     bar = tqdm(desc="predicting", total=total, unit=" images", mininterval=2.0,
                dynamic_ncols=True, disable=jax.process_index() != 0)
     for batch in _batches(items, size, config.predict.max_images):
-        batch, rgbs = _read(batch, config.predict.skip_unreadable, skipped)
+        todo = [item for item in batch if item[0] not in finished]
+        if len(todo) < len(batch):
+            bar.update((len(batch) - len(todo)) * jax.process_count())
+        batch, rgbs = _read(todo, config.predict.skip_unreadable, skipped)
         if not batch:
             continue
         fit = [i for i, image in enumerate(rgbs) if image_prep.fits(image.shape, (eh, ew))]
@@ -197,7 +257,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
             preds.update(zip(fit, image_prep.crop_back(out, [rgbs[i].shape for i in fit]),
                              strict=True))
         for i in (i for i in range(len(rgbs)) if i not in preds):
-            if one_device is None:
+            if one_device is None and tuple(settings.scales) != (1.0,):
                 one_device = parallel.one_device(variables)
             preds[i] = big_predict(one_device, image_prep.normalize(rgbs[i], config.data.mean,
                                                                 config.data.std))
@@ -205,22 +265,19 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         for i, ((name, _), image) in enumerate(zip(batch, rgbs, strict=True)):
             write_prediction(out_dir, name, image, preds[i], builder.PALETTE,
                              config.predict.overlay_alpha, server_labels)
-            written += 1
+            summary["written"].append(name)
+        summary["images"] = len(summary["written"])
+        _save_summary(out_dir, summary)  # as it goes: a stopped run resumes from here
         bar.update(len(batch) * jax.process_count())
     bar.close()
     if larger:
         print(f"  {larger} images larger than data.eval_size={(eh, ew)} went through "
               f"sliding windows of that size", flush=True)
     # every process wrote its share of the images
-    written = int(parallel.sum_over_processes(np.asarray(written, np.int64)))
-    summary = {"step": step, "checkpoint": path, "source": pattern or split,
-               "images": written, "skipped_unreadable": skipped, "output_dir": out_dir,
-               "class_names": list(class_names),
-               "inference": settings.as_dict()}
-    if jax.process_index() == 0:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "predictions.json"), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
+    summary["images"] = int(parallel.sum_over_processes(np.asarray(len(summary["written"]),
+                                                                   np.int64)))
+    summary["complete"] = True
+    _save_summary(out_dir, summary)
     print(json.dumps({k: summary[k] for k in ("step", "source", "images", "output_dir")}),
           flush=True)
     return summary
