@@ -30,7 +30,8 @@ from ssgan_jax.data import identity as data_identity
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
-from ssgan_jax.inference.generator import load_generator
+from ssgan_jax.inference.generator import abstract_variables, load_generator
+from ssgan_jax.models import build_generator
 from ssgan_jax.training import (
     diagnostics,
     losses,
@@ -457,6 +458,21 @@ def resolve_class_weights(config, labeled_ids) -> None:
           flush=True)
 
 
+def _generator_restores(config, checkpoints: ckpt_lib.Checkpoints, step: int,
+                        num_classes: int) -> bool:
+    """Whether checkpoint ``step``'s generator reads back (G alone, traced not compiled: a
+    finished run answers in seconds, and a damaged newest checkpoint still goes the restore
+    path, which moves it aside and trains on from the one before)."""
+    generator = build_generator(config.model, num_classes)
+    shapes = abstract_variables(generator, config.data.crop_size)
+    reader = ckpt_lib.Checkpoints(checkpoints.workdir, read_only=True)  # (a manager restores
+    try:  # one way: training's restores whole states)
+        reader.restore_part({"g_params": shapes["params"]}, step)
+    except ckpt_lib.UnreadableCheckpoint:
+        return False
+    return True
+
+
 def _train(config: ml_collections.ConfigDict, workdir: str,
            requests: stop.Requests | None = None) -> dict[str, Any]:
     class_names = _dataset_classes(config)
@@ -470,7 +486,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
     checkpoints.check_compatible(record)
     resume.check_same_stream(checkpoints, config)
-    finished = resume.finished(checkpoints, total)
+    finished = resume.finished(checkpoints, total,
+                               lambda step: _generator_restores(config, checkpoints, step,
+                                                                num_classes))
     if finished is not None:  # said before any network is built or compiled
         return finished
 

@@ -4,6 +4,7 @@ whether the config continues the same example stream; the summary a finished run
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ssgan_jax.core import checkpoints as ckpt_lib
@@ -55,7 +56,8 @@ def check_same_stream(checkpoints: ckpt_lib.Checkpoints, config) -> None:
         return
 
 
-def finished(checkpoints: ckpt_lib.Checkpoints, total: int) -> dict[str, Any] | None:
+def finished(checkpoints: ckpt_lib.Checkpoints, total: int,
+             readable: Callable[[int], bool] = lambda step: True) -> dict[str, Any] | None:
     """When the newest checkpoint that reads is already at ``total`` iterations: "nothing to
     do" and the run's summary ({} without validations); else None (train)."""
     for step in reversed(checkpoints.steps()):
@@ -63,7 +65,7 @@ def finished(checkpoints: ckpt_lib.Checkpoints, total: int) -> dict[str, Any] | 
             checkpoints.read_meta(step)
         except Exception:  # noqa: BLE001 - unreadable: the restore path reports and falls back
             continue
-        if step < total:
+        if step < total or not readable(step):  # (an unreadable one: the restore path decides)
             return None
         print(f"nothing to do: the checkpoint is at step {step} and the config asks for "
               f"{total}; raise phase1.steps/phase2.steps to train on", flush=True)
