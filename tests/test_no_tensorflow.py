@@ -35,6 +35,10 @@ def test_semi_supervised_demo_trains_evaluates_and_predicts_without_tensorflow(t
     for mode in ("train", "eval", "predict"):
         log = (out / f"demo_{mode}.log").read_text()
         assert tensorflow_modules(log) == 0, (mode, log[-2000:])  # the report: none loaded
+        # no third-party noise: TFDS's preparing lines and warnings, JAX's dtype warnings
+        for noise in ("dataset_info.json", "Downloading and preparing", "UserWarning",
+                      "Generating splits"):
+            assert noise not in log, (mode, noise)
     train = (out / "demo_train.log").read_text()
     assert "labelled subset: 5 images" in train  # 1/8 of the 40 train images
     assert "[phase 1] step 2/8" in train and "[phase 2] step 8/8" in train

@@ -68,7 +68,7 @@ def mean(x: jax.Array, sizes: jax.Array | None) -> jax.Array:
         return jnp.mean(x, axis=(1, 2), keepdims=True)
     total = jnp.sum(mask(x, sizes), axis=(1, 2), keepdims=True)
     area = (sizes[:, 0] * sizes[:, 1]).astype(x.dtype)[:, None, None, None]
-    return total / jnp.maximum(area, 1)
+    return total / jnp.maximum(area, jnp.ones((), x.dtype))  # (a typed 1: no dtype promotion)
 
 
 def resize_matrix(in_sizes: jax.Array, out_sizes: jax.Array, in_len: int,
