@@ -57,3 +57,29 @@ def test_a_mistyped_key_is_one_clean_line(tmp_path):
     line = r.stderr.strip()
     assert "\\'" not in line and "'stepz' Did you mean \"steps\"" in line
     assert "(from --config=demo --mode=config" in line
+
+
+def test_eval_size_auto_is_the_largest_prepared_image(tmp_path):
+    """data.eval_size="auto": from the command line (an override of a tuple default) and
+    resolved once the dataset is prepared to the largest height and width it holds."""
+    from ssgan_jax.core import config as config_lib
+    from ssgan_jax.data import pipeline
+
+    from .data.conftest import write_camvid
+
+    r = run_main("--config=demo", "--mode=config", "--config.data.eval_size=auto")
+    assert r.returncode == 0 and "data.eval_size = 'auto'" in r.stdout, r.stderr[-2000:]
+    r = run_main("--config=demo", "--mode=config", "--config.data.eval_size=(0, 5)")
+    assert r.returncode == 1 and "data.eval_size must be (height, width) > 0, or" in r.stderr
+    config = config_lib.get_config()
+    config.data.manual_dir = write_camvid(str(tmp_path / "CamVid"))
+    config.data.data_dir = str(tmp_path / "tfds")
+    config.data.eval_size = "auto"
+    config_lib.check(config)
+    pipeline.resolve_eval_size(config.data)
+    from ssgan_jax.data import records
+
+    sizes = [(h, w) for split in ("train", "val", "test")
+             for h, w in records.class_pixels(config.data, split)["shapes"]]
+    assert config.data.eval_size == (max(h for h, _ in sizes), max(w for _, w in sizes))
+    pipeline.check_eval_size(config.data, "val")  # every image fits

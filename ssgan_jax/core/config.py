@@ -30,7 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.train_split = "train"
     config.data.val_split = "val"
     config.data.crop_size = (500, 500)  # training crop (METHOD.md section 6: 500x500)
-    config.data.eval_size = (512, 512)  # eval images are padded to this (bottom/right)
+    # eval images are padded to this (bottom/right): (height, width), or "auto" = the largest
+    # image of the prepared dataset (resolved once it is prepared; recorded resolved)
+    config.data.eval_size = ml_collections.FieldReference((512, 512), field_type=object)
     config.data.scale_range = (0.5, 2.0)  # random scale augmentation
     config.data.flip = True
     # The input pipeline (data/pipeline.py, Grain): batches prepared at once by threads of each
@@ -482,8 +484,11 @@ def check(config: ml_collections.ConfigDict) -> None:
         need(config.train[key] >= 1, f"train.{key}", ">= 1")
     need(len(config.data.crop_size) == 2 and min(config.data.crop_size) > 0,
          "data.crop_size", "(height, width) > 0")
-    need(len(config.data.eval_size) == 2 and min(config.data.eval_size) > 0,
-         "data.eval_size", "(height, width) > 0")
+    eval_size = config.data.eval_size
+    need(eval_size == "auto" or (isinstance(eval_size, (tuple, list)) and len(eval_size) == 2
+                                 and all(isinstance(v, int) and v > 0 for v in eval_size)),
+         "data.eval_size", "(height, width) > 0, or \"auto\" (the largest image of the "
+         "prepared dataset)")
     for key in ("phase1.lr", "phase1.end_lr", "phase2.lr", "phase2.end_lr", "phase2.d_lr",
                 "phase2.d_end_lr"):
         part, name = key.split(".")

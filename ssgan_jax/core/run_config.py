@@ -14,6 +14,7 @@ never overwrites one made with the run's own.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -80,7 +81,7 @@ def with_recorded(config: ml_collections.ConfigDict, workdir: str, overrides: li
         return config, {"path": None, "overrides": {}, "differs": {}}
     recorded = flatten({k: v for k, v in record.items() if k not in RECORD_EXTRAS})
     given = flatten(json.loads(config.to_json_best_effort()))
-    merged = config.copy_and_resolve_references()
+    merged = copy.deepcopy(config)  # (keeps data.eval_size's reference: it may be "auto")
     for key, value in recorded.items():
         if key in given and key not in overrides:
             _set(merged, key, value)

@@ -347,6 +347,23 @@ def oversize_dataset(config, split: str, process_index: int = 0, process_count: 
     return iter(ds.to_iter_dataset(_read_options(data)))
 
 
+def resolve_eval_size(data: ml_collections.ConfigDict) -> None:
+    """``data.eval_size="auto"`` becomes the largest height and the largest width among the
+    images of every split of the prepared dataset (recorded when it was prepared; nothing is
+    decoded). Other values are left alone."""
+    if data.eval_size != "auto":
+        return
+    builder = records.ensure_prepared(data)
+    heights, widths = [], []
+    for split in sorted(builder.info.splits):
+        shapes = records.class_pixels(data, split, builder)["shapes"]
+        heights += [h for h, _ in shapes]
+        widths += [w for _, w in shapes]
+    data.eval_size = (int(max(heights)), int(max(widths)))
+    print(f"data.eval_size=auto: {data.eval_size}, the largest image of the prepared dataset",
+          flush=True)
+
+
 def check_eval_size(data: ml_collections.ConfigDict, split: str) -> None:
     """DataError naming the first image of ``split`` larger than ``data.eval_size`` and the
     size to set: training checks its validation split before its first step."""

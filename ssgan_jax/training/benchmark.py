@@ -225,6 +225,12 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def _eval_speed(config, generator, state, num_classes, iterations, warmup) -> dict[str, Any]:
     devices = jax.local_device_count()
     per_device = max(1, config.eval_batch_size // devices)
+    if config.data.eval_size == "auto":
+        from ssgan_jax.core.errors import ConfigError
+
+        raise ConfigError("the benchmark times the eval forward pass at data.eval_size, which "
+                          "is \"auto\" (known only from a prepared dataset): give a size, "
+                          "e.g. --config.data.eval_size=(512,512)")
     eh, ew = config.data.eval_size
     images = parallel.shard_batch(np.random.default_rng(0).normal(
         size=(devices, per_device, eh, ew, 3)).astype(np.float32))

@@ -68,6 +68,7 @@ def _dataset_classes(config) -> tuple[str, ...]:
     if jax.process_index() == 0:
         pipeline.ensure_prepared(config.data)
     parallel.barrier("ssgan_dataset_prepared")
+    pipeline.resolve_eval_size(config.data)  # "auto": before the config is recorded
     # validation refuses images larger than data.eval_size: say so now, not at its first pass
     pipeline.check_eval_size(config.data, config.data.val_split)
     if config_lib.semi_phase2(config) and config.data.unlabeled_glob:
