@@ -6,6 +6,7 @@ with status 1, without a traceback; anything else is a bug and keeps its traceba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 
@@ -40,6 +41,51 @@ def _is_disk_full(error: BaseException | None) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+class _NoDiskFullTracebacks:
+    """A logging filter: drops records whose exception is a full disk (the writer threads of
+    a checkpoint log each failing piece with its traceback, hundreds of lines, before the
+    error reaches the run, which says it in one line)."""
+
+    def filter(self, record) -> bool:
+        info = getattr(record, "exc_info", None)
+        return not (info and info[1] is not None and _is_disk_full(info[1]))
+
+
+@contextlib.contextmanager
+def quiet_disk_full():
+    """While a run writes checkpoints: a full disk is said once, as ``DiskFull``, not also by
+    the libraries' threads (their logged tracebacks, and asyncio's "Event loop is closed" from
+    writer callbacks that outlive the failed save, which reach ``sys.unraisablehook``). Other
+    errors and logs pass as they are."""
+    import logging
+    import sys
+
+    quiet = _NoDiskFullTracebacks()
+    loggers = [logging.getLogger(), logging.getLogger("absl")]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    before = sys.unraisablehook
+
+    def hook(unraisable):
+        error = unraisable.exc_value
+        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+            return  # a callback of a checkpoint write that was abandoned
+        before(unraisable)
+
+    sys.unraisablehook = hook
+    full = False
+    try:
+        yield
+    except DiskFull:
+        full = True  # the abandoned writes' callbacks fire until the process exits
+        raise
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+        if not full:
+            sys.unraisablehook = before
 
 
 class disk_space:  # noqa: N801 - used as a context manager, like contextlib's

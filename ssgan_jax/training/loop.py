@@ -24,7 +24,7 @@ from flax import traverse_util
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
-from ssgan_jax.core.errors import ConfigError, DiskFull, disk_space
+from ssgan_jax.core.errors import ConfigError, DiskFull, disk_space, quiet_disk_full
 from ssgan_jax.data import builder_class, pipeline, records, subset
 from ssgan_jax.data import identity as data_identity
 from ssgan_jax.data import images as image_prep
@@ -433,7 +433,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _check_start_files(config, workdir)
     os.makedirs(workdir, exist_ok=True)
     with workdir_lock.hold(workdir, enabled=jax.process_index() == 0), \
-            stop.signals() as requests:
+            stop.signals() as requests, quiet_disk_full():
         return _train(config, workdir, requests)
 
 
