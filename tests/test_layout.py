@@ -115,3 +115,21 @@ def test_method_sections_cited_by_the_code_exist():
         for m in re.finditer(r"METHOD\.md,? sections? ([\d, and-]+)", path.read_text()):
             cited.update(re.findall(r"\d+", m.group(1)))
     assert cited and cited <= headings, (cited, headings)
+
+
+def test_the_experiment_scripts_do_not_import_the_page_builder():
+    """results_page imports the experiments for their sections; none imports it back (they
+    rebuild the page in a child process, common.rebuild_page): no import circle."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "launch" / "experiments").glob("*.py")):
+        if path.name == "results_page.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.ImportFrom | ast.Import)
+                     else [])
+            module = getattr(node, "module", "") or ""
+            if "results_page" in module or "results_page" in names:
+                found.append(path.name)
+    assert not found, found

@@ -37,7 +37,9 @@ from launch.experiments.common import (
     camvid_folder,
     curves,
     evaluate,
+    machine,
     main_cmd,
+    rebuild_page,
     run,
     save_results,
 )
@@ -168,8 +170,6 @@ def _machine() -> dict:
     GPU memory while the runs train."""
     import subprocess
 
-    from launch.experiments.camvid_report import machine
-
     done = subprocess.run(
         [sys.executable, "-c", "import json, jax; print(json.dumps([d.device_kind for d in "
          "jax.devices()]))"], capture_output=True, text=True, check=False, timeout=300,
@@ -267,9 +267,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="toy sizes (a CPU test)")
     args = parser.parse_args()
     if args.report:  # the whole page, this study's section in its place
-        from launch.experiments import results_page
-
-        print(results_page.refresh(args.docs))
+        rebuild_page(args.docs)
         return
     units = ["select", *(f"seed{s}" for s in SEEDS)]
     if args.unit not in units:

@@ -34,13 +34,13 @@ import sys
 import time
 
 from launch.experiments import stats
-from launch.experiments.camvid_report import machine
 from launch.experiments.common import (
     REPO,
     camvid_folder,
     curves,
     evaluate,
     load_results,
+    machine,
     main_cmd,
     run,
     save_results,

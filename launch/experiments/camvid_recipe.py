@@ -18,8 +18,7 @@ import platform
 import sys
 import time
 
-from launch.experiments.camvid_report import machine
-from launch.experiments.common import REPO, evaluate, run
+from launch.experiments.common import REPO, evaluate, machine, run
 
 
 def _curve(workdir: str) -> list[dict]:

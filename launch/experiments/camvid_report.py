@@ -17,7 +17,6 @@ import glob
 import json
 import math
 import os
-import platform
 import re
 import statistics
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from launch.experiments import stats
+from launch.experiments.common import machine, rebuild_page
 
 VARIANT_NAMES = {
     "baseline": "baseline (G alone, lam = 0)",
@@ -239,24 +239,6 @@ def plot_prediction_grid(columns: dict[str, str], data: str, path: str, palette,
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
-    except OSError:
-        pass
-    try:  # what the runs ran on: JAX's backend and its devices (not assumed to be the CPU)
-        import jax
-
-        kinds = sorted({d.device_kind for d in jax.devices()})
-        backend = f"JAX {jax.__version__} ({jax.default_backend()}: {', '.join(kinds)})"
-    except Exception:  # noqa: BLE001 - no JAX, or no backend: the host alone
-        backend = "JAX not available"
-    return f"{cpu}, {platform.system()}, {backend}"
 
 
 STUDY_BEGIN = "<!-- study: written by launch/experiments/camvid_study.py -->"
@@ -571,9 +553,7 @@ def main() -> None:
     section = (f"{REPRO_BEGIN}\n{REPRO_SETUP.replace('{machine}', host)}\n"
                + "\n".join(sections) + f"\n{REPRO_END}\n")
     write_section(section, os.path.join(args.docs, "RESULTS.md"), REPRO_BEGIN, REPRO_END)
-    from launch.experiments import results_page
-
-    print(f"wrote {results_page.refresh(args.docs)}")
+    rebuild_page(args.docs)
 
 
 if __name__ == "__main__":

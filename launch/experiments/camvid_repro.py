@@ -50,7 +50,7 @@ def main() -> None:
     os.makedirs(out, exist_ok=True)
     machine_path = os.path.join(out, "machine.txt")
     if not os.path.exists(machine_path):  # the machine the runs were made on, for the report
-        from launch.experiments.camvid_report import machine
+        from launch.experiments.common import machine
 
         with open(machine_path, "w") as f:
             f.write(machine())

@@ -8,6 +8,7 @@ import argparse
 import glob
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -159,3 +160,31 @@ def evaluate(base: list[str], workdir: str, checkpoint: str, log: str) -> dict:
     return {"step": out["step"], "miou": out["miou"], "per_class_iou": out["per_class_iou"],
             "pixel_accuracy": out["pixel_accuracy"], "mean_accuracy": out["mean_accuracy"],
             "boundary_f1": out["boundary_f1"]["mean"]}
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
+    except OSError:
+        pass
+    # JAX's version from its metadata, not from a backend: starting one here would hold GPU
+    # memory while the runs train (the devices are asked in a child process where needed:
+    # camvid_gpu_study._machine)
+    from importlib import metadata
+
+    try:
+        jax_version = f"JAX {metadata.version('jax')}"
+    except metadata.PackageNotFoundError:
+        jax_version = "no JAX"
+    return f"{cpu}, {platform.system()}, {jax_version}"
+
+
+def rebuild_page(docs: str) -> None:
+    """docs/RESULTS.md rebuilt from the records by ``launch.experiments.results_page``, in a
+    child process: the experiment scripts that results_page imports for their sections do
+    not import it back."""
+    subprocess.run([sys.executable, "-m", "launch.experiments.results_page", f"--docs={docs}"],
+                   cwd=REPO, check=True)
