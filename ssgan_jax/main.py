@@ -61,8 +61,9 @@ def main(argv):
 
         config, report = run_config.with_recorded(config, FLAGS.workdir,
                                                   run_config.cli_overrides(sys.argv))
-        if run_config.describe(report):
-            print(run_config.describe(report), flush=True)
+        said = run_config.describe(report)
+        if said:
+            print(said, flush=True)
     config_lib.check(config)  # once, here: every mode trusts the config from now on
     if FLAGS.mode in ("train", "eval", "predict", "diagnose"):  # (the benchmark checks itself)
         config_lib.check_devices(config, training=FLAGS.mode in ("train", "diagnose"))

@@ -27,13 +27,18 @@ def test_entropy_hand_values_and_mask():
     uniform = jnp.zeros((1, 1, 2, 4))  # log 4 nats
     sure = jnp.asarray([[[[50.0, 0, 0, 0], [0, 50.0, 0, 0]]]])  # ~0
     logits = jnp.concatenate([uniform, sure], axis=1)  # [1, 2, 2, 4]
-    np.testing.assert_allclose(diagnostics.mean_entropy(logits), math.log(4) / 2, rtol=1e-5)
+    total, count = diagnostics.entropy_sum(logits)
+    np.testing.assert_allclose(total / count, math.log(4) / 2, rtol=1e-5)
+    assert float(count) == 4
     mask = jnp.asarray([[[True, True], [False, False]]])
-    np.testing.assert_allclose(diagnostics.mean_entropy(logits, mask), math.log(4), rtol=1e-6)
+    total, count = diagnostics.entropy_sum(logits, mask)
+    np.testing.assert_allclose(total / count, math.log(4), rtol=1e-6)
+    assert float(count) == 2
     # u = [1/2, 1/4, 1/4]: H = 1.5 ln 2
     two = jnp.log(jnp.asarray([2.0, 1.0, 1.0])).reshape(1, 1, 1, 3)
-    np.testing.assert_allclose(diagnostics.mean_entropy(two), 1.5 * math.log(2), rtol=1e-6)
-    assert float(diagnostics.mean_entropy(logits, jnp.zeros((1, 2, 2), bool))) == 0.0
+    np.testing.assert_allclose(diagnostics.entropy_sum(two)[0], 1.5 * math.log(2), rtol=1e-6)
+    total, count = diagnostics.entropy_sum(logits, jnp.zeros((1, 2, 2), bool))
+    assert float(total) == 0.0 and float(count) == 0.0
 
 
 def test_cosine_and_changed_label_share():

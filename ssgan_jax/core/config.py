@@ -430,19 +430,16 @@ HIGH_WEIGHT = {"loss.lam": 10.0, "semi.lam_adv_unlabeled": 10.0, "semi.lam_semi"
 def warnings_of(config: ml_collections.ConfigDict) -> list[str]:
     """Values a run may go on with but probably should not (printed once at load)."""
     out = []
-    for key, limit in HIGH_WEIGHT.items():
-        part, name = key.split(".")
-        if config[part][name] > limit:
-            out.append(f"config.{key}={config[part][name]:g} is far above the usual range "
-                       f"(at most {limit:g}; the default is {get_config()[part][name]:g}): "
-                       "this term will swamp the cross-entropy, and G may stop learning the "
-                       "labels")
-    for key, limit in HIGH_LR.items():
-        part, name = key.split(".")
-        if config[part][name] > limit:
-            out.append(f"config.{key}={config[part][name]:g} is far above the usual range "
-                       f"(at most {limit:g}; the default is {get_config()[part][name]:g}): "
-                       "training may run at finite loss and learn nothing")
+    for table, consequence in (
+            (HIGH_WEIGHT, "this term will swamp the cross-entropy, and G may stop learning the "
+                          "labels"),
+            (HIGH_LR, "training may run at finite loss and learn nothing")):
+        for key, limit in table.items():
+            part, name = key.split(".")
+            if config[part][name] > limit:
+                out.append(f"config.{key}={config[part][name]:g} is far above the usual range "
+                           f"(at most {limit:g}; the default is "
+                           f"{get_config()[part][name]:g}): {consequence}")
     return out
 
 

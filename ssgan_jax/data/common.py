@@ -99,8 +99,11 @@ def label_table(mapping: dict[int, int]) -> np.ndarray:
     return table
 
 
+LABEL_HINT = "is this the right annotation file for this dataset?"  # unknown label values
+
+
 def map_labels(raw: np.ndarray, table: np.ndarray, name: str, num_classes: int,
-               hint: str = "is this the right annotation file for this dataset?") -> np.ndarray:
+               hint: str = LABEL_HINT) -> np.ndarray:
     """Apply ``table`` to raw labels, refusing values that are neither a class nor ignore
     (``hint``: what to check, at the end of the error)."""
     if raw.dtype != np.uint8:
@@ -134,7 +137,7 @@ def _said(pairs: list[Pair], split: str) -> Iterable[Pair]:
                     dynamic_ncols=True)
 
 
-def checked_example(pair: Pair, table: np.ndarray, num_classes: int, hint: str | None = None
+def checked_example(pair: Pair, table: np.ndarray, num_classes: int, hint: str = LABEL_HINT
                     ) -> dict:
     """Decode and check one pair; the TFDS example with the mapped label (``hint``: what an
     unknown label value's error tells the user to check)."""
@@ -148,8 +151,7 @@ def checked_example(pair: Pair, table: np.ndarray, num_classes: int, hint: str |
             f"size mismatch: image {pair.image_name} is {image.shape[1]}x{image.shape[0]} but "
             f"label {pair.label_name} is {raw.shape[1]}x{raw.shape[0]} (W x H)"
         )
-    label = (map_labels(raw, table, pair.label_name, num_classes) if hint is None else
-             map_labels(raw, table, pair.label_name, num_classes, hint))
+    label = map_labels(raw, table, pair.label_name, num_classes, hint)
     return {
         "image": image_bytes,
         "label": encode_png(label),
@@ -172,7 +174,7 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     CLASS_NAMES: tuple[str, ...] = ()
     PALETTE: tuple[tuple[int, int, int], ...] = ()
     LABEL_TABLE: np.ndarray
-    LABEL_HINT: str | None = None  # what an unknown label value's error says to check
+    LABEL_HINT: str = LABEL_HINT  # what an unknown label value's error says to check
     HOMEPAGE = ""
 
     def _info(self):

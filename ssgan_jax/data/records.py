@@ -150,6 +150,11 @@ def identity(builder) -> dict:
     return dict(getattr(builder, "IDENTITY", {}))
 
 
+def split_size(data: ml_collections.ConfigDict, split: str) -> int:
+    """The number of examples of ``split`` in the prepared dataset (``check_split``)."""
+    return check_split(get_builder(data), split)
+
+
 def check_split(builder, split: str) -> int:
     """The number of examples ``split`` selects: a split name or a TFDS split expression over
     the dataset's splits ("train+val", "train[:50%]", "train[:100]+val"). DataError naming the

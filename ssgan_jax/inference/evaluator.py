@@ -112,11 +112,12 @@ def evaluate(
         for step, step_variables, batch in passes():
             cm, preds = step(step_variables, batch)
             confusion += np.asarray(jax.device_get(cm), np.int64).sum(0)
-            images += int(np.sum(batch["valid"]))
+            counted = int(np.sum(batch["valid"]))
+            images += counted
             if bar is not None:
-                bar.update(int(np.sum(batch["valid"])) * jax.process_count())
+                bar.update(counted * jax.process_count())
             if oversize is not None and step is oversize[0]:
-                big_images += int(np.sum(batch["valid"]))
+                big_images += counted
             if region is not None or len(examples) < keep_examples:
                 preds = np.asarray(jax.device_get(preds))
             if len(examples) < keep_examples:
@@ -185,7 +186,6 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
     if progress:
         from ssgan_jax.data import records
 
-        shown = (f"evaluating {split}", records.check_split(records.get_builder(config.data),
-                                                            split))
+        shown = (f"evaluating {split}", records.split_size(config.data, split))
     return evaluate(p_eval_step, variables, batches, num_classes, class_names,
                     region_metrics(config, num_classes), keep_examples, big_pass, shown)

@@ -122,6 +122,13 @@ def _restore_readable(checkpoints, current, target, step: int, which: str):
         f"({first.reason}){hint}", first.step, first.reason)
 
 
+def identity_record(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    """What a run records of itself and checks checkpoints against: its config as JSON, its
+    class count and its dataset's identity (a folder dataset's classes file digest)."""
+    return {**ckpt_lib.config_json(config), "num_classes": num_classes,
+            **data_identity(config.data)}
+
+
 def load_generator(config: ml_collections.ConfigDict, workdir: str,
                    checkpoint: str | int | None = None) -> LoadedGenerator:
     """G of checkpoint ``checkpoint`` (default ``config.eval.checkpoint``) of the run in
@@ -136,8 +143,7 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str,
     which = str(config.eval.checkpoint if checkpoint is None else checkpoint).strip()
     step = resolve_step(checkpoints, which)
     num_classes = config_lib.num_classes(config)
-    current = {**ckpt_lib.config_json(config), "num_classes": num_classes,
-               **data_identity(config.data)}
+    current = identity_record(config, num_classes)
     generator = build_generator(config.model, num_classes)
     shapes = abstract_variables(generator, config.data.crop_size)
     target = {PARAMS: shapes["params"]}

@@ -50,7 +50,8 @@ def _save_png(path: str, array: np.ndarray, mode: str | None = None) -> None:
 
 def _atomic(path: str, write: Callable[[str], None]) -> None:
     """``write(temporary path)`` then rename it to ``path``: a killed run leaves no half
-    file under the final name (a resumed predict skips the images whose files exist)."""
+    file under the final name (a resumed predict skips the images predictions.json lists).
+    """
     tmp = path + ".tmp"
     write(tmp)
     os.replace(tmp, path)
@@ -216,14 +217,14 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"resuming: {done['images']} images of {out_dir} are done", flush=True)
     finished = set(summary["written"])
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
-    if tuple(settings.scales) == (1.0,):  # windows cut on the host: one program, any size
-        windowed = oversize.WindowedPredictor(loaded.generator, settings, (eh, ew), devices,
-                                              per_device)
-        big_predict = lambda v, image: windowed(variables, image)  # noqa: E731
-    else:
-        big_predict = oversize.predictor(loaded.generator, settings, (eh, ew),
-                                         oversize.windows_per_call(config))
-    one_device = None  # G's variables on one device, copied at the first oversize image
+    windowed = tuple(settings.scales) == (1.0,)  # windows cut on the host: one program
+    big_predict = (oversize.WindowedPredictor(loaded.generator, settings, (eh, ew), devices,
+                                              per_device) if windowed else
+                   oversize.predictor(loaded.generator, settings, (eh, ew),
+                                      oversize.windows_per_call(config)))
+    # the oversize path's variables: the devices' copy (windows on the host), or one device's,
+    # copied at the first oversize image
+    big_variables = None
     larger = 0
     skipped: list[str] = summary["skipped_unreadable"]
     from tqdm import tqdm
@@ -231,9 +232,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if pattern:
         total = len(items)
     else:
-        from ssgan_jax.data import records
-
-        total = records.check_split(records.get_builder(config.data), split)
+        total = records.split_size(config.data, split)
     if config.predict.max_images:
         total = min(total, config.predict.max_images)
     bar = tqdm(desc="predicting", total=total, unit=" images", mininterval=2.0,
@@ -257,9 +256,9 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
             preds.update(zip(fit, image_prep.crop_back(out, [rgbs[i].shape for i in fit]),
                              strict=True))
         for i in (i for i in range(len(rgbs)) if i not in preds):
-            if one_device is None and tuple(settings.scales) != (1.0,):
-                one_device = parallel.one_device(variables)
-            preds[i] = big_predict(one_device, image_prep.normalize(rgbs[i], config.data.mean,
+            if big_variables is None:
+                big_variables = variables if windowed else parallel.one_device(variables)
+            preds[i] = big_predict(big_variables, image_prep.normalize(rgbs[i], config.data.mean,
                                                                 config.data.std))
             larger += 1
         for i, ((name, _), image) in enumerate(zip(batch, rgbs, strict=True)):

@@ -36,12 +36,6 @@ def entropy_sum(logits: jax.Array, mask: jax.Array | None = None) -> tuple[jax.A
     return jnp.sum(jnp.where(mask, h, 0.0)), jnp.sum(mask).astype(jnp.float32)
 
 
-def mean_entropy(logits: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """G's mean per-pixel entropy (nats) over ``mask`` (``entropy_sum``); 0 for no pixel."""
-    total, count = entropy_sum(logits, mask)
-    return total / jnp.maximum(count, 1.0)
-
-
 def dot_and_norms(a: jax.Array, b: jax.Array) -> jax.Array:
     """[<a, b>, |a|^2, |b|^2] of two arrays of one shape, as float32: summed over devices by
     the caller before ``cosine`` (a cosine is not the mean of the devices' cosines)."""

@@ -26,11 +26,10 @@ from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import ConfigError, DiskFull, disk_space, quiet_disk_full
 from ssgan_jax.data import builder_class, pipeline, records, subset
-from ssgan_jax.data import identity as data_identity
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
-from ssgan_jax.inference.generator import abstract_variables, load_generator
+from ssgan_jax.inference.generator import abstract_variables, identity_record, load_generator
 from ssgan_jax.models import build_generator
 from ssgan_jax.training import (
     diagnostics,
@@ -113,9 +112,8 @@ def _check_init_from(config) -> None:
         saved = source.read_meta(step if step is not None else steps[-1])["config"]
     except Exception:  # noqa: BLE001 - unreadable or missing: load_generator says which
         return
-    current = {**ckpt_lib.config_json(config), "num_classes": config_lib.num_classes(config),
-               **data_identity(config.data)}
-    diffs = ckpt_lib.identity_differences(saved, current, generator_only=True)
+    diffs = ckpt_lib.identity_differences(
+        saved, identity_record(config, config_lib.num_classes(config)), generator_only=True)
     if diffs:
         raise ckpt_lib.CheckpointError(
             f"config.init_from={config.init_from!r}: that run's generator is not the one this "
@@ -352,13 +350,13 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
             with progress.timed("probe"):
                 _probe(run, probe, state, batch, step)
         if step == start:  # the phase's program compiles in its first call: say so
-            compile_start = time.monotonic()
             print(f"[phase {phase}] compiling the phase-{phase} iteration ...", flush=True)
+            before = progress.parts["compile"]
             with progress.timed("compile"):
                 state, metrics = step_fn(state, batch)
                 jax.block_until_ready(metrics)
             print(f"[phase {phase}] compiled and ran the first iteration in "
-                  f"{time.monotonic() - compile_start:.1f} s", flush=True)
+                  f"{progress.parts['compile'] - before:.1f} s", flush=True)
         else:
             state, metrics = step_fn(state, batch)
         pending.append(metrics)
@@ -482,8 +480,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     num_classes = len(class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
     total = p1 + p2
-    record = {**ckpt_lib.config_json(config), "num_classes": num_classes,
-              **data_identity(config.data)}
+    record = identity_record(config, num_classes)
     checkpoints = ckpt_lib.Checkpoints(workdir, config.train.keep_checkpoints)
     checkpoints.check_compatible(record)
     resume.check_same_stream(checkpoints, config)
