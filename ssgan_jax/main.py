@@ -50,6 +50,7 @@ def main(argv):
     config = FLAGS.config
     if config is None:
         raise app.UsageError("--config is required, e.g. --config=demo (--help lists them)")
+    from ssgan_jax import checks
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.core import parallel
 
@@ -64,7 +65,7 @@ def main(argv):
         said = run_config.describe(report)
         if said:
             print(said, flush=True)
-    config_lib.check(config)  # once, here: every mode trusts the config from now on
+    checks.check(config)  # once, here: every mode trusts the config from now on
     if FLAGS.mode in ("train", "eval", "predict", "diagnose"):  # (the benchmark checks itself)
         config_lib.check_devices(config, training=FLAGS.mode in ("train", "diagnose"))
     if FLAGS.mode == "train":

@@ -62,6 +62,7 @@ def test_a_mistyped_key_is_one_clean_line(tmp_path):
 def test_eval_size_auto_is_the_largest_prepared_image(tmp_path):
     """data.eval_size="auto": from the command line (an override of a tuple default) and
     resolved once the dataset is prepared to the largest height and width it holds."""
+    from ssgan_jax import checks
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.data import pipeline
 
@@ -75,7 +76,7 @@ def test_eval_size_auto_is_the_largest_prepared_image(tmp_path):
     config.data.manual_dir = write_camvid(str(tmp_path / "CamVid"))
     config.data.data_dir = str(tmp_path / "tfds")
     config.data.eval_size = "auto"
-    config_lib.check(config)
+    checks.check(config)
     pipeline.resolve_eval_size(config.data)
     from ssgan_jax.data import records
 

@@ -70,7 +70,7 @@ def test_evaluate_matches_numpy(settings):
 
 
 def test_region_metrics_see_each_image_cropped_to_its_size():
-    """evaluate(region=...) == RegionMetrics over each real example cropped to the top-left
+    """evaluate(host_metrics=[...]) == RegionMetrics over each real example cropped to the top-left
     h x w its mask marks (padding and filler examples excluded); examples are those crops."""
     from ssgan_jax.inference.region_metrics import RegionMetrics
 
@@ -92,7 +92,7 @@ def test_region_metrics_see_each_image_cropped_to_its_size():
         want.add(pred, label)
     p_eval = parallel.pmap_eval(make_eval_step(_ChannelZeroIsTheClass(), C, 255))
     got = evaluate(p_eval, parallel.on_devices({"scale": jnp.float32(1.0)}), iter(batches), C,
-                   None, RegionMetrics(C, tolerance=1.0, min_region=3), keep_examples=2)
+                   None, [RegionMetrics(C, tolerance=1.0, min_region=3)], keep_examples=2)
     assert got["boundary_f1"] == want.summary()["boundary_f1"]
     assert got["fragmentation"] == want.summary()["fragmentation"]
     assert got["speckle"] == want.summary()["speckle"] and got["speckle"] is not None

@@ -54,6 +54,19 @@ def test_the_core_imports_neither_wing():
     assert not offenders, offenders
 
 
+def test_core_is_the_floor():
+    """``core/`` (config defaults, errors, checkpoints, devices) imports no other folder of
+    the package: datasets and networks build on it, never the other way round."""
+    offenders = {}
+    for p in _modules("core"):
+        bad = sorted(m for m in _imports(p) if m.startswith("ssgan_jax.")
+                     and not m.startswith("ssgan_jax.core"))
+        if bad:
+            offenders[str(p.relative_to(REPO))] = bad
+    assert not offenders, offenders
+    assert len(_modules("core")) >= 6  # the scan sees the folder
+
+
 def test_the_package_never_imports_scripts_or_tests():
     offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p)
                                                    if m.split(".")[0] in ("launch", "tests"))

@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from ssgan_jax import checks
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.main import _resolve_paths  # noqa: F401 - main must import without flags
@@ -155,17 +156,17 @@ def test_missing_weights_file_and_bad_values_are_named(tmp_path):
     config = _config(tmp_path)
     config.rescaling.eps = 1.5
     with pytest.raises(ValueError, match=r"rescaling.eps must be in \(0, 1\)"):
-        config_lib.check(config)
+        checks.check(config)
     config = _config(tmp_path)
     config.phase2.d_steps = 0
     with pytest.raises(ValueError, match="phase2.d_steps"):
-        config_lib.check(config)
+        checks.check(config)
     config = _config(tmp_path)
     config.phase2.g_steps = 2  # a second G update needs its own forward
     with pytest.raises(ValueError, match="share_generator_forward=False"):
-        config_lib.check(config)
+        checks.check(config)
     config.phase2.share_generator_forward = False
-    config_lib.check(config)
+    checks.check(config)
 
 
 def test_override_mistakes_exit_with_one_clear_line(tmp_path):

@@ -38,8 +38,7 @@ def main(_):
     import jax.numpy as jnp
     from PIL import Image
 
-    from ssgan_jax import Segmenter
-    from ssgan_jax.core import config as config_lib
+    from ssgan_jax import Segmenter, checks
     from ssgan_jax.data import images as image_prep
     from ssgan_jax.data import records
     from ssgan_jax.data.common import decode_rgb
@@ -51,7 +50,7 @@ def main(_):
     config, workdir = flags.FLAGS.config, os.path.abspath(flags.FLAGS.workdir)
     if not config.data.data_dir:
         config.data.data_dir = os.path.join(workdir, "tensorflow_datasets")
-    config_lib.check(config)
+    checks.check(config)
     split = config.eval.split or config.data.val_split
     sizes = [(h, w) for _, h, w in records.image_sizes(config.data, split)]
     largest = (max(h for h, _ in sizes), max(w for _, w in sizes))

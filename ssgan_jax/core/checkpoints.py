@@ -29,6 +29,7 @@ from ssgan_jax.core.errors import ConfigError, UserError
 IDENTITY_KEYS = (
     "data.name",
     "model.name",
+    "model.kwargs",
     "model.width",
     "model.output_stride",
     "adversary.image_branch",
@@ -98,6 +99,8 @@ def identity_differences(saved: dict[str, Any], current: dict[str, Any],
     keys = [k for k in IDENTITY_KEYS if not (generator_only and k.startswith("adversary."))]
     for key in (*keys, "num_classes", "classes_sha256"):
         a, b = _lookup(saved, key), _lookup(current, key)
+        if key == "model.kwargs":  # (runs recorded before the key existed had none)
+            a, b = a or {}, b or {}
         if a != b:
             out.append(f"{key}: {a!r} in the checkpoint, {b!r} now")
     return out

@@ -7,7 +7,6 @@ Each number that changes results sits here with the METHOD.md section it comes f
 import ml_collections
 
 from ssgan_jax.core.errors import ConfigError
-from ssgan_jax.data import classes
 
 GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
 ADV_FORMS = ("minimax", "non_saturating")  # loss.adv_form (METHOD.md, "Losses")
@@ -67,7 +66,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Generator G (METHOD.md section 2).
     config.model = ml_collections.ConfigDict()
-    config.model.name = "deeplabv3_resnet50"  # or "fcn8s_vgg16"
+    # "deeplabv3_resnet50", "fcn8s_vgg16", or your own flax.linen.Module as an importable
+    # "module:Class", built as Class(num_classes=..., **model.kwargs) (models/registry.py)
+    config.model.name = "deeplabv3_resnet50"
+    config.model.kwargs = ml_collections.ConfigDict()
     config.model.width = 1  # channel divisor; 1 = the paper's (torchvision's) networks
     config.model.output_stride = 8  # DeepLabv3: atrous stages 3-4 (METHOD.md section 2)
     config.model.dropout_rate = 0.5  # ASPP projection / FCN fc6-fc7 (torchvision, FCN)
@@ -212,6 +214,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Boundary F1, fragmentation and speckle (inference/region_metrics.py; README "Evaluate"):
     # what the adversary is meant to change (METHOD.md sections 1 and 8), on the host
     config.eval.region_metrics = True
+    # your own metrics (inference/metric_registry.py, README "Your own metric"): importable
+    # "module:Class" names, each built as Class(num_classes=..., ignore_label=...)
+    config.eval.metrics = ()
     config.eval.boundary_tolerance = 0.0  # pixels; 0 = 0.75% of each image's diagonal
     config.eval.min_region = 0  # speckle: components below this many pixels; 0 = 0.05% of image
     config.eval.tensorboard_images = 3  # validation pictures (image | truth | prediction)
@@ -365,21 +370,6 @@ def adversary_stride(adv: ml_collections.ConfigDict) -> int:
     return 4 * 2 ** max(depth - 1, 0) if adv.image_branch == "resnet50" else 2 ** depth
 
 
-def class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-    """The class names of ``config.data.name``, in label order (a folder dataset's from its
-    classes file, ``data/folder.py``)."""
-    if config.data.name == "folder":
-        from ssgan_jax.data import folder
-
-        return folder.read_classes(folder.classes_path(config.data)).names
-    return classes.class_names(config.data.name)
-
-
-def num_classes(config: ml_collections.ConfigDict) -> int:
-    """How many classes G predicts for ``config.data.name``."""
-    return len(class_names(config))
-
-
 def adversary_on(config: ml_collections.ConfigDict) -> bool:
     """A's judgement reaches G (``loss.lam > 0``), so a phase-2 iteration trains A. With
     ``loss.lam == 0`` phase 2 is G alone with phase 2's schedule and optimizer reset (the
@@ -443,16 +433,21 @@ def warnings_of(config: ml_collections.ConfigDict) -> list[str]:
     return out
 
 
+def require(config: ml_collections.ConfigDict, ok: bool, key: str, what: str) -> None:
+    """ConfigError ``config.<key> must be <what>; got <its value>`` unless ``ok``."""
+    if not ok:
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        raise ConfigError(f"config.{key} must be {what}; got {value!r}")
+
+
 def check(config: ml_collections.ConfigDict) -> None:
-    """Raise ConfigError naming the first bad value of ``config`` and what it must be; run
-    once, when a config is loaded (``main``, ``Segmenter.from_workdir``), for every mode.
-    Steps and loops trust a checked config."""
+    """Raise ConfigError naming the first bad value of ``config`` that needs no component to
+    judge, and what it must be. ``ssgan_jax.checks.check`` runs it with the dataset's and the
+    networks' own checks once, when a config is loaded."""
     def need(ok: bool, key: str, what: str) -> None:
-        if not ok:
-            value = config
-            for part in key.split("."):
-                value = value[part]
-            raise ConfigError(f"config.{key} must be {what}; got {value!r}")
+        require(config, ok, key, what)
 
     need(config.batch_size > 0, "batch_size", "> 0")
     need(config.eval_batch_size > 0, "eval_batch_size", "> 0")
@@ -472,10 +467,6 @@ def check(config: ml_collections.ConfigDict) -> None:
          f"one of {CLASS_BALANCES}")
     need(0 <= config.loss.class_balance_power <= 4, "loss.class_balance_power",
          "between 0 and 4 (1 = median frequency, 0.5 = its square root)")
-    weights = tuple(config.loss.class_weights)
-    need(not weights or (len(weights) == num_classes(config) and min(weights) >= 0
-                         and max(weights) > 0), "loss.class_weights",
-         f"() or {num_classes(config)} weights >= 0, one per class, not all 0")
     for key in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
                 "health_window"):
         need(config.train[key] >= 1, f"train.{key}", ">= 1")
@@ -526,11 +517,6 @@ def check(config: ml_collections.ConfigDict) -> None:
     need(config.diagnose.batches >= 1, "diagnose.batches", ">= 1")
     need(config.benchmark.iterations >= 1, "benchmark.iterations", ">= 1")
     need(config.benchmark.warmup >= 0, "benchmark.warmup", ">= 0")
-    class_names(config)  # ConfigError for an unknown data.name
     from ssgan_jax.core import settings  # config.eval's settings check themselves
-    from ssgan_jax.models import conv as conv_lib
-    from ssgan_jax.models import norm as norm_lib
 
-    conv_lib.use_gemm_forms(config.model.conv_rewrites)  # ConfigError for unknown modes
-    norm_lib.module_for(config.model.bn_vjp)
     settings.from_config(config)

@@ -32,6 +32,7 @@ RECORD_EXTRAS = ("num_classes", "classes_sha256")
 # or which checkpoint and split are read (both are in the result's name already), and what
 # the other modes write. ``eval.*`` inference settings are named by ``Settings.tag``.
 NEUTRAL = ("eval.checkpoint", "eval.split", "eval.windows_per_call", "eval.tensorboard_images",
+           "eval.metrics",  # your own metrics add entries; they change none of the others
            "eval_batch_size", "batch_size", "data.data_dir", "data.manual_dir", "data.threads",
            "data.prefetch", "data.workers", "predict.", "export.", "diagnose.", "benchmark.",
            "train.", "init_from", "weights.")

@@ -34,6 +34,37 @@ def builder_class(data):
     return getattr(importlib.import_module(module), cls)
 
 
+def class_names(data) -> tuple[str, ...]:
+    """The class names of ``data`` (``config.data``) in label order (a folder dataset's from
+    its classes file, ``folder.py``); ConfigError for an unknown ``data.name``."""
+    if data.name == FOLDER:
+        from ssgan_jax.data import folder
+
+        return folder.read_classes(folder.classes_path(data)).names
+    from ssgan_jax.data import classes
+
+    if data.name not in DATASETS:
+        raise ConfigError(f"config.data.name must be one of {sorted([*DATASETS, FOLDER])}; "
+                          f"got {data.name!r}")
+    return classes.class_names(data.name)
+
+
+def num_classes(data) -> int:
+    """How many classes G predicts for ``data`` (``config.data``)."""
+    return len(class_names(data))
+
+
+def check(config) -> None:
+    """ConfigError for what the dataset judges: its name, and one class weight per class."""
+    from ssgan_jax.core.config import require
+
+    n = num_classes(config.data)
+    weights = tuple(config.loss.class_weights)
+    require(config, not weights or (len(weights) == n and min(weights) >= 0
+                                    and max(weights) > 0), "loss.class_weights",
+            f"() or {n} weights >= 0, one per class, not all 0")
+
+
 def identity(data) -> dict:
     """What makes a run's dataset the same beyond its config: a folder dataset's classes file
     (its digest); nothing for the shipped datasets. Recorded with each checkpoint."""

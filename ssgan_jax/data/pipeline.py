@@ -263,14 +263,16 @@ def _oversize_error(name: str, h: int, w: int, eval_size) -> DataError:
 
 
 class _Fits:
-    """Whether an example's image fits ``size`` (read off its label PNG's header)."""
+    """Whether an example's image fits ``size`` (read off its label PNG's header); with
+    ``fill``, whether it is exactly ``size``."""
 
-    def __init__(self, size, want: bool):
-        self.size, self.want = tuple(int(v) for v in size), want
+    def __init__(self, size, want: bool, fill: bool = False):
+        self.size, self.want, self.fill = tuple(int(v) for v in size), want, fill
 
     def __call__(self, ex) -> bool:
         hw = records.png_size(ex["label"], records.file_name(ex))
-        return images.fits(hw, self.size) == self.want
+        fits = tuple(hw) == self.size if self.fill else images.fits(hw, self.size)
+        return fits == self.want
 
 
 class _EvalExample:
@@ -317,6 +319,7 @@ def eval_dataset(
     process_index: int = 0,
     process_count: int = 1,
     oversize: str = "refuse",
+    fill: bool = False,
 ):
     """One pass over ``split``: {"image", "label", "mask" [D, B, H, W] bool, "valid" [D, B]}.
 
@@ -324,26 +327,31 @@ def eval_dataset(
     ignore; examples that only fill the last batch have valid False. An image larger than
     ``data.eval_size`` stops the pass with a DataError naming it and the size to set
     (``oversize="refuse"``); with ``oversize="skip"`` it is left out of this stream, for
-    ``oversize_dataset`` to deliver.
+    ``oversize_dataset`` to deliver. ``fill`` (with "skip"): only the images of exactly
+    ``data.eval_size`` are in this stream (a generator that cannot be told its images'
+    sizes, ``models.registry.own_canvas``); ``oversize_dataset(..., fill=True)`` has the rest.
     """
-    if oversize not in ("refuse", "skip"):
-        raise ValueError(f"oversize must be 'refuse' or 'skip'; got {oversize!r}")
+    if oversize not in ("refuse", "skip") or (fill and oversize != "skip"):
+        raise ValueError(f"oversize must be 'refuse' or 'skip' ('skip' with fill); got "
+                         f"{oversize!r}")
     data = config.data
     per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
     ds = grain.MapDataset.source(records.examples_of(data, split, process_index, process_count))
     if oversize == "skip":
-        ds = ds.filter(_Fits(data.eval_size, want=True))
+        ds = ds.filter(_Fits(data.eval_size, want=True, fill=fill))
     it = ds.map(_EvalExample(data, pad=True)).to_iter_dataset(_read_options(data))
     return iter(it.batch(local_devices * per_device).map(_Devices(local_devices, per_device)))
 
 
-def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1):
+def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1,
+                     fill: bool = False):
     """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
-    ``data.eval_size``, one by one and unpadded: {"image" [H, W, 3] normalised, "label"
-    [H, W], "file_name"}; ``eval_dataset(..., oversize="skip")`` has the others."""
+    ``data.eval_size`` (``fill``: of any other size), one by one and unpadded: {"image"
+    [H, W, 3] normalised, "label" [H, W], "file_name"}; ``eval_dataset(..., oversize="skip",
+    fill=fill)`` has the others."""
     data = config.data
     ds = grain.MapDataset.source(records.examples_of(data, split, process_index, process_count))
-    ds = ds.filter(_Fits(data.eval_size, want=False)).map(_EvalExample(data, pad=False))
+    ds = ds.filter(_Fits(data.eval_size, want=False, fill=fill)).map(_EvalExample(data, pad=False))
     return iter(ds.to_iter_dataset(_read_options(data)))
 
 

@@ -16,15 +16,14 @@ from typing import Any
 import jax
 import ml_collections
 
-from ssgan_jax.core import config as config_lib
+from ssgan_jax import data as data_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.data import pipeline
-from ssgan_jax.inference import oversize, tta
-from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step, oversize_step
+from ssgan_jax.inference import metric_registry, tta
+from ssgan_jax.inference.evaluator import eval_steps, evaluate_split
 from ssgan_jax.inference.generator import load_generator
 from ssgan_jax.inference.metrics import format_table
 
-REGION_KEYS = ("boundary_f1", "fragmentation", "speckle", "speckle_min_region_px")
 ABSENT_NOTE = ("per_class_iou is null for classes absent from both the ground truth and the "
                "predictions of this split; they are left out of miou (absent_classes)")
 
@@ -45,17 +44,16 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
 
     settings = tta.from_config(config)
     split = config.eval.split or config.data.val_split
-    class_names = config_lib.class_names(config)
+    class_names = data_lib.class_names(config.data)
     loaded = load_generator(config, workdir)
     step, meta, path = loaded.step, loaded.meta, loaded.path
-    p_eval = parallel.pmap_eval(make_eval_step(loaded.generator, len(class_names),
-                                            config.loss.ignore_label, settings))
     # images larger than data.eval_size: one by one through sliding windows of eval_size
-    big = oversize_step(loaded.generator, len(class_names), config.loss.ignore_label,
-                        settings, tuple(config.data.eval_size),
-                        oversize.windows_per_call(config))
-    summary = evaluate_split(config, p_eval, parallel.on_devices(loaded.variables), split,
-                             len(class_names), class_names, big_step=big, progress=True)
+    # (for a generator not told its images' sizes, every image off the canvas: on its own)
+    evals = eval_steps(loaded.generator, len(class_names), config, settings)
+    metrics = metric_registry.build(config, len(class_names))
+    summary = evaluate_split(config, evals.p_eval, parallel.on_devices(loaded.variables),
+                             split, len(class_names), class_names, big_step=evals.big,
+                             progress=True, own_canvas=evals.own_canvas, host_metrics=metrics)
     result = {
         "step": step,
         "split": split,
@@ -70,12 +68,13 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
         "num_images": summary["num_images"],
         "num_pixels": summary["num_pixels"],
         "absent_classes": summary["absent_classes"],
-        **{k: summary[k] for k in REGION_KEYS if k in summary},
+        **{k: summary[k] for k in summary["host_metric_keys"]},
         "note": ABSENT_NOTE,
         "inference": {**settings.as_dict(), **({"oversize": {
             "images": summary["oversize_images"],
-            "sliding_window": list(config.data.eval_size)}} if summary.get("oversize_images")
-            else {})},
+            "sliding_window": list(config.data.eval_size),
+            **({"own_canvas": True} if evals.own_canvas else {})}}
+            if summary.get("oversize_images") else {})},
         "settings_differing_from_run": run_config.result_differences(report or {}),
         "confusion": summary["confusion"],
     }
@@ -89,18 +88,18 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
         ran = settings.tag() or "whole image"
         if summary.get("oversize_images"):
             h, w = config.data.eval_size
-            ran += (f"; {summary['oversize_images']} larger than data.eval_size ({h}, {w}) "
+            ran += (f"; {summary['oversize_images']} not of data.eval_size ({h}, {w}) alone on "
+                    "their own canvas, the larger ones through sliding windows of "
+                    f"{h}x{w}" if evals.own_canvas else
+                    f"; {summary['oversize_images']} larger than data.eval_size ({h}, {w}) "
                     f"alone through sliding windows of {h}x{w}")
         print(f"{config.data.name} {split}, checkpoint step {step} ({summary['num_images']} "
               f"images, {ran}):", flush=True)
-        print(format_table(summary), flush=True)
+        print(format_table(summary, [c for metric in metrics for c in metric.columns(summary)]),
+              flush=True)
         print(f"pixel accuracy {100 * (summary['pixel_accuracy'] or 0):.2f}%, mean accuracy "
               f"{100 * (summary['mean_accuracy'] or 0):.2f}%", flush=True)
-        if "speckle" in summary:
-            speckle = summary["speckle"]
-            print(f"speckle {'n/a' if speckle is None else f'{100 * speckle:.2f}%'} of the "
-                  f"predicted pixels in regions under {summary['speckle_min_region_px']:.0f} px; "
-                  f"boundary tolerance {summary['boundary_f1']['tolerance_px']:.2f} px",
-                  flush=True)
+        for metric in metrics:
+            print(metric.describe(summary), flush=True)
         print(f"written to {out}", flush=True)
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,17 +19,17 @@ import numpy as np
 
 from ssgan_jax.core import parallel
 from ssgan_jax.data import pipeline
-from ssgan_jax.inference import oversize, tta
+from ssgan_jax.inference import metric_registry, oversize, tta
+from ssgan_jax.inference.metric_registry import HostMetric
 from ssgan_jax.inference.metrics import confusion_matrix, summarize
-from ssgan_jax.inference.region_metrics import RegionMetrics
-from ssgan_jax.models import canvas
+from ssgan_jax.models import canvas, registry
 
 
 def make_eval_step(generator, num_classes: int, ignore_label: int = 255,
                    settings: tta.Settings | None = None):
     """``step(variables, batch) -> (confusion [C, C], predictions [B, H, W] uint8)`` of one
     device's batch (to be pmapped, ``parallel.pmap_eval``); the predictions feed the host-side
-    region metrics (``region_metrics``).
+    metrics (``metric_registry``).
 
     batch: {"image": [B, H, W, 3], "label": [B, H, W], "mask": [B, H, W] bool,
     "valid": [B] bool}; padding and filler examples are not counted. Each image is predicted
@@ -71,7 +71,7 @@ def evaluate(
     batches,
     num_classes: int,
     class_names: Sequence[str] | None = None,
-    region: RegionMetrics | None = None,
+    host_metrics: Sequence[HostMetric] = (),
     keep_examples: int = 0,
     oversize: tuple[Any, Any, Any] | None = None,
     progress: tuple[str, int] | None = None,
@@ -80,8 +80,9 @@ def evaluate(
 
     ``variables``: host arrays or placed on the devices (``parallel.on_devices``). Returns
     ``metrics.summarize``'s dict plus ``num_images``, the raw ``confusion`` matrix (nested
-    lists) and, with ``region``, its boundary F1, fragmentation and speckle over the split
-    (computed on the host in a worker thread while the devices run the next batch). With
+    lists), each of ``host_metrics``' summary entries over the split (computed on the host in
+    a worker thread while the devices run the next batch; their keys in
+    ``host_metric_keys``). With
     ``keep_examples``, ``examples``: the first (image, label, prediction) triples of this
     process, for pictures.
     """
@@ -90,9 +91,10 @@ def evaluate(
     examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pending: list[concurrent.futures.Future] = []
 
-    def add_regions(batch, preds):
+    def add_images(batch, preds):
         for _, label, pred in _images_of(batch, preds):
-            region.add(pred, label)
+            for metric in host_metrics:
+                metric.add(pred, label)
 
     def passes():
         for batch in batches:
@@ -118,12 +120,12 @@ def evaluate(
                 bar.update(counted * jax.process_count())
             if oversize is not None and step is oversize[0]:
                 big_images += counted
-            if region is not None or len(examples) < keep_examples:
+            if host_metrics or len(examples) < keep_examples:
                 preds = np.asarray(jax.device_get(preds))
             if len(examples) < keep_examples:
                 examples += list(_images_of(batch, preds))[:keep_examples - len(examples)]
-            if region is not None:
-                pending.append(pool.submit(add_regions, batch, preds))
+            if host_metrics:
+                pending.append(pool.submit(add_images, batch, preds))
                 while len(pending) > 2:  # at most 2 batches waiting (memory); errors re-raise
                     pending.pop(0).result()
         for f in pending:
@@ -135,21 +137,16 @@ def evaluate(
     summary["num_images"] = int(parallel.sum_over_processes(np.asarray(images, np.int64)))
     summary["oversize_images"] = int(parallel.sum_over_processes(np.asarray(big_images,
                                                                             np.int64)))
-    if region is not None:
-        region.load_state(parallel.sum_over_processes(region.state()))
-        summary.update(region.summary(class_names))
+    summary["host_metric_keys"] = []  # the summary's entries the host metrics wrote
+    for metric in host_metrics:
+        metric.load_state(parallel.sum_over_processes(metric.state()))
+        part = metric.summary(class_names)
+        summary.update(part)
+        summary["host_metric_keys"] += list(part)
     summary["confusion"] = confusion.tolist()
     if keep_examples:
         summary["examples"] = examples
     return summary
-
-
-def region_metrics(config, num_classes: int) -> RegionMetrics | None:
-    """The split's boundary/region accumulator that ``config.eval`` asks for (or None)."""
-    if not config.eval.region_metrics:
-        return None
-    return RegionMetrics(num_classes, config.loss.ignore_label, config.eval.boundary_tolerance,
-                         config.eval.min_region)
 
 
 def oversize_step(generator, num_classes: int, ignore_label: int,
@@ -163,24 +160,57 @@ def oversize_step(generator, num_classes: int, ignore_label: int,
     return lambda v, b: jax.tree.map(lambda x: x[None], one(v, b))
 
 
+class EvalSteps(NamedTuple):
+    """The compiled steps of one generator's evaluation (``eval_steps``)."""
+
+    p_eval: Any  # pmapped, canvases of data.eval_size
+    big: Any  # one device, one image at a time (None: larger images refused)
+    own_canvas: bool  # G is not told its images' sizes: images off the canvas go one by one
+
+
+def eval_steps(generator, num_classes: int, config, settings: tta.Settings,
+               oversize_images: bool = True) -> EvalSteps:
+    """``evaluate_split``'s steps for ``generator``: ``oversize_images``, the one-device pass
+    for images larger than ``data.eval_size`` (training's validation refuses them instead);
+    a generator that cannot be told its images' sizes has it whatever ``oversize_images``
+    says, for every image that does not fill the canvas."""
+    ignore = config.loss.ignore_label
+    own = registry.own_canvas(generator)
+    big = None
+    if oversize_images or own:
+        big = oversize_step(generator, num_classes, ignore, settings,
+                            tuple(config.data.eval_size), oversize.windows_per_call(config))
+    return EvalSteps(parallel.pmap_eval(make_eval_step(generator, num_classes, ignore,
+                                                       settings)), big, own)
+
+
 def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
                    class_names: Sequence[str], keep_examples: int = 0,
-                   big_step=None, progress: bool = False) -> dict[str, Any]:
+                   big_step=None, progress: bool = False,
+                   own_canvas: bool = False,
+                   host_metrics: Sequence[HostMetric] | None = None) -> dict[str, Any]:
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
-    with the region metrics ``config.eval`` asks for. ``big_step`` (``oversize_step``): how
-    images larger than ``data.eval_size`` are evaluated; without it they are refused with an
-    error naming the size to set. ``progress``: a progress bar (``--mode=eval``; training's
-    validation prints one line instead)."""
+    with ``host_metrics`` (default: fresh ones of those ``config.eval`` names,
+    ``metric_registry.build``; give them to read them afterwards). ``big_step``
+    (``oversize_step``): how images larger than ``data.eval_size`` are evaluated; without it
+    they are refused with an error naming the size to set. ``progress``: a progress bar
+    (``--mode=eval``; training's validation prints one line instead). ``own_canvas``
+    (``models.registry.own_canvas``): the images not of exactly ``data.eval_size`` go
+    through ``big_step`` too, each unpadded on its own canvas (``big_step`` then required)."""
+    if own_canvas and big_step is None:
+        raise ValueError("own_canvas evaluation needs big_step (eval_steps builds both)")
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
     batches = pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
-        oversize="refuse" if big_step is None else "skip", **process)
+        oversize="refuse" if big_step is None else "skip", fill=own_canvas, **process)
     big_pass = None
     if big_step is not None:
         # (replicated over the devices for the pmapped step; one copy for this one, made on
         # the device, not through the host)
-        big = oversize.batches(pipeline.oversize_dataset(config, split, **process),
-                               config.loss.ignore_label)
+        big = oversize.batches(pipeline.oversize_dataset(config, split, fill=own_canvas,
+                                                         **process),
+                               config.loss.ignore_label,
+                               bucket=1 if own_canvas else oversize.BUCKET)
         big_pass = (big_step, parallel.one_device(variables), big)
     shown = None
     if progress:
@@ -188,4 +218,5 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
 
         shown = (f"evaluating {split}", records.split_size(config.data, split))
     return evaluate(p_eval_step, variables, batches, num_classes, class_names,
-                    region_metrics(config, num_classes), keep_examples, big_pass, shown)
+                    metric_registry.build(config, num_classes) if host_metrics is None
+                    else host_metrics, keep_examples, big_pass, shown)

@@ -201,6 +201,7 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
     from ssgan_jax.core.checkpoints import config_json
     from ssgan_jax.data import builder_class
     from ssgan_jax.inference.generator import load_generator
+    from ssgan_jax.models import registry
 
     builder = builder_class(config.data)
     names = list(builder.CLASS_NAMES)
@@ -234,6 +235,7 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
                           "converter": f"jax2onnx {version('jax2onnx')}",
                           "opset": ONNX_OPSET}
     check = checks.get("stablehlo") or checks["onnx"]  # the first file's, at the top level
+    own = registry.own_canvas(loaded.generator)  # not told sizes: images must fill the canvas
     meta = {
         "format": "jax.export serialized StableHLO (jax.export.deserialize)"
                   if MODEL_FILE in files else "ONNX",
@@ -242,12 +244,17 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         "platforms": list(platforms),
         "input": {"name": "images", "shape": ["N", *size, 3], "dtype": "uint8",
                   "layout": "NHWC, RGB, 0..255",
-                  "smaller_images": "pad at the bottom/right (any colour; padding_rgb as "
+                  "smaller_images": "not taken: this generator is not told its images' "
+                                    "sizes, so each image must be exactly this size (export "
+                                    "again with --config.export.size for another)" if own else
+                                    "pad at the bottom/right (any colour; padding_rgb as "
                                     "evaluation), give their sizes, crop outputs",
                   "padding_rgb": image_prep.padding_colour(config.data.mean)},
         "sizes": {"name": "sizes", "shape": ["N", 2], "dtype": "int32",
-                  "meaning": "each image's own (height, width) at the top-left of its canvas; "
+                  "meaning": "unused by this generator (give the canvas size)" if own else
+                             "each image's own (height, width) at the top-left of its canvas; "
                              "the logits are the image's alone, zero outside it"},
+        "own_canvas": own,
         "normalization": {"mean": list(config.data.mean), "std": list(config.data.std),
                           "formula": "(image / 255 - mean) / std, inside the model"},
         "output": {"shape": ["N", *size, len(names)], "dtype": "float32",

@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssgan_jax import data as data_lib
 from ssgan_jax.core import checkpoints as ckpt_lib
-from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.errors import ConfigError
 from ssgan_jax.data import identity as data_identity
-from ssgan_jax.models import build_generator
+from ssgan_jax.models import build_generator, registry
 
 # G's entries of a run's train state (training/state.py TrainState)
 PARAMS, BATCH_STATS = "g_params", "g_batch_stats"
@@ -61,11 +61,17 @@ def resolve_step(checkpoints: ckpt_lib.Checkpoints, which: str | int) -> int:
     return int(which)  # restore_part names the kept steps if this one is not among them
 
 
-def abstract_variables(generator, crop_size) -> dict[str, Any]:
-    """G's flax variables as ``jax.ShapeDtypeStruct``s (nothing computed or allocated)."""
+def abstract_variables(generator, crop_size, num_classes: int | None = None) -> dict[str, Any]:
+    """G's flax variables as ``jax.ShapeDtypeStruct``s (nothing computed or allocated); with
+    ``num_classes``, ConfigError unless G's logits have the images' size and that many
+    classes."""
     ch, cw = crop_size
     images = jax.ShapeDtypeStruct((1, ch, cw, 3), jnp.float32)
-    return jax.eval_shape(lambda x: generator.init(jax.random.key(0), x, train=False), images)
+    logits, variables = jax.eval_shape(
+        lambda x: generator.init_with_output(jax.random.key(0), x, train=False), images)
+    if num_classes is not None:
+        registry.check_logits(generator, logits, images.shape, num_classes)
+    return variables
 
 
 def _vanished(checkpoints, step: int) -> bool:
@@ -142,10 +148,10 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str,
     checkpoints = ckpt_lib.Checkpoints(workdir, read_only=True)
     which = str(config.eval.checkpoint if checkpoint is None else checkpoint).strip()
     step = resolve_step(checkpoints, which)
-    num_classes = config_lib.num_classes(config)
+    num_classes = data_lib.num_classes(config.data)
     current = identity_record(config, num_classes)
     generator = build_generator(config.model, num_classes)
-    shapes = abstract_variables(generator, config.data.crop_size)
+    shapes = abstract_variables(generator, config.data.crop_size, num_classes)
     target = {PARAMS: shapes["params"]}
     if jax.tree.leaves(shapes.get("batch_stats", {})):
         target[BATCH_STATS] = shapes["batch_stats"]

@@ -73,27 +73,18 @@ def summarize(
     }
 
 
-def format_table(summary: dict[str, Any]) -> str:
-    """A per-class table for the terminal: IoU (percent) and, when the summary has them,
-    boundary F1 (percent) and fragmentation (predicted / true regions)."""
-    region = "boundary_f1" in summary
+def format_table(summary: dict[str, Any],
+                 columns: Sequence[tuple[str, dict, Any, float]] = ()) -> str:
+    """A per-class table for the terminal: IoU (percent), then ``columns`` (header, per-class
+    values, mean, scale; the host metrics' ``columns``, ``metric_registry``)."""
 
     def cell(value, scale=100.0, absent="absent"):
         return f"{absent:>7}" if value is None else f"{scale * value:7.2f}"
 
-    head = f"{'class':<20} {'IoU %':>7}"
-    if region:
-        head += f" {'BF %':>7} {'frag':>7}"
-    rows = [head]
+    rows = [f"{'class':<20} {'IoU %':>7}" + "".join(f" {h:>7}" for h, *_ in columns)]
     for name, value in summary["per_class_iou"].items():
-        row = f"{name:<20} {cell(value)}"
-        if region:
-            row += (f" {cell(summary['boundary_f1']['per_class'].get(name), absent='-')}"
-                    f" {cell(summary['fragmentation']['per_class'].get(name), 1.0, '-')}")
-        rows.append(row)
-    mean = f"{'mean':<20} {cell(summary['miou'], absent='n/a')}"
-    if region:
-        mean += (f" {cell(summary['boundary_f1']['mean'], absent='n/a')}"
-                 f" {cell(summary['fragmentation']['mean'], 1.0, 'n/a')}")
-    rows.append(mean)
+        rows.append(f"{name:<20} {cell(value)}" + "".join(
+            f" {cell(per_class.get(name), scale, '-')}" for _, per_class, _, scale in columns))
+    rows.append(f"{'mean':<20} {cell(summary['miou'], absent='n/a')}" + "".join(
+        f" {cell(mean, scale, 'n/a')}" for _, _, mean, scale in columns))
     return "\n".join(rows)

@@ -28,18 +28,19 @@ from ssgan_jax.inference import tta
 BUCKET = 64  # images larger than data.eval_size are padded to multiples of this
 
 
-def padded_size(h: int, w: int) -> tuple[int, int]:
-    """The canvas of an oversize image of ``h x w``."""
-    return image_prep.round_up(h, w, BUCKET)
+def padded_size(h: int, w: int, bucket: int = BUCKET) -> tuple[int, int]:
+    """The canvas of an oversize image of ``h x w`` (``bucket`` 1: the image's own size, for
+    a generator that is not told its images' sizes, ``models.registry.own_canvas``)."""
+    return image_prep.round_up(h, w, bucket)
 
 
-def batches(examples: Iterable[dict], ignore_label: int) -> Iterator[dict]:
+def batches(examples: Iterable[dict], ignore_label: int, bucket: int = BUCKET) -> Iterator[dict]:
     """Each oversize example ({"image" [H, W, 3] normalised, "label" [H, W]}) as a one-image
     batch [1, 1, ...] for ``eval_step``: padded (label ``ignore_label``, mask False) to
     ``padded_size``."""
     for ex in examples:
         h, w = ex["label"].shape
-        size = padded_size(h, w)
+        size = padded_size(h, w, bucket)
         yield {"image": image_prep.pad([ex["image"]], size, 0.0, dtype=np.float32)[None],
                "label": image_prep.pad([ex["label"]], size, ignore_label, dtype=np.int32)[None],
                "mask": image_prep.pad([np.ones((h, w), bool)], size, False)[None],
@@ -54,15 +55,17 @@ def windows_per_call(config) -> int:
 
 
 def predictor(generator, settings: tta.Settings, eval_size: tuple[int, int],
-              per_call: int = 0):
+              per_call: int = 0, bucket: int = BUCKET):
     """``predict(variables on one device, normalised image [h, w, 3]) -> classes [h, w]``,
-    ``per_call`` windows per forward pass (0: all at once)."""
+    ``per_call`` windows per forward pass (0: all at once); each image padded to a multiple
+    of ``bucket`` (1: its own canvas)."""
     predict = jax.jit(tta.make_predict_fn(generator, tta.oversize_settings(settings,
                                                                            eval_size,
                                                                            per_call)))
 
     def run(variables, image: np.ndarray) -> np.ndarray:
-        x = image_prep.pad([image], padded_size(*image.shape[:2]), 0.0, dtype=np.float32)
+        x = image_prep.pad([image], padded_size(*image.shape[:2], bucket), 0.0,
+                           dtype=np.float32)
         sizes = image_prep.sizes([image.shape])
         return image_prep.crop_back(np.asarray(predict(variables, x, sizes)), [image.shape])[0]
 

@@ -38,6 +38,7 @@ from ssgan_jax.data import images as image_prep
 from ssgan_jax.data.common import DataError, decode_rgb
 from ssgan_jax.inference import oversize, tta
 from ssgan_jax.inference.generator import load_generator
+from ssgan_jax.models import registry
 
 OUTPUTS = ("train_ids", "color", "overlay")
 
@@ -217,11 +218,14 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"resuming: {done['images']} images of {out_dir} are done", flush=True)
     finished = set(summary["written"])
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
-    windowed = tuple(settings.scales) == (1.0,)  # windows cut on the host: one program
+    # a generator not told its images' sizes takes each image off the canvas on its own
+    own = registry.own_canvas(loaded.generator)
+    windowed = tuple(settings.scales) == (1.0,) and not own  # host windows: one program
     big_predict = (oversize.WindowedPredictor(loaded.generator, settings, (eh, ew), devices,
                                               per_device) if windowed else
                    oversize.predictor(loaded.generator, settings, (eh, ew),
-                                      oversize.windows_per_call(config)))
+                                      oversize.windows_per_call(config),
+                                      bucket=1 if own else oversize.BUCKET))
     # the oversize path's variables: the devices' copy (windows on the host), or one device's,
     # copied at the first oversize image
     big_variables = None
@@ -244,7 +248,9 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         batch, rgbs = _read(todo, config.predict.skip_unreadable, skipped)
         if not batch:
             continue
-        fit = [i for i, image in enumerate(rgbs) if image_prep.fits(image.shape, (eh, ew))]
+        fit = [i for i, image in enumerate(rgbs)
+               if (image.shape[:2] == (eh, ew) if own else image_prep.fits(image.shape,
+                                                                           (eh, ew)))]
         preds: dict[int, np.ndarray] = {}
         if fit:
             x = image_prep.normalize_and_pad([rgbs[i] for i in fit], config.data.mean,
@@ -270,8 +276,10 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         bar.update(len(batch) * jax.process_count())
     bar.close()
     if larger:
-        print(f"  {larger} images larger than data.eval_size={(eh, ew)} went through "
-              f"sliding windows of that size", flush=True)
+        print(f"  {larger} images " + ("not of" if own else "larger than") +
+              f" data.eval_size={(eh, ew)} went " + ("one by one on their own canvas" if own
+                                                     else "through sliding windows of that "
+                                                     "size"), flush=True)
     # every process wrote its share of the images
     summary["images"] = int(parallel.sum_over_processes(np.asarray(len(summary["written"]),
                                                                    np.int64)))

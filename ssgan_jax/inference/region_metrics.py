@@ -216,3 +216,30 @@ class RegionMetrics:
                                       (self.min_region_sum / self.images if self.images
                                        else None)),
         }
+
+    # the metric interface (metric_registry.HostMetric)
+    def scalars(self, summary: dict[str, Any]) -> dict[str, float | None]:
+        return {"boundary_f1": summary["boundary_f1"]["mean"],
+                "fragmentation": summary["fragmentation"]["mean"],
+                "speckle": summary["speckle"],
+                **{f"boundary_f1/{name}": v
+                   for name, v in summary["boundary_f1"]["per_class"].items()}}
+
+    def columns(self, summary: dict[str, Any]) -> list[tuple[str, dict, Any, float]]:
+        return [("BF %", summary["boundary_f1"]["per_class"], summary["boundary_f1"]["mean"],
+                 100.0),
+                ("frag", summary["fragmentation"]["per_class"],
+                 summary["fragmentation"]["mean"], 1.0)]
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        def percent(v):
+            return "n/a" if v is None else f"{100 * v:.2f}%"
+
+        frag, tol = summary["fragmentation"]["mean"], summary["boundary_f1"]["tolerance_px"]
+        size = summary["speckle_min_region_px"]
+        return (f"boundary F1 {percent(summary['boundary_f1']['mean'])}"
+                + ("" if tol is None else f" (tolerance {tol:.2f} px)")
+                + f", fragmentation {'n/a' if frag is None else f'{frag:.2f}'}, speckle "
+                f"{percent(summary['speckle'])}"
+                + ("" if size is None else f" (regions under {size:.0f} px)"))
+

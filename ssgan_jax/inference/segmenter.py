@@ -34,10 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssgan_jax import checks
+from ssgan_jax import data as data_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.errors import ConfigError, UserError
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import tta
+from ssgan_jax.models import registry
 
 
 class InputError(UserError, ValueError):
@@ -67,6 +70,8 @@ class _JaxForward:
     def __init__(self, generator, variables, settings: tta.Settings, mean, std, bucket: int):
         if bucket < 1:
             raise ConfigError(f"bucket must be >= 1 pixel; got {bucket}")
+        if registry.own_canvas(generator):
+            bucket = 1  # not told its images' sizes: each image on a canvas of its own size
         self.variables = jax.device_put(variables)
         self.mean, self.std, self.bucket = mean, std, bucket
         self.compilations = 0
@@ -91,8 +96,9 @@ class _ExportForward:
     """An exported program (``--mode=export``): takes uint8 images of its one size, padded
     with its padding colour (export.json), and their own sizes; larger images are refused."""
 
-    def __init__(self, exported, size, padding_rgb):
+    def __init__(self, exported, size, padding_rgb, own_canvas: bool = False):
         self.size, self.padding_rgb = tuple(size), np.asarray(padding_rgb, np.uint8)
+        self.own_canvas = own_canvas
         self.compilations = 0
 
         def forward(x, sizes):
@@ -102,6 +108,11 @@ class _ExportForward:
         self._forward = jax.jit(forward)
 
     def canvas(self, index: int, shape) -> tuple[int, int]:
+        if self.own_canvas and tuple(shape[:2]) != self.size:
+            raise InputError(f"image {index} is {shape[0]}x{shape[1]} (HxW); this export's "
+                             "generator is not told its images' sizes, so it takes images of "
+                             f"exactly {self.size[0]}x{self.size[1]}: resize the image, or "
+                             "export with --config.export.size='(H, W)' of your images")
         if not image_prep.fits(shape, self.size):
             raise InputError(f"image {index} is {shape[0]}x{shape[1]} (HxW), larger than the "
                              f"exported model's {self.size[0]}x{self.size[1]}; export with "
@@ -152,7 +163,7 @@ class Segmenter:
 
         exported, meta = export.load_export(path)
         forward = _ExportForward(exported, meta["input"]["shape"][1:3],
-                                 meta["input"]["padding_rgb"])
+                                 meta["input"]["padding_rgb"], meta.get("own_canvas", False))
         settings = tta.Settings(**{k: tuple(v) if isinstance(v, list) else v
                                    for k, v in meta["inference"].items()})
         return cls(forward, class_names=meta["class_names"], settings=settings,
@@ -180,8 +191,8 @@ class Segmenter:
                                   f"{sorted(config.eval.keys())}")
             config.eval[key] = value
         config.eval.checkpoint = str(checkpoint)
-        config_lib.check(config)
-        names = config_lib.class_names(config)
+        checks.check(config)
+        names = data_lib.class_names(config.data)
         if num_classes is not None and num_classes != len(names):
             raise ConfigError(f"{path} says {num_classes} classes, {config.data.name} has "
                               f"{len(names)}")

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax.core.settings import Settings, from_config  # noqa: F401 - tta's settings
-from ssgan_jax.models import canvas
+from ssgan_jax.models import canvas, registry
 from ssgan_jax.models.layers import resize_bilinear
 
 
@@ -150,7 +150,7 @@ def predict_logits(apply, images: jax.Array, settings: Settings,
 
 def bind(generator, variables):
     """``apply(images, sizes)``: ``generator``'s inference forward pass with ``variables``."""
-    return lambda x, sizes: generator.apply(variables, x, train=False, sizes=sizes)
+    return lambda x, sizes: registry.apply(generator, variables, x, train=False, sizes=sizes)
 
 
 def make_predict_fn(generator, settings: Settings):

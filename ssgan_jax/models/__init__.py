@@ -15,13 +15,14 @@ import ml_collections
 
 from ssgan_jax.core.errors import ConfigError
 from ssgan_jax.models import norm as norm_lib
+from ssgan_jax.models import registry
 from ssgan_jax.models.conv import Conv, use_gemm_forms
 from ssgan_jax.models.deeplab import DeepLabV3
 from ssgan_jax.models.fcn import FCN8s
 from ssgan_jax.models.resnet import ResNet
 from ssgan_jax.models.vgg import VGG16Features
 
-GENERATORS = ("deeplabv3_resnet50", "fcn8s_vgg16")
+GENERATORS = tuple(registry.GENERATORS)
 BN_MODES = ("train", "frozen")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MATMUL_PRECISIONS = ("default", "high", "highest")
@@ -66,36 +67,36 @@ def _conv(model: ml_collections.ConfigDict):
 def build_generator(
     model: ml_collections.ConfigDict, num_classes: int, axis_name: str | None = None
 ):
-    """The generator G named by ``model.name`` (METHOD.md section 2).
+    """The generator G that ``model.name`` names (METHOD.md section 2): a built-in one of
+    ``registry.GENERATORS`` or an importable ``module:attribute`` (``registry``).
 
     ``axis_name``: the pmap axis over which BatchNorm statistics are averaged when
     ``model.bn_mode == "train"`` (ignored for "frozen" and for FCN-8s, which has no BN).
     """
     if model.bn_mode not in BN_MODES:
         raise ConfigError(f"model.bn_mode must be one of {BN_MODES}; got {model.bn_mode!r}")
-    dtype = _dtype(model.dtype)
-    conv, norm = _conv(model), norm_lib.module_for(model.bn_vjp)
-    if model.name == "deeplabv3_resnet50":
-        return DeepLabV3(
-            num_classes=num_classes,
-            width=model.width,
-            output_stride=model.output_stride,
-            dropout_rate=model.dropout_rate,
-            bn_frozen=model.bn_mode == "frozen",
-            bn_axis_name=axis_name,
-            dtype=dtype,
-            conv=conv,
-            norm=norm,
-        )
-    if model.name == "fcn8s_vgg16":
-        return FCN8s(
-            num_classes=num_classes,
-            width=model.width,
-            dropout_rate=model.dropout_rate,
-            dtype=dtype,
-            conv=conv,
-        )
-    raise ConfigError(f"model.name must be one of {GENERATORS}; got {model.name!r}")
+    parts = {"dtype": _dtype(model.dtype), "conv": _conv(model),
+             "norm": norm_lib.module_for(model.bn_vjp)}
+    return registry.lookup(model.name).build(model, num_classes, axis_name, parts)
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+    """ConfigError for what the networks judge: the generator's name (imported now if it
+    is your own), its weight preset, BatchNorm mode, dtype, precision and conv forms."""
+    from ssgan_jax.core.config import require
+
+    model = config.model
+    generator = registry.lookup(model.name)  # ConfigError: unknown, or not importable
+    require(config, not config.weights.generator or bool(generator.weights),
+            "weights.generator",
+            f"'' for model.name={model.name!r}: the weight importer maps torchvision files "
+            f"onto {sorted(k for k, e in registry.GENERATORS.items() if e.weights)} only "
+            "(initialise your own generator in its own code)")
+    require(config, model.bn_mode in BN_MODES, "model.bn_mode", f"one of {BN_MODES}")
+    _dtype(model.dtype)
+    matmul_precision(model)
+    use_gemm_forms(model.conv_rewrites)  # ConfigError for unknown modes
+    norm_lib.module_for(model.bn_vjp)
 
 
 def __getattr__(name: str):

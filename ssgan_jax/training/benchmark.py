@@ -26,6 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from ssgan_jax import data as data_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import ConfigError
@@ -134,7 +135,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
                          f"{list(STEPS)}")
     kind = jax.local_devices()[0].device_kind
     peak, peak_source = peak_flops(kind, config.model.dtype, bench.peak_flops_per_s)
-    num_classes = config_lib.num_classes(config)
+    num_classes = data_lib.num_classes(config.data)
     config_lib.check_devices(config, training=True)
     devices = jax.local_device_count()
     per_device = config.batch_size // devices

@@ -20,8 +20,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from ssgan_jax import data as data_lib
 from ssgan_jax.core import checkpoints as ckpt_lib
-from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.data import pipeline
 from ssgan_jax.inference import tta
@@ -96,7 +96,7 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
     from ssgan_jax.training.loop import resolve_class_weights
 
     resolve_class_weights(config, None)  # the probe's cross-entropy is the run's
-    num_classes = config_lib.num_classes(config)
+    num_classes = data_lib.num_classes(config.data)
     step, probe = probe_checkpoint(config, workdir, num_classes)
     share = diagnostics.confidence_share(probe["d_real"], probe["d_fake"],
                                          probe["d_confident"])

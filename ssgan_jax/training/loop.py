@@ -21,16 +21,17 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
+from ssgan_jax import data as data_lib
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import ConfigError, DiskFull, disk_space, quiet_disk_full
 from ssgan_jax.data import builder_class, pipeline, records, subset
 from ssgan_jax.data import images as image_prep
-from ssgan_jax.inference import tta
-from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
+from ssgan_jax.inference import metric_registry, tta
+from ssgan_jax.inference.evaluator import eval_steps, evaluate_split
 from ssgan_jax.inference.generator import abstract_variables, identity_record, load_generator
-from ssgan_jax.models import build_generator
+from ssgan_jax.models import build_generator, registry
 from ssgan_jax.training import (
     diagnostics,
     losses,
@@ -56,7 +57,7 @@ class Run:
     generator: Any
     checkpoints: ckpt_lib.Checkpoints
     writer: Any
-    p_eval: Any
+    evals: Any  # inference.evaluator.EvalSteps
     config_record: dict[str, Any]
     last_saved: int | None = None
     requests: stop.Requests = dataclasses.field(default_factory=stop.Requests)
@@ -72,7 +73,7 @@ def _dataset_classes(config) -> tuple[str, ...]:
     pipeline.check_eval_size(config.data, config.data.val_split)
     if config_lib.semi_phase2(config) and config.data.unlabeled_glob:
         pipeline.check_unlabeled_files(config.data.unlabeled_glob)  # before phase 1, not in 2
-    return config_lib.class_names(config)
+    return data_lib.class_names(config.data)
 
 
 def _parse_init_from(spec: str) -> tuple[str, int | None]:
@@ -113,7 +114,7 @@ def _check_init_from(config) -> None:
     except Exception:  # noqa: BLE001 - unreadable or missing: load_generator says which
         return
     diffs = ckpt_lib.identity_differences(
-        saved, identity_record(config, config_lib.num_classes(config)), generator_only=True)
+        saved, identity_record(config, data_lib.num_classes(config.data)), generator_only=True)
     if diffs:
         raise ckpt_lib.CheckpointError(
             f"config.init_from={config.init_from!r}: that run's generator is not the one this "
@@ -130,7 +131,8 @@ def _initial_weights(config, state: state_lib.TrainState) -> state_lib.TrainStat
     w = config.weights
     if w.generator:
         g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
-        g_vars, report = load_pretrained(config.model.name, g_vars, w.generator)
+        preset = registry.lookup(config.model.name).weights  # (config.check: it has one)
+        g_vars, report = load_pretrained(preset, g_vars, w.generator)
         print(f"generator backbone from {w.generator}: {report.summary()}", flush=True)
         state = state.replace(g_params=g_vars["params"],
                               g_batch_stats=g_vars.get("batch_stats", {}))
@@ -174,10 +176,14 @@ def _record_config(workdir: str, record: dict[str, Any]) -> None:
         f.write(text)
 
 
-def _validate(run: Run, state) -> dict[str, Any]:
+def _validate(run: Run, state) -> tuple[dict[str, Any], list]:
     keep = run.config.eval.tensorboard_images if jax.process_index() == 0 else 0
-    return evaluate_split(run.config, run.p_eval, state_lib.generator_variables(state),
-                          run.config.data.val_split, run.num_classes, run.class_names, keep)
+    metrics = metric_registry.build(run.config, run.num_classes)
+    summary = evaluate_split(run.config, run.evals.p_eval,
+                             state_lib.generator_variables(state), run.config.data.val_split,
+                             run.num_classes, run.class_names, keep, big_step=run.evals.big,
+                             own_canvas=run.evals.own_canvas, host_metrics=metrics)
+    return summary, metrics
 
 
 def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
@@ -191,7 +197,7 @@ def _save(run: Run, state, step: int, phase: int, validation=None) -> None:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if validation is not None:
         meta["validation"] = {k: v for k, v in validation.items()
-                              if k not in ("confusion", "examples")}
+                              if k not in ("confusion", "examples", "host_metric_keys")}
     _check_space(run, host, step)
     with disk_space(run.checkpoints.directory, lambda: _kept(run)):
         run.checkpoints.save(step, host, meta,
@@ -225,22 +231,13 @@ def _check_space(run: Run, host, step: int) -> None:
                        "same command again")
 
 
-def _report_validation(run: Run, step: int, summary: dict[str, Any]) -> None:
+def _report_validation(run: Run, step: int, summary: dict[str, Any], metrics) -> None:
     scalars = {"val/miou": summary["miou"] or 0.0,
                "val/pixel_accuracy": summary["pixel_accuracy"] or 0.0}
     scalars.update({f"val_iou/{k}": v for k, v in summary["per_class_iou"].items()
                     if v is not None})
-    shown = ""
-    if "boundary_f1" in summary:
-        region = {"val/boundary_f1": summary["boundary_f1"]["mean"],
-                  "val/fragmentation": summary["fragmentation"]["mean"],
-                  "val/speckle": summary["speckle"]}
-        scalars.update({k: v for k, v in region.items() if v is not None})
-        scalars.update({f"val_boundary_f1/{k}": v for k, v in
-                        summary["boundary_f1"]["per_class"].items() if v is not None})
-        bf, frag, speckle = region.values()
-        shown = (f", boundary F1 {_percent(bf)}, fragmentation "
-                 f"{'n/a' if frag is None else f'{frag:.2f}'}, speckle {_percent(speckle)}")
+    scalars.update(metric_registry.validation_scalars(metrics, summary))
+    shown = "".join(f", {metric.describe(summary)}" for metric in metrics)
     run.writer.write_scalars(step, scalars)
     if summary.get("examples"):
         run.writer.write_images(step, {"val/image_truth_prediction": image_prep.side_by_side(
@@ -385,8 +382,8 @@ def _run_phase(run: Run, phase: int, state, batches, start: int, end: int,
             summary = None
             if validate_now:
                 with progress.timed("validation"):
-                    summary = _validate(run, state)
-                _report_validation(run, done, summary)
+                    summary, metrics = _validate(run, state)
+                _report_validation(run, done, summary, metrics)
             with progress.timed("checkpoint"):
                 _save(run, state, done, phase, summary)
         if run.requests.should_stop(done, config.train.log_every):  # SIGTERM / Ctrl-C
@@ -452,7 +449,7 @@ def resolve_class_weights(config, labeled_ids) -> None:
     config.loss.class_weights = tuple(round(float(w), 6) for w in weights)
     print(f"class weights ({config.loss.class_balance} ** {config.loss.class_balance_power}, "
           f"from {len(rows)} training labels): "
-          + ", ".join(f"{n} {w:.3g}" for n, w in zip(config_lib.class_names(config),
+          + ", ".join(f"{n} {w:.3g}" for n, w in zip(data_lib.class_names(config.data),
                                                      config.loss.class_weights, strict=True)),
           flush=True)
 
@@ -509,9 +506,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     writer = monitor.create_writer(workdir, jax.process_index())
     run = Run(config=config, workdir=workdir, num_classes=num_classes, class_names=class_names,
               generator=generator, checkpoints=checkpoints, writer=writer,
-              p_eval=parallel.pmap_eval(make_eval_step(generator, num_classes,
-                                                    config.loss.ignore_label,
-                                                    tta.from_config(config))),
+              evals=eval_steps(generator, num_classes, config, tta.from_config(config),
+                               oversize_images=False),
               config_record=record, last_saved=step if restored is not None else None,
               requests=requests or stop.Requests())
     if restored is None:

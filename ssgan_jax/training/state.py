@@ -18,7 +18,7 @@ import ml_collections
 import optax
 
 from ssgan_jax.core.parallel import AXIS
-from ssgan_jax.models import build_adversary, build_generator
+from ssgan_jax.models import build_adversary, build_generator, registry
 from ssgan_jax.training.optimizers import phase_optimizers
 
 
@@ -77,7 +77,8 @@ def init_state(
     """
     g_key, d_key = jax.random.split(init_rng)
     images = jnp.zeros(image_shape, jnp.float32)
-    g_vars = networks.generator.init(g_key, images, train=False)
+    logits, g_vars = networks.generator.init_with_output(g_key, images, train=False)
+    registry.check_logits(networks.generator, logits, image_shape, num_classes)
     maps = jnp.full((*image_shape[:3], num_classes), 1.0 / num_classes, jnp.float32)
     d_vars = networks.adversary.init(d_key, images, maps)
     if jax.dtypes.issubdtype(train_rng.dtype, jax.dtypes.prng_key):

@@ -19,7 +19,7 @@ import optax
 
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.parallel import AXIS
-from ssgan_jax.models import canvas
+from ssgan_jax.models import canvas, registry
 from ssgan_jax.training import losses
 from ssgan_jax.training.rescaling import epsilon_rescale, rescale_own_argmax
 from ssgan_jax.training.state import Networks, TrainState
@@ -69,8 +69,9 @@ class _Updates:
         crop's own image region (``models.canvas``; a crop larger than its scaled image is
         padded): the image-level pooling and the final upsampling follow it (in training the
         convolutions still read the padding, METHOD.md section 6)."""
-        out = self.nets.generator.apply(
-            _variables(params, state.g_batch_stats), images, train=True, sizes=sizes,
+        out = registry.apply(
+            self.nets.generator, _variables(params, state.g_batch_stats), images, train=True,
+            sizes=sizes,
             rngs={"dropout": rng}, mutable=["batch_stats"] if self.bn_train else False,
         )
         logits, updates = out if self.bn_train else (out, {})

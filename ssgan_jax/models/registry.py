@@ -1,0 +1,142 @@
+"""The generators a run can name: one table of the built-in ones, and any importable Flax
+module named ``module:attribute`` (README "Your own generator").
+
+``config.model.name`` is either a key of ``GENERATORS`` or ``"my_package.my_module:MyNet"``: an
+attribute of an importable module that is a ``flax.linen.Module`` class, or a factory
+returning one, built as ``MyNet(num_classes=..., **config.model.kwargs)``. Its
+``__call__(images [N, H, W, 3], train: bool)`` returns logits ``[N, H, W, num_classes]`` at
+the input's resolution. A generator whose ``__call__`` also takes ``sizes`` (each image's own
+height and width on a padded canvas, ``models.canvas``) computes each image as alone; one
+that does not is run by inference on canvases its images fill (``takes_sizes``), which is as
+exact and maybe slower.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import ml_collections
+
+from ssgan_jax.core.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A generator of the table: ``build(model config, num_classes, axis_name, parts)`` ->
+    the module (``parts``: the run's dtype, conv and norm classes), and the
+    ``training/weights.py`` preset that imports torchvision/timm files into it ("" = none)."""
+
+    build: Callable[..., nn.Module]
+    weights: str = ""
+
+
+def _deeplab(model, num_classes: int, axis_name, parts) -> nn.Module:
+    from ssgan_jax.models.deeplab import DeepLabV3
+
+    return DeepLabV3(num_classes=num_classes, width=model.width,
+                     output_stride=model.output_stride, dropout_rate=model.dropout_rate,
+                     bn_frozen=model.bn_mode == "frozen", bn_axis_name=axis_name, **parts)
+
+
+def _fcn(model, num_classes: int, axis_name, parts) -> nn.Module:
+    from ssgan_jax.models.fcn import FCN8s
+
+    return FCN8s(num_classes=num_classes, width=model.width, dropout_rate=model.dropout_rate,
+                 dtype=parts["dtype"], conv=parts["conv"])
+
+
+GENERATORS: dict[str, Entry] = {
+    "deeplabv3_resnet50": Entry(_deeplab, weights="deeplabv3_resnet50"),
+    "fcn8s_vgg16": Entry(_fcn, weights="fcn8s_vgg16"),
+}
+
+
+def is_builtin(name: str) -> bool:
+    return name in GENERATORS
+
+
+def _import(name: str) -> Any:
+    """The attribute ``module:attribute`` names; ConfigError saying what failed."""
+    module_name, _, attribute = name.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(
+            f"config.model.name must be one of {sorted(GENERATORS)} or an importable "
+            f"'module:attribute' naming a flax.linen.Module class (e.g. "
+            f"'my_package.unet:UNet'); got {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(
+            f"config.model.name={name!r}: cannot import module {module_name!r} ({e}); install "
+            "the package that holds it, or put its folder on PYTHONPATH") from e
+    try:
+        return getattr(module, attribute)
+    except AttributeError as e:
+        raise ConfigError(f"config.model.name={name!r}: module {module_name!r} has no "
+                          f"attribute {attribute!r}") from e
+
+
+def _custom(name: str) -> Entry:
+    target = _import(name)
+    if not callable(target):
+        raise ConfigError(f"config.model.name={name!r} names a {type(target).__name__}, not a "
+                          "flax.linen.Module class or a factory returning one")
+
+    def build(model, num_classes: int, axis_name, parts) -> nn.Module:
+        kwargs = model.get("kwargs", ml_collections.ConfigDict()).to_dict()
+        try:
+            module = target(num_classes=num_classes, **kwargs)
+        except TypeError as e:
+            raise ConfigError(
+                f"config.model.name={name!r} cannot be built as {name.partition(':')[2]}("
+                f"num_classes={num_classes}, **config.model.kwargs={kwargs}): {e}") from e
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"config.model.name={name!r} built a {type(module).__name__}, "
+                              "not a flax.linen.Module")
+        return module
+
+    return Entry(build)
+
+
+def lookup(name: str) -> Entry:
+    """The table's entry for ``name``, or a custom generator's (imported now)."""
+    return GENERATORS[name] if name in GENERATORS else _custom(name)
+
+
+def takes_sizes(generator: nn.Module) -> bool:
+    """Whether ``generator.__call__`` takes ``sizes`` (computes each image of a padded canvas
+    as alone); the built-in generators do. (An object that is not a flax module: whether its
+    ``apply`` does.)"""
+    call = type(generator).__call__ if isinstance(generator, nn.Module) else generator.apply
+    return "sizes" in inspect.signature(call).parameters
+
+
+def apply(generator: nn.Module, variables, images, *, train: bool, sizes=None, **kwargs):
+    """``generator.apply``, passing ``sizes`` where the generator takes them. A generator
+    that does not see its images as filling the canvas: callers give it such canvases
+    (inference: ``own_canvas``)."""
+    if sizes is not None and takes_sizes(generator):
+        kwargs["sizes"] = sizes
+    return generator.apply(variables, images, train=train, **kwargs)
+
+
+def own_canvas(generator: nn.Module) -> bool:
+    """Inference must give ``generator`` each image on a canvas of the image's own size
+    (it cannot be told which part of a canvas is padding)."""
+    return not takes_sizes(generator)
+
+
+def check_logits(generator: nn.Module, logits, image_shape, num_classes: int) -> None:
+    """ConfigError unless G's output ``logits`` (an array or its shape struct) for images
+    ``image_shape`` [N, H, W, 3] is [N, H, W, num_classes]."""
+    want = (*tuple(image_shape)[:3], num_classes)
+    if not hasattr(logits, "shape") or tuple(logits.shape) != want:
+        got = getattr(logits, "shape", type(logits).__name__)
+        raise ConfigError(f"generator {type(generator).__name__} returned {got} for images "
+                          f"{tuple(image_shape)}; a generator returns logits {want} "
+                          "(N, H, W, num_classes) at the input's resolution")
