@@ -324,7 +324,7 @@ def test_loading_g_restores_g_alone_equal_to_the_whole_state(trained_run, monkey
     import jax
 
     from ssgan_jax.inference.generator import load_generator
-    from ssgan_jax.training import state as state_lib
+    from ssgan_jax.training.experiment import Experiment
 
     config, workdir, _ = trained_run
     restored_parts = []
@@ -342,9 +342,7 @@ def test_loading_g_restores_g_alone_equal_to_the_whole_state(trained_run, monkey
     (part,) = restored_parts
     assert set(part.state) == {"g_params"}  # FCN-8s: no BatchNorm statistics
     assert set(loaded.variables) == {"params"} and loaded.step == 8
-    nets = state_lib.build_networks(config, 11, 2)
-    target = jax.eval_shape(lambda: state_lib.init_state(
-        nets, *state_lib.run_keys(0), (1, *config.data.crop_size, 3), 11))
+    target = Experiment(config, 11).state_template(2)
     whole = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(
         jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), target), 8).state
     jax.tree.map(np.testing.assert_array_equal, loaded.variables["params"], whole.g_params)

@@ -67,6 +67,16 @@ def test_core_is_the_floor():
     assert len(_modules("core")) >= 6  # the scan sees the folder
 
 
+def test_the_loop_is_sequencing():
+    """``training/loop.py`` sequences (resume, phases, cadence); what a run checks first, its
+    networks and steps, batches and reports live in their own modules, so it stays short."""
+    lines = len((PACKAGE / "training" / "loop.py").read_text().splitlines())
+    assert lines < 250, f"training/loop.py has {lines} lines"
+    loop_imports = _imports(PACKAGE / "training" / "loop.py")
+    for owner in ("start", "experiment", "batches", "report"):
+        assert f"ssgan_jax.training.{owner}" in loop_imports
+
+
 def test_the_package_never_imports_scripts_or_tests():
     offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p)
                                                    if m.split(".")[0] in ("launch", "tests"))
@@ -104,6 +114,37 @@ def test_every_relative_link_in_readme_and_docs_resolves():
                 broken.append(f"{doc.relative_to(REPO)}: {target}")
     assert seen > 5 and not broken, broken
     assert (REPO / "docs" / "METHOD.md").exists()
+
+
+CITED_PATH = re.compile(
+    r"(?<![\w./<{-])((?:[a-z_][\w-]*/)+[\w-]+\.(?:py|md|sh|json|npz|txt|toml))\b")
+CITED_MODULE = re.compile(r"python -m ((?:ssgan_jax|launch)(?:\.\w+)+)")
+# what the texts name as examples or as files a run writes, not as files of the repository
+NOT_REPOSITORY = ("runs/", "my_nets/", "records/", "docs/results/gpu/")
+
+
+def test_every_cited_module_and_path_exists():
+    """Every ``python -m`` target and repository path that README, docs, the package's and
+    the scripts' comments cite exists (a module renamed or moved leaves no stale name)."""
+    texts = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
+             *sorted(PACKAGE.rglob("*.py")), *sorted((REPO / "launch").rglob("*.py")),
+             *sorted((REPO / "launch").rglob("*.sh")), *sorted((REPO / "configs").glob("*.py"))]
+    stale, seen = [], 0
+    for path in texts:
+        text = path.read_text()
+        for module in CITED_MODULE.findall(text):
+            seen += 1
+            parts = REPO.joinpath(*module.split("."))
+            if not (parts.with_suffix(".py").exists() or (parts / "__init__.py").exists()):
+                stale.append(f"{path.relative_to(REPO)}: python -m {module}")
+        for cited in CITED_PATH.findall(text):
+            if cited.startswith(NOT_REPOSITORY) or "X." in cited or "UNIT" in cited:
+                continue
+            seen += 1
+            if not any((base / cited).exists()
+                       for base in (REPO, PACKAGE, REPO / "docs", path.parent)):
+                stale.append(f"{path.relative_to(REPO)}: {cited}")
+    assert seen > 100 and not stale, stale
 
 
 def test_no_project_history_in_code_or_docs():

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from ssgan_jax.data import balance
 from ssgan_jax.training import losses
 
 
@@ -121,7 +122,7 @@ def test_median_frequency_weights_hand_values():
     holding c; w_c = median(freq) / freq_c; a class never seen gets 0."""
     pixels = np.array([60, 30, 10, 0])
     image_pixels = np.array([100, 100, 50, 0])  # class 2 in one image of 50 pixels only
-    w = losses.median_frequency_weights(pixels, image_pixels)
+    w = balance.median_frequency_weights(pixels, image_pixels)
     freq = np.array([0.6, 0.3, 0.2])
     np.testing.assert_allclose(w, [0.3 / 0.6, 1.0, 0.3 / 0.2, 0.0], rtol=1e-6)
     assert np.median(freq) == 0.3

@@ -6,14 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from ssgan_jax.training.monitor import (
-    AdversaryHealth,
-    JsonLinesWriter,
-    ReportProgress,
-    TrainingDiverged,
-    check_finite,
-    progress_line,
-)
+from ssgan_jax.training.health import AdversaryHealth, TrainingDiverged, check_finite
+from ssgan_jax.training.monitor import JsonLinesWriter, ReportProgress, progress_line
 from tests.no_tensorflow import NO_TENSORFLOW
 
 
@@ -125,7 +119,7 @@ assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
 
 def test_input_health_says_void_and_padded_batches_once():
     from ssgan_jax.core import config as config_lib
-    from ssgan_jax.training.monitor import InputHealth
+    from ssgan_jax.training.health import InputHealth
 
     config = config_lib.get_config()
     config.data.crop_size = (400, 600)

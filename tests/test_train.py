@@ -19,7 +19,9 @@ from ssgan_jax import checks
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.main import _resolve_paths  # noqa: F401 - main must import without flags
-from ssgan_jax.training import loop
+from ssgan_jax.training import loop, start
+from ssgan_jax.training.batches import train_batches
+from ssgan_jax.training.experiment import Experiment
 
 from .cli import run_main
 from .train_fixtures import loop_config
@@ -32,9 +34,7 @@ def _config(tmp):
 
 
 def _final_state(workdir, config):
-    nets = loop.state_lib.build_networks(config, 11, 1)
-    fresh = jax.device_get(loop.state_lib.init_state(
-        nets, jax.random.key(0), jax.random.key(0), (1, 32, 48, 3), 11))
+    fresh = Experiment(config, 11).initial_state(1)
     state, meta, step = ckpt_lib.Checkpoints(str(workdir), read_only=True).restore(fresh)
     return state, meta, step
 
@@ -152,7 +152,7 @@ def test_missing_weights_file_and_bad_values_are_named(tmp_path):
     # a run that resumes from its own checkpoints reads neither, so they need not exist
     (tmp_path / "run" / "checkpoints" / "4").mkdir(parents=True)
     config.weights.generator = str(tmp_path / "vgg16.safetensors")
-    loop._check_start_files(config, str(tmp_path / "run"))
+    start.check_start_files(config, str(tmp_path / "run"))
     config = _config(tmp_path)
     config.rescaling.eps = 1.5
     with pytest.raises(ValueError, match=r"rescaling.eps must be in \(0, 1\)"):
@@ -215,10 +215,7 @@ def test_phase2_without_adversarial_term_trains_g_alone(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "G trains alone (no adversary)" in out and "adversary.width" not in out
     state, meta, step = _final_state(tmp_path / "run", config)
-    nets = loop.state_lib.build_networks(config, 11, 1)
-    fresh = jax.device_get(loop.state_lib.init_state(
-        nets, jax.random.fold_in(jax.random.key(config.seed), 1),
-        jax.random.fold_in(jax.random.key(config.seed), 2), (1, 32, 48, 3), 11))
+    fresh = Experiment(config, 11).initial_state(1)  # the run's own initial state
     assert step == 3 and meta["phase"] == 2
     _assert_same(state.d_params, fresh.d_params)  # A untouched
     counts = [int(v) for path, v in jax.tree_util.tree_flatten_with_path(state.g_opt)[0]
@@ -307,7 +304,7 @@ def test_crops_mostly_padding_are_said_once(tmp_path, capsys):
     config = _config(tmp_path)
     config.data.crop_size = (160, 192)  # images of at most 64x56, scaled by at most 1.5
     pipeline.prepare(config.data)
-    batches = loop._train_batches(config, 0, None)
+    batches = train_batches(config, 0, None)
     for _ in range(3):
         next(batches)
     out = capsys.readouterr().out
@@ -325,6 +322,10 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path):
 
     class FullDisk:
         directory = str(tmp_path / "checkpoints")
+        kept = ckpt_lib.Checkpoints.kept
+
+        def check_space(self, host, step):
+            pass  # (the check before the save: below)
 
         def steps(self):
             return [4, 6, 8]
@@ -350,7 +351,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path):
     huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (free + (64 << 20),), (0,))
     with pytest.raises(DiskFull, match=r"not enough space on the device of .* for checkpoint 8 "
                                        r"\(about \d+ MB needed"):
-        loop._check_space(run, {"g_params": {"w": huge}}, 8)
+        ckpt_lib.Checkpoints.check_space(FullDisk(), {"g_params": {"w": huge}}, 8)
 
 
 def test_a_finished_run_says_nothing_to_do_without_building_a_network(reference, monkeypatch,

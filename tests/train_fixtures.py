@@ -19,16 +19,11 @@ def tiny_config(tmp_path, name: str = "deeplabv3_resnet50") -> ml_collections.Co
     config.data.eval_size = (96, 64)
     config.data.scale_range = (0.75, 1.5)
     config.model.name = name
-    config.model.width = 32
-    config.model.bn_mode = "train"
-    config.model.dropout_rate = 0.0
+    default.tiny_networks(config)
     # XLA's own convolution: it compiles in about 3/4 of the time of the GEMM forms that
     # "auto" picks on the CPU (tests/test_conv.py and tests/models/test_networks.py check
     # those forms against it); what these tests check does not depend on the conv form
     config.model.conv_rewrites = "off"
-    config.adversary.width = 32
-    config.adversary.map_features = (8, 8)
-    config.adversary.trunk_features = (8, 8, 8, 8)
     config.batch_size = 4
     config.eval_batch_size = 4
     config.phase1.steps = 3

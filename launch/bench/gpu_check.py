@@ -45,9 +45,6 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ssgan_jax.core import parallel
-from ssgan_jax.training import state as state_lib
-
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 REFERENCE = ROOT / "launch" / "bench" / "gpu_reference.npz"
 PARTS = ("env", "parity", "tests", "bench")
@@ -141,13 +138,8 @@ def parity_config():
     config.data.name = "camvid"
     config.data.crop_size = (32, 48)
     config.model.name = "deeplabv3_resnet50"
-    config.model.width = 32
-    config.model.bn_mode = "train"
-    config.model.dropout_rate = 0.0
+    default_config.tiny_networks(config)
     config.model.matmul_precision = "highest"
-    config.adversary.width = 32
-    config.adversary.map_features = (8, 8)
-    config.adversary.trunk_features = (8, 8, 8, 8)
     # batch 4: with 2 images, BatchNorm after the ASPP pooling branch (one pixel per image)
     # outputs +-1 whatever that conv's kernel is, so its gradient is rounding noise, which
     # Adam's first step turns into +-lr updates that differ between any two summation orders
@@ -187,25 +179,20 @@ def run_parity_steps(config, state_dict: dict, batch: dict, device) -> dict:
 
     from ssgan_jax.data.classes import class_names
     from ssgan_jax.models import matmul_precision
-    from ssgan_jax.training import steps
+    from ssgan_jax.training.experiment import Experiment
 
-    num_classes = len(class_names(config.data.name))
-    ch, cw = config.data.crop_size
+    experiment = Experiment(config, len(class_names(config.data.name)))
     out = {}
     with matmul_precision(config.model):
-        template = jax.eval_shape(lambda: state_lib.init_state(
-            state_lib.build_networks(config, num_classes, 2), *state_lib.run_keys(0),
-            (1, ch, cw, 3),
-            num_classes))
+        template = experiment.state_template(2)
         for phase in (1, 2):
-            nets = state_lib.build_networks(config, num_classes, phase)
             # the stored state has no optimizer states: each phase starts from fresh ones,
             # as training does at the phase boundary
-            state = state_lib.fresh_optimizers(template.replace(**{
+            state = experiment.fresh_optimizers(template.replace(**{
                 field: flax.serialization.from_state_dict(getattr(template, field),
                                                           state_dict.get(field, {}))
-                for field in STATE_FIELDS}), nets)
-            fn = parallel.pmap_step(steps.make_train_step(nets, config, phase), devices=[device])
+                for field in STATE_FIELDS}), phase)
+            fn = experiment.train_step(phase, devices=[device], donate=False)
             new, metrics = fn(state, jax.tree.map(lambda x: x[None], batch))
             kept = {"g_params": new.g_params, "g_batch_stats": new.g_batch_stats}
             if phase == 2:
@@ -223,13 +210,13 @@ def make_reference(path: Path, seed: int = 0) -> None:
     import numpy as np
 
     from ssgan_jax.data.classes import class_names
+    from ssgan_jax.training.experiment import Experiment
 
     config = parity_config()
+    config.seed = seed
     num_classes = len(class_names(config.data.name))
     ch, cw = config.data.crop_size
-    nets = state_lib.build_networks(config, num_classes, 2)
-    state = jax.device_get(state_lib.init_state(
-        nets, *state_lib.run_keys(seed), (1, ch, cw, 3), num_classes))
+    state = Experiment(config, num_classes).initial_state(2)
     rng = np.random.default_rng(seed)
     batch = {"image": rng.normal(size=(config.batch_size, ch, cw, 3)).astype(np.float32),
              "label": rng.integers(0, num_classes, (config.batch_size, ch, cw)).astype(np.int32)}

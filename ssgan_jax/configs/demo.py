@@ -26,11 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.crop_size = (64, 96)
     config.data.eval_size = (96, 128)
     config.data.scale_range = (0.75, 1.25)
-    config.model.width = 16
-    config.model.bn_mode = "train"  # random init: frozen (unit) statistics would not normalise
-    config.adversary.width = 16
-    config.adversary.map_features = (16, 32)
-    config.adversary.trunk_features = (16, 32, 64, 64)
+    default.small_networks(config, 16, (16, 32), (16, 32, 64, 64))
     config.batch_size = 4
     config.eval_batch_size = 4
     # a short schedule: random init (no ImageNet weights ship with the package), higher lrs

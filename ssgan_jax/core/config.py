@@ -334,6 +334,28 @@ def apply_variant(config: ml_collections.ConfigDict, generator: str, training: s
     return config
 
 
+def small_networks(config: ml_collections.ConfigDict, width: int, map_features, trunk_features,
+                   dropout_rate: float | None = None) -> None:
+    """G and A at 1/``width`` of the paper's channels, from random init: BatchNorm with batch
+    statistics (running ones start meaningless: frozen unit statistics would not normalise),
+    A's map branch and trunk of ``map_features`` and ``trunk_features``. The one block the
+    demo, the ``,cpu`` recipe, the tests' tiny runs and the GPU parity check each size."""
+    config.model.width = width
+    config.model.bn_mode = "train"
+    config.adversary.width = width
+    config.adversary.map_features = tuple(map_features)
+    config.adversary.trunk_features = tuple(trunk_features)
+    if dropout_rate is not None:
+        config.model.dropout_rate = dropout_rate
+
+
+def tiny_networks(config: ml_collections.ConfigDict) -> None:
+    """The smallest networks that still have every layer (1/32 width, A of 8 features, no
+    dropout: every number a deterministic function of state and batch): the tests' runs and
+    the GPU parity check."""
+    small_networks(config, 32, (8, 8), (8, 8, 8, 8), dropout_rate=0.0)
+
+
 def apply_cpu_recipe(config: ml_collections.ConfigDict) -> None:
     """The ``,cpu`` size of configs/camvid.py and configs/folder.py: networks at 1/8 width from
     random init (BatchNorm with batch statistics: running ones start meaningless), 128x160
@@ -342,11 +364,7 @@ def apply_cpu_recipe(config: ml_collections.ConfigDict) -> None:
     each) the one with the best validation mIoU."""
     config.data.crop_size = (128, 160)
     config.data.eval_size = (180, 240)
-    config.model.width = 8
-    config.model.bn_mode = "train"
-    config.adversary.width = 8
-    config.adversary.map_features = (16, 32)
-    config.adversary.trunk_features = (32, 64, 128, 128)
+    small_networks(config, 8, (16, 32), (32, 64, 128, 128))
     config.loss.class_balance = "median_frequency"
     config.loss.class_balance_power = 0.5
     config.phase1.steps = 8000

@@ -101,3 +101,32 @@ def write_ids(path: str, ids: Iterable[str]) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("".join(f"{i}\n" for i in sorted(ids)))
     os.replace(tmp, path)
+
+
+def labeled_ids(config, workdir: str, write: bool = True) -> list[str] | None:
+    """The labelled ids of ``data.labeled`` (None = all of train_split), written to
+    ``<workdir>/labeled_ids.txt`` (where ``write``: one process of a job) and checked
+    against the file a previous start wrote."""
+    from ssgan_jax.data import records
+
+    if not config.data.labeled:
+        return None
+    ids = choose(records.split_ids(config.data, config.data.train_split),
+                 config.data.labeled, config.data.split_seed)
+    path = os.path.join(workdir, IDS_FILE)
+    if ids is None:
+        return None
+    if os.path.exists(path):
+        before = read_ids(path)
+        if before != ids:
+            raise ConfigError(
+                f"the labelled subset of this start ({len(ids)} images: data.labeled="
+                f"{config.data.labeled!r}, split_seed {config.data.split_seed}) differs from "
+                f"{path} ({len(before)} images), written when this run started; keep the "
+                f"run's subset with --config.data.labeled={path}, or use a new workdir")
+    elif write:
+        write_ids(path, ids)
+    print(f"labelled subset: {len(ids)} images of {config.data.train_split} "
+          f"(data.labeled={config.data.labeled!r}, split_seed {config.data.split_seed}) -> "
+          f"{path}", flush=True)
+    return ids

@@ -34,7 +34,7 @@ from ssgan_jax.inference import tta
 from ssgan_jax.models import conv as conv_lib
 from ssgan_jax.models import norm as norm_lib
 from ssgan_jax.training import state as state_lib
-from ssgan_jax.training import steps
+from ssgan_jax.training.experiment import Experiment
 
 STEPS = ("generator_phase1", "adversary", "generator_phase2", "phase2_iteration")
 
@@ -155,19 +155,18 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
                 np.float32),
             "unlabeled_sizes": np.broadcast_to(np.asarray([ch, cw], np.int32),
                                                (devices, unlabeled // devices, 2))})}
-    nets1, nets2 = (state_lib.build_networks(config, num_classes, p) for p in (1, 2))
-    state = parallel.on_devices(jax.device_get(state_lib.init_state(
-        nets2, *state_lib.run_keys(config.seed), (1, ch, cw, 3), num_classes)))
+    experiment = Experiment(config, num_classes)
+    state = parallel.on_devices(experiment.initial_state(2))
     makers = {
-        "generator_phase1": lambda: steps.make_train_step(nets1, config, phase=1),
-        "adversary": lambda: steps.make_update("adversary", nets2, config),
-        "generator_phase2": lambda: steps.make_update("generator", nets2, config),
-        "phase2_iteration": lambda: steps.make_train_step(nets2, config, phase=2),
+        "generator_phase1": lambda: experiment.train_step(1),
+        "adversary": lambda: experiment.update("adversary"),
+        "generator_phase2": lambda: experiment.update("generator"),
+        "phase2_iteration": lambda: experiment.train_step(2),
     }
     compiled, result_steps = {}, {}
     for name in (n for n in makers if n in wanted):
         start = time.perf_counter()
-        lowered = parallel.pmap_step(makers[name](), donate=config.train.donate).lower(state, batch)
+        lowered = makers[name]().lower(state, batch)
         compiled[name] = lowered.compile()
         result_steps[name] = {"compile_s": time.perf_counter() - start,
                               "flops_per_device": _flops(lowered),
@@ -217,7 +216,7 @@ def run_benchmark(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "peak_flops_source": peak_source,
     }
     if bench.eval:
-        out["eval"] = _eval_speed(config, nets1.generator, state, num_classes, it, warm)
+        out["eval"] = _eval_speed(config, experiment.generator, state, num_classes, it, warm)
     out["peak_host_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["peak_device_bytes"] = _device_peak_bytes()
     return out

@@ -93,7 +93,7 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
     if jax.process_index() == 0:
         pipeline.ensure_prepared(config.data)
     parallel.barrier("ssgan_dataset_prepared")
-    from ssgan_jax.training.loop import resolve_class_weights
+    from ssgan_jax.data.balance import resolve_class_weights
 
     resolve_class_weights(config, None)  # the probe's cross-entropy is the run's
     num_classes = data_lib.num_classes(config.data)

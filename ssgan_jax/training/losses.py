@@ -39,18 +39,6 @@ def cross_entropy_sum(
     return jnp.sum(w * nll), jnp.sum(w)
 
 
-def median_frequency_weights(pixels, image_pixels) -> np.ndarray:
-    """Median-frequency class weights (Eigen and Fergus, ICCV 2015; SegNet's CamVid training):
-    freq_c = ``pixels[c]`` / ``image_pixels[c]`` (the pixels of the images where c appears),
-    w_c = median over the classes seen of freq / freq_c; 0 for a class never seen."""
-    pixels = np.asarray(pixels, np.float64)
-    image_pixels = np.asarray(image_pixels, np.float64)
-    seen = (pixels > 0) & (image_pixels > 0)
-    freq = np.where(seen, pixels / np.maximum(image_pixels, 1.0), 0.0)
-    median = np.median(freq[seen]) if seen.any() else 1.0
-    return np.where(seen, median / np.where(seen, freq, 1.0), 0.0).astype(np.float32)
-
-
 def masked_cross_entropy(
     logits: jax.Array,
     labels: jax.Array,

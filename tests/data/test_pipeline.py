@@ -285,8 +285,7 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
 
     from PIL import Image
 
-    from ssgan_jax.data import records
-    from ssgan_jax.training import loop, losses
+    from ssgan_jax.data import balance, records
 
     builder = records.get_builder(prepared.data)
     assert os.path.exists(os.path.join(builder.data_dir, records.PIXELS_FILE))
@@ -298,14 +297,14 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
         np.testing.assert_array_equal(row, np.bincount(raw.ravel(), minlength=12)[:11])
         assert tuple(shape) == raw.shape
     prepared.loss.class_balance = "median_frequency"
-    loop.resolve_class_weights(prepared, ["train_000", "train_001"])
+    balance.resolve_class_weights(prepared, ["train_000", "train_001"])
     rows = [counts["ids"].index(k) for k in ("train_000", "train_001")]
     pixels = np.asarray(counts["pixels"])[rows]
     sizes = np.prod(np.asarray(counts["shapes"])[rows], axis=1)
-    want = losses.median_frequency_weights(pixels.sum(0), ((pixels > 0) * sizes[:, None]).sum(0))
+    want = balance.median_frequency_weights(pixels.sum(0), ((pixels > 0) * sizes[:, None]).sum(0))
     np.testing.assert_allclose(prepared.loss.class_weights, want, rtol=1e-5)
     assert len(set(prepared.loss.class_weights)) > 2  # the classes differ in frequency
     prepared.loss.class_weights = ()  # softer weights: the square roots
     prepared.loss.class_balance_power = 0.5
-    loop.resolve_class_weights(prepared, ["train_000", "train_001"])
+    balance.resolve_class_weights(prepared, ["train_000", "train_001"])
     np.testing.assert_allclose(prepared.loss.class_weights, np.sqrt(want), rtol=1e-5)

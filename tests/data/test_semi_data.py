@@ -183,22 +183,18 @@ def test_no_unlabelled_images_is_a_clear_error(coloured):
         unlabeled_dataset(coloured, local_devices=2, labeled_ids=None)
 
 
-def test_every_process_and_every_start_gets_the_same_subset(coloured, tmp_path, monkeypatch):
-    from ssgan_jax.training import loop
-
+def test_every_process_and_every_start_gets_the_same_subset(coloured, tmp_path):
     coloured.data.labeled = "0.25"
     workdir = tmp_path / "run"
     workdir.mkdir()
-    monkeypatch.setattr(loop.jax, "process_index", lambda: 1)
-    other = loop.labeled_subset(coloured, str(workdir))  # process 1 computes, never writes
+    other = subset.labeled_ids(coloured, str(workdir), write=False)  # another process
     assert not (workdir / subset.IDS_FILE).exists()
-    monkeypatch.setattr(loop.jax, "process_index", lambda: 0)
-    first = loop.labeled_subset(coloured, str(workdir))
+    first = subset.labeled_ids(coloured, str(workdir))
     assert first == other and len(first) == 2
     assert subset.read_ids(str(workdir / subset.IDS_FILE)) == first
-    assert loop.labeled_subset(coloured, str(workdir)) == first  # a resume: the same
+    assert subset.labeled_ids(coloured, str(workdir)) == first  # a resume: the same
     coloured.data.split_seed = 5  # a restart that would pick other images is refused
     with pytest.raises(ConfigError, match="differs from .*labeled_ids.txt"):
-        loop.labeled_subset(coloured, str(workdir))
+        subset.labeled_ids(coloured, str(workdir))
     coloured.data.labeled = str(workdir / subset.IDS_FILE)  # the fix the message names
-    assert loop.labeled_subset(coloured, str(workdir)) == first
+    assert subset.labeled_ids(coloured, str(workdir)) == first
