@@ -51,7 +51,7 @@ CONFIG = "deeplabv3_resnet50_gan,cpu"
 PHASE1_STEPS = 5000
 PHASE2_STEPS = 2000
 PILOT_SEEDS = (200, 201)
-TEST_SEEDS: tuple[int, ...] = ()  # fixed by the prereg's amendment after the pilot
+TEST_SEEDS: tuple[int, ...] = tuple(range(300, 311))  # the prereg's amendment (11 seeds)
 ARMS = {  # run name -> overrides of its phase 2
     "control": ["--config.loss.lam=0"],
     "minimax": ["--config.loss.lam=0.01", "--config.loss.adv_form=minimax"],
