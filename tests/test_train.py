@@ -443,3 +443,24 @@ def test_a_full_disk_is_said_once_not_by_every_writer_thread():
     finally:
         logger.removeHandler(handler)
         sys.unraisablehook = before
+
+
+def test_a_run_opens_its_dataset_once(tmp_path, monkeypatch):
+    """Training prepares and opens its dataset once and passes it down (validation, batches,
+    the eval-size check): its source files are checked once, not at every access; so does
+    --mode=eval."""
+    from ssgan_jax.data import records
+    from ssgan_jax.inference.eval_checkpoint import run_eval
+
+    opened = []
+    real = records.ensure_prepared
+    monkeypatch.setattr(records, "ensure_prepared", lambda data: opened.append(1) or real(data))
+    config = _config(tmp_path)
+    config.phase1.steps = config.phase2.steps = 2
+    config.train.eval_every = config.train.checkpoint_every = 2
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert len(opened) == 1  # two validations, two phases' batches: one opening
+    opened.clear()
+    config.eval.split = "test"
+    run_eval(config, str(tmp_path / "run"))
+    assert len(opened) == 1

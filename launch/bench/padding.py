@@ -52,7 +52,8 @@ def main(_):
         config.data.data_dir = os.path.join(workdir, "tensorflow_datasets")
     checks.check(config)
     split = config.eval.split or config.data.val_split
-    sizes = [(h, w) for _, h, w in records.image_sizes(config.data, split)]
+    dataset = records.open_prepared(config.data)  # opened once
+    sizes = [(h, w) for _, h, w in dataset.image_sizes(split)]
     largest = (max(h for h, _ in sizes), max(w for _, w in sizes))
     scratch = tempfile.mkdtemp(prefix="ssgan_padding_")
     result = {"workdir": workdir, "split": split, "images": len(sizes), "largest": largest,
@@ -86,7 +87,7 @@ def main(_):
     files = sorted(os.listdir(os.path.join(cfg.predict.output_dir, "train_ids")))
     # the image bytes decoded as --mode=predict decodes them (PIL), so every path sees the
     # same pixels
-    examples = records.examples_of(config.data, split)
+    examples = dataset.examples(split)
     for ex in (examples[i] for i in range(len(examples))):
         name = records.file_name(ex)
         rgb, stem = decode_rgb(ex["image"], name), os.path.splitext(name)[0]

@@ -157,6 +157,7 @@ def train_dataset(
     process_count: int = 1,
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
+    dataset: records.Prepared | None = None,
 ):
     """Endless training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32,
     "sizes": [D, B, 2] i32} of ``data.train_split``.
@@ -164,11 +165,13 @@ def train_dataset(
     Global batch k holds the same examples, augmented the same way, whatever the number of
     processes, devices, threads and workers. ``start_example`` (a multiple of the global
     batch) starts at the examples of that step when resuming. ``labeled_ids``: only these
-    examples (``subset.choose``; None = all).
+    examples (``subset.choose``; None = all). ``dataset``: the prepared dataset, opened
+    once by the caller (default: opened here).
     """
     data = config.data
     per_device = per_device_batch(config.batch_size, local_devices, process_count)
-    examples = records.examples_of(data, data.train_split)
+    dataset = dataset or records.open_prepared(data)
+    examples = dataset.examples(data.train_split)
     indices = _selected(examples, labeled_ids, keep=True)
     if not len(indices):
         raise DataError(f"none of the {len(labeled_ids or [])} labelled ids is in "
@@ -217,6 +220,7 @@ def unlabeled_dataset(
     process_count: int = 1,
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
+    dataset: records.Prepared | None = None,
 ):
     """Endless batches {"image": [D, Bu, h, w, 3], "sizes"} of unlabelled images, ``semi.
     unlabeled_batch_size`` per global batch, augmented as the labelled ones, deterministic and
@@ -231,7 +235,7 @@ def unlabeled_dataset(
         examples = FileSource(unlabeled_files(data.unlabeled_glob))
         indices = np.arange(len(examples))
     elif data.unlabeled_split:
-        examples = records.examples_of(data, data.unlabeled_split)
+        examples = (dataset or records.open_prepared(data)).examples(data.unlabeled_split)
         indices = np.arange(len(examples))
     else:
         if labeled_ids is None:
@@ -240,7 +244,7 @@ def unlabeled_dataset(
                 f"data.train_split={data.train_split!r} is labelled: set "
                 "--config.data.labeled (a fraction, a count or an id file), "
                 "--config.data.unlabeled_split or --config.data.unlabeled_glob")
-        examples = records.examples_of(data, data.train_split)
+        examples = (dataset or records.open_prepared(data)).examples(data.train_split)
         indices = _selected(examples, labeled_ids, keep=False)
         if not len(indices):
             raise DataError(f"every image of data.train_split={data.train_split!r} is "
@@ -320,6 +324,7 @@ def eval_dataset(
     process_count: int = 1,
     oversize: str = "refuse",
     fill: bool = False,
+    dataset: records.Prepared | None = None,
 ):
     """One pass over ``split``: {"image", "label", "mask" [D, B, H, W] bool, "valid" [D, B]}.
 
@@ -336,7 +341,8 @@ def eval_dataset(
                          f"{oversize!r}")
     data = config.data
     per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
-    ds = grain.MapDataset.source(records.examples_of(data, split, process_index, process_count))
+    dataset = dataset or records.open_prepared(data)
+    ds = grain.MapDataset.source(dataset.examples(split, process_index, process_count))
     if oversize == "skip":
         ds = ds.filter(_Fits(data.eval_size, want=True, fill=fill))
     it = ds.map(_EvalExample(data, pad=True)).to_iter_dataset(_read_options(data))
@@ -344,27 +350,29 @@ def eval_dataset(
 
 
 def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1,
-                     fill: bool = False):
+                     fill: bool = False, dataset: records.Prepared | None = None):
     """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
     ``data.eval_size`` (``fill``: of any other size), one by one and unpadded: {"image"
     [H, W, 3] normalised, "label" [H, W], "file_name"}; ``eval_dataset(..., oversize="skip",
     fill=fill)`` has the others."""
     data = config.data
-    ds = grain.MapDataset.source(records.examples_of(data, split, process_index, process_count))
+    dataset = dataset or records.open_prepared(data)
+    ds = grain.MapDataset.source(dataset.examples(split, process_index, process_count))
     ds = ds.filter(_Fits(data.eval_size, want=False, fill=fill)).map(_EvalExample(data, pad=False))
     return iter(ds.to_iter_dataset(_read_options(data)))
 
 
-def resolve_eval_size(data: ml_collections.ConfigDict) -> None:
+def resolve_eval_size(data: ml_collections.ConfigDict,
+                      dataset: records.Prepared | None = None) -> None:
     """``data.eval_size="auto"`` becomes the largest height and the largest width among the
     images of every split of the prepared dataset (recorded when it was prepared; nothing is
     decoded). Other values are left alone."""
     if data.eval_size != "auto":
         return
-    builder = records.ensure_prepared(data)
+    dataset = dataset or records.open_prepared(data)
     heights, widths = [], []
-    for split in sorted(builder.info.splits):
-        shapes = records.class_pixels(data, split, builder)["shapes"]
+    for split in sorted(dataset.builder.info.splits):
+        shapes = dataset.class_pixels(split)["shapes"]
         heights += [h for h, _ in shapes]
         widths += [w for _, w in shapes]
     data.eval_size = (int(max(heights)), int(max(widths)))
@@ -372,10 +380,11 @@ def resolve_eval_size(data: ml_collections.ConfigDict) -> None:
           flush=True)
 
 
-def check_eval_size(data: ml_collections.ConfigDict, split: str) -> None:
+def check_eval_size(data: ml_collections.ConfigDict, split: str,
+                    dataset: records.Prepared | None = None) -> None:
     """DataError naming the first image of ``split`` larger than ``data.eval_size`` and the
     size to set: training checks its validation split before its first step."""
     eh, ew = data.eval_size
-    for name, h, w in records.image_sizes(data, split):
+    for name, h, w in (dataset or records.open_prepared(data)).image_sizes(split):
         if h > eh or w > ew:
             raise _oversize_error(name, h, w, data.eval_size)

@@ -150,6 +150,51 @@ def identity(builder) -> dict:
     return dict(getattr(builder, "IDENTITY", {}))
 
 
+class Prepared:
+    """A prepared dataset, opened once (``open_prepared``: prepared from ``manual_dir`` first
+    if it is not, its source files checked once): its builder, class names and palette, and
+    its splits (examples, sizes, ids, image sizes, class pixel counts). The loop, evaluation,
+    predict and diagnose open it once and pass it down."""
+
+    def __init__(self, data: ml_collections.ConfigDict, builder):
+        self.data, self.builder = data, builder
+        self.class_names = tuple(builder.CLASS_NAMES)
+        self.palette = builder.PALETTE
+
+    def examples(self, split: str, process_index: int = 0, process_count: int = 1):
+        """``split`` (this process's share of it) as a random-access sequence of examples
+        with the image and label still encoded; picklable, for Grain's worker processes."""
+        return _encoded(self.builder, process_split(self.builder, split, process_index,
+                                                    process_count))
+
+    def split_size(self, split: str) -> int:
+        """The number of examples ``split`` selects (``check_split``)."""
+        return check_split(self.builder, split)
+
+    def split_ids(self, split: str) -> list[str]:
+        """The ids (file stems, ``subset.stem``) of ``split``'s examples, in its order."""
+        examples = self.examples(split)
+        return [subset.stem(file_name(examples[i])) for i in range(len(examples))]
+
+    def image_sizes(self, split: str) -> Iterator[tuple[str, int, int]]:
+        """(file name, height, width) of every example of ``split``, read off the label
+        PNGs' headers (the builders check that image and label sizes match)."""
+        examples = self.examples(split)
+        for i in range(len(examples)):
+            ex = examples[i]
+            name = file_name(ex)
+            yield (name, *png_size(ex["label"], name))
+
+    def class_pixels(self, split: str) -> dict:
+        """``class_pixels`` of ``split``."""
+        return class_pixels(self.data, split, self.builder)
+
+
+def open_prepared(data: ml_collections.ConfigDict) -> Prepared:
+    """The dataset ``data`` names, prepared (``ensure_prepared``) and opened once."""
+    return Prepared(data, ensure_prepared(data))
+
+
 def split_size(data: ml_collections.ConfigDict, split: str) -> int:
     """The number of examples of ``split`` in the prepared dataset (``check_split``)."""
     return check_split(get_builder(data), split)
@@ -187,10 +232,8 @@ def process_split(builder, split: str, process_index: int, process_count: int) -
 
 def examples_of(data: ml_collections.ConfigDict, split: str, process_index: int = 0,
                 process_count: int = 1):
-    """``split`` (this process's share of it) as a random-access sequence of examples with
-    the image and label still encoded; picklable, for Grain's worker processes."""
-    builder = ensure_prepared(data)
-    return _encoded(builder, process_split(builder, split, process_index, process_count))
+    """``open_prepared(data).examples(...)``, for a caller that reads one split once."""
+    return open_prepared(data).examples(split, process_index, process_count)
 
 
 def _encoded(builder, split: str):
@@ -232,9 +275,8 @@ def file_name(example) -> str:
 
 
 def split_ids(data: ml_collections.ConfigDict, split: str) -> list[str]:
-    """The ids (file stems, ``subset.stem``) of ``split``'s examples, in the split's order."""
-    examples = examples_of(data, split)
-    return [subset.stem(file_name(examples[i])) for i in range(len(examples))]
+    """``open_prepared(data).split_ids(split)``."""
+    return open_prepared(data).split_ids(split)
 
 
 def png_size(png: bytes, name: str) -> tuple[int, int]:
@@ -246,13 +288,8 @@ def png_size(png: bytes, name: str) -> tuple[int, int]:
 
 
 def image_sizes(data: ml_collections.ConfigDict, split: str) -> Iterator[tuple[str, int, int]]:
-    """(file name, height, width) of every example of ``split``, read off the label PNGs'
-    headers (the builders check that image and label sizes match)."""
-    examples = examples_of(data, split)
-    for i in range(len(examples)):
-        ex = examples[i]
-        name = file_name(ex)
-        yield (name, *png_size(ex["label"], name))
+    """``open_prepared(data).image_sizes(split)``."""
+    return open_prepared(data).image_sizes(split)
 
 
 def split_tag(split: str) -> str:

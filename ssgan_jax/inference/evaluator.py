@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax.core import parallel
-from ssgan_jax.data import pipeline
+from ssgan_jax.data import pipeline, records
 from ssgan_jax.inference import metric_registry, oversize, tta
 from ssgan_jax.inference.metric_registry import HostMetric
 from ssgan_jax.inference.metrics import confusion_matrix, summarize
@@ -188,7 +188,8 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
                    class_names: Sequence[str], keep_examples: int = 0,
                    big_step=None, progress: bool = False,
                    own_canvas: bool = False,
-                   host_metrics: Sequence[HostMetric] | None = None) -> dict[str, Any]:
+                   host_metrics: Sequence[HostMetric] | None = None,
+                   dataset=None) -> dict[str, Any]:
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
     with ``host_metrics`` (default: fresh ones of those ``config.eval`` names,
     ``metric_registry.build``; give them to read them afterwards). ``big_step``
@@ -196,27 +197,29 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
     they are refused with an error naming the size to set. ``progress``: a progress bar
     (``--mode=eval``; training's validation prints one line instead). ``own_canvas``
     (``models.registry.own_canvas``): the images not of exactly ``data.eval_size`` go
-    through ``big_step`` too, each unpadded on its own canvas (``big_step`` then required)."""
+    through ``big_step`` too, each unpadded on its own canvas (``big_step`` then required).
+    ``dataset``: the prepared dataset (``records.Prepared``), opened once by the caller
+    (default: opened here)."""
     if own_canvas and big_step is None:
         raise ValueError("own_canvas evaluation needs big_step (eval_steps builds both)")
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+    dataset = dataset or records.open_prepared(config.data)
     batches = pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
-        oversize="refuse" if big_step is None else "skip", fill=own_canvas, **process)
+        oversize="refuse" if big_step is None else "skip", fill=own_canvas, dataset=dataset,
+        **process)
     big_pass = None
     if big_step is not None:
         # (replicated over the devices for the pmapped step; one copy for this one, made on
         # the device, not through the host)
         big = oversize.batches(pipeline.oversize_dataset(config, split, fill=own_canvas,
-                                                         **process),
+                                                         dataset=dataset, **process),
                                config.loss.ignore_label,
                                bucket=1 if own_canvas else oversize.BUCKET)
         big_pass = (big_step, parallel.one_device(variables), big)
     shown = None
     if progress:
-        from ssgan_jax.data import records
-
-        shown = (f"evaluating {split}", records.split_size(config.data, split))
+        shown = (f"evaluating {split}", dataset.split_size(split))
     return evaluate(p_eval_step, variables, batches, num_classes, class_names,
                     metric_registry.build(config, num_classes) if host_metrics is None
                     else host_metrics, keep_examples, big_pass, shown)

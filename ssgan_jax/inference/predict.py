@@ -114,8 +114,9 @@ def _glob_inputs(pattern: str) -> list[tuple[str, Callable[[], np.ndarray]]]:
     return [(f, reader(f)) for f in files]
 
 
-def _split_inputs(config, split: str) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
-    examples = records.examples_of(config.data, split)
+def _split_inputs(dataset: records.Prepared,
+                  split: str) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+    examples = dataset.examples(split)
     for i in range(len(examples)):
         ex = examples[i]
         name, data = records.file_name(ex), ex["image"]
@@ -192,7 +193,9 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     class_names = tuple(builder.CLASS_NAMES)
     pattern = config.predict.input
     split = config.eval.split or config.data.val_split
-    items = _glob_inputs(pattern) if pattern else _split_inputs(config, split)
+    # a split's images: the prepared dataset, opened once
+    dataset = None if pattern else records.open_prepared(config.data)
+    items = _glob_inputs(pattern) if pattern else _split_inputs(dataset, split)
     loaded = load_generator(config, workdir)
     step, path = loaded.step, loaded.path
     tag = settings.tag()
@@ -236,7 +239,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if pattern:
         total = len(items)
     else:
-        total = records.split_size(config.data, split)
+        total = dataset.split_size(split)
     if config.predict.max_images:
         total = min(total, config.predict.max_images)
     bar = tqdm(desc="predicting", total=total, unit=" images", mininterval=2.0,

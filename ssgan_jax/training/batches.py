@@ -21,11 +21,12 @@ def _said(batches, config, step: int):
         yield batch
 
 
-def train_batches(config, step: int, labeled_ids):
+def train_batches(config, step: int, labeled_ids, dataset=None):
     """The training batches from iteration ``step`` on: labelled ones and, in a
     semi-supervised phase 2, each with its batch of unlabelled images (``"unlabeled"``)."""
     kw = {"local_devices": jax.local_device_count(), "process_index": jax.process_index(),
-          "process_count": jax.process_count(), "labeled_ids": labeled_ids}
+          "process_count": jax.process_count(), "labeled_ids": labeled_ids,
+          "dataset": dataset}
     labelled = _said(pipeline.train_dataset(
         config, start_example=step * config.batch_size, **kw), config, step)
     if not config_lib.semi_phase2(config):

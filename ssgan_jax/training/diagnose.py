@@ -20,40 +20,36 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssgan_jax import data as data_lib
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import parallel
-from ssgan_jax.data import pipeline
+from ssgan_jax.data import pipeline, records
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import make_eval_step
 from ssgan_jax.inference.generator import load_generator, resolve_step
-from ssgan_jax.training import diagnostics, steps
-from ssgan_jax.training import state as state_lib
+from ssgan_jax.training import diagnostics
+from ssgan_jax.training.experiment import Experiment
 
 
-def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classes: int
-                     ) -> tuple[int, dict[str, float]]:
+def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classes: int,
+                     dataset: records.Prepared | None = None) -> tuple[int, dict[str, float]]:
     """(step, the probe's metrics averaged over ``diagnose.batches`` training batches) of
     checkpoint ``eval.checkpoint`` of the run in ``workdir``."""
     checkpoints = ckpt_lib.Checkpoints(workdir, read_only=True)
     step = resolve_step(checkpoints, config.eval.checkpoint)
-    nets = state_lib.build_networks(config, num_classes, 2)
-    init_key, train_key = state_lib.run_keys(config.seed)
-    ch, cw = config.data.crop_size
-    fresh = jax.device_get(state_lib.init_state(nets, init_key, train_key, (1, ch, cw, 3),
-                                                num_classes))
-    restored = checkpoints.restore(fresh, step)
+    experiment = Experiment(config, num_classes)
+    restored = checkpoints.restore(experiment.initial_state(2), step)
     state = parallel.on_devices(restored.state)
-    probe = parallel.pmap_metrics(steps.make_probe(nets, config))
+    probe = experiment.probe()
     batches = parallel.prefetch(pipeline.train_dataset(
         config, local_devices=jax.local_device_count(), process_index=jax.process_index(),
-        process_count=jax.process_count()))
+        process_count=jax.process_count(), dataset=dataset))
     rows = [jax.device_get(probe(state, next(batches))) for _ in range(config.diagnose.batches)]
     return step, {k: float(np.mean([float(r[k]) for r in rows])) for k in rows[0]}
 
 
 def changed_labels(config: ml_collections.ConfigDict, workdir: str, reference: str,
-                   split: str, num_classes: int) -> dict[str, Any]:
+                   split: str, num_classes: int,
+                   dataset: records.Prepared | None = None) -> dict[str, Any]:
     """The share of the image pixels of ``split`` whose predicted label differs between G of
     ``workdir`` (``eval.checkpoint``) and G of ``reference``
     (``diagnose.reference_checkpoint``)."""
@@ -65,7 +61,7 @@ def changed_labels(config: ml_collections.ConfigDict, workdir: str, reference: s
     changed = total = 0
     for batch in pipeline.eval_dataset(config, split, local_devices=jax.local_device_count(),
                                        process_index=jax.process_index(),
-                                       process_count=jax.process_count()):
+                                       process_count=jax.process_count(), dataset=dataset):
         (_, pa), (_, pb) = step(a, batch), step(b, batch)
         mask = np.asarray(batch["mask"]) & np.asarray(batch["valid"])[..., None, None]
         c, t = diagnostics.changed_label_share(jax.device_get(pa), jax.device_get(pb), mask)
@@ -90,14 +86,14 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
         raise ckpt_lib.CheckpointError(
             f"config.diagnose.reference={config.diagnose.reference!r} has no checkpoints/ "
             "folder; give the workdir of a trained run of the same generator")
-    if jax.process_index() == 0:
-        pipeline.ensure_prepared(config.data)
+    dataset = records.open_prepared(config.data) if jax.process_index() == 0 else None
     parallel.barrier("ssgan_dataset_prepared")
+    dataset = dataset or records.open_prepared(config.data)  # opened once, passed down
     from ssgan_jax.data.balance import resolve_class_weights
 
-    resolve_class_weights(config, None)  # the probe's cross-entropy is the run's
-    num_classes = data_lib.num_classes(config.data)
-    step, probe = probe_checkpoint(config, workdir, num_classes)
+    resolve_class_weights(config, None, dataset)  # the probe's cross-entropy is the run's
+    num_classes = len(dataset.class_names)
+    step, probe = probe_checkpoint(config, workdir, num_classes, dataset)
     share = diagnostics.confidence_share(probe["d_real"], probe["d_fake"],
                                          probe["d_confident"])
     record: dict[str, Any] = {"step": step, "probe": {**probe, "confidence_share": share},
@@ -106,7 +102,7 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
     split = config.eval.split or config.data.val_split
     if config.diagnose.reference:
         record["changed_labels"] = changed_labels(config, workdir, config.diagnose.reference,
-                                                  split, num_classes)
+                                                  split, num_classes, dataset)
     from ssgan_jax.training import monitor
 
     print(monitor.probe_line(step, probe, share), flush=True)

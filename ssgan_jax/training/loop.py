@@ -27,7 +27,7 @@ from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import disk_space, quiet_disk_full
-from ssgan_jax.data import balance, subset
+from ssgan_jax.data import balance, records, subset
 from ssgan_jax.inference import metric_registry, tta
 from ssgan_jax.inference.evaluator import EvalSteps, eval_steps, evaluate_split
 from ssgan_jax.inference.generator import identity_record
@@ -53,7 +53,7 @@ class Run:
 
     config: ml_collections.ConfigDict
     experiment: Experiment
-    class_names: tuple[str, ...]
+    dataset: records.Prepared
     checkpoints: ckpt_lib.Checkpoints
     writer: Any
     evals: EvalSteps
@@ -67,9 +67,9 @@ def _validate(run: Run, state) -> tuple[dict[str, Any], list]:
     nc = run.experiment.num_classes
     metrics = metric_registry.build(run.config, nc)
     summary = evaluate_split(run.config, run.evals.p_eval, state_lib.generator_variables(state),
-                             run.config.data.val_split, nc, run.class_names, keep,
+                             run.config.data.val_split, nc, run.dataset.class_names, keep,
                              big_step=run.evals.big, own_canvas=run.evals.own_canvas,
-                             host_metrics=metrics)
+                             host_metrics=metrics, dataset=run.dataset)
     return summary, metrics
 
 
@@ -137,7 +137,8 @@ def _run_phase(run: Run, phase: int, state, batches, first: int, end: int,
             if validate_now:
                 with progress.timed("validation"):
                     summary, metrics = _validate(run, state)
-                report.validation(run.writer, config, done, summary, metrics)
+                report.validation(run.writer, config, done, summary, metrics,
+                                  run.dataset.palette)
             with progress.timed("checkpoint"):
                 _save(run, state, done, phase, summary)
         if run.requests.should_stop(done, config.train.log_every):  # SIGTERM / Ctrl-C
@@ -171,10 +172,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def _train(config: ml_collections.ConfigDict, workdir: str,
            requests: stop.Requests | None = None) -> dict[str, Any]:
-    class_names = start.prepare_dataset(config)
-    labeled_ids = subset.labeled_ids(config, workdir, write=jax.process_index() == 0)
-    balance.resolve_class_weights(config, labeled_ids)
-    num_classes = len(class_names)
+    dataset = start.prepare_dataset(config)  # opened once, passed down
+    labeled_ids = subset.labeled_ids(config, workdir, jax.process_index() == 0, dataset)
+    balance.resolve_class_weights(config, labeled_ids, dataset)
+    num_classes = len(dataset.class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps
     total = p1 + p2
     record = identity_record(config, num_classes)
@@ -200,7 +201,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     step = int(state.step)
 
     writer = monitor.create_writer(workdir, jax.process_index())
-    run = Run(config=config, experiment=experiment, class_names=class_names,
+    run = Run(config=config, experiment=experiment, dataset=dataset,
               checkpoints=checkpoints, writer=writer,
               evals=eval_steps(experiment.generator, num_classes, config,
                                tta.from_config(config), oversize_images=False),
@@ -208,7 +209,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
               requests=requests or stop.Requests())
     if restored is None:
         run.writer.write_hparams(traverse_util.flatten_dict(record, sep="."))
-    batches = parallel.prefetch(train_batches(config, step, labeled_ids))
+    batches = parallel.prefetch(train_batches(config, step, labeled_ids, dataset))
     state = parallel.on_devices(state)
     progress = monitor.ReportProgress(total, step, config.train.log_every,
                                       writer if jax.process_index() == 0 else None,

@@ -10,7 +10,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssgan_jax.data import builder_class
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import metric_registry
 from ssgan_jax.training import diagnostics, health, monitor
@@ -65,7 +64,7 @@ def training(writer, step: int, phase: int, means: dict[str, float], lr: float,
 
 
 def validation(writer, config: ml_collections.ConfigDict, step: int, summary: dict[str, Any],
-               metrics) -> None:
+               metrics, palette) -> None:
     """A validation: mIoU, per-class IoU and every host metric's scalars (``val/*``), a few
     pictures, and one line."""
     scalars = {"val/miou": summary["miou"] or 0.0,
@@ -77,8 +76,7 @@ def validation(writer, config: ml_collections.ConfigDict, step: int, summary: di
     writer.write_scalars(step, scalars)
     if summary.get("examples"):
         writer.write_images(step, {"val/image_truth_prediction": image_prep.side_by_side(
-            summary["examples"], builder_class(config.data).PALETTE, config.data.mean,
-            config.data.std)})
+            summary["examples"], palette, config.data.mean, config.data.std)})
     print(f"validation at step {step} on {config.data.val_split} "
           f"({summary['num_images']} images): mIoU {percent(summary['miou'])}{shown}",
           flush=True)

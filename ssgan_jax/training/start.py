@@ -16,24 +16,25 @@ from ssgan_jax import data as data_lib
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
-from ssgan_jax.data import pipeline
+from ssgan_jax.data import pipeline, records
 from ssgan_jax.inference.generator import abstract_variables, identity_record, load_generator
 from ssgan_jax.models import build_generator, registry
 from ssgan_jax.training import state as state_lib
 from ssgan_jax.training.weights import check_weights_file, load_pretrained
 
 
-def prepare_dataset(config) -> tuple[str, ...]:
-    """Prepare the dataset once (process 0), then every process opens it."""
-    if jax.process_index() == 0:
-        pipeline.ensure_prepared(config.data)
+def prepare_dataset(config) -> records.Prepared:
+    """Prepare the dataset once (process 0), then every process opens it, once: the run
+    passes this object down."""
+    dataset = records.open_prepared(config.data) if jax.process_index() == 0 else None
     parallel.barrier("ssgan_dataset_prepared")
-    pipeline.resolve_eval_size(config.data)  # "auto": before the config is recorded
+    dataset = dataset or records.open_prepared(config.data)
+    pipeline.resolve_eval_size(config.data, dataset)  # "auto": before the config is recorded
     # validation refuses images larger than data.eval_size: say so now, not at its first pass
-    pipeline.check_eval_size(config.data, config.data.val_split)
+    pipeline.check_eval_size(config.data, config.data.val_split, dataset)
     if config_lib.semi_phase2(config) and config.data.unlabeled_glob:
         pipeline.check_unlabeled_files(config.data.unlabeled_glob)  # before phase 1, not in 2
-    return data_lib.class_names(config.data)
+    return dataset
 
 
 def parse_init_from(spec: str) -> tuple[str, int | None]:
