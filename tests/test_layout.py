@@ -77,6 +77,25 @@ def test_the_loop_is_sequencing():
         assert f"ssgan_jax.training.{owner}" in loop_imports
 
 
+def test_the_tests_mirror_the_package():
+    """Each test module sits in the folder of what it tests (``tests/core``, ``training``,
+    ``inference``, ``data``, ``models``, ``launch``; the package as a whole at the top), and
+    none imports from another test module (shared helpers live in ``*_fixtures.py``)."""
+    folders = {"core", "training", "inference", "data", "models", "launch"}
+    tests = sorted((REPO / "tests").rglob("test_*.py"))
+    misplaced = [str(p.relative_to(REPO)) for p in tests
+                 if p.parent != REPO / "tests" and p.parent.name not in folders]
+    assert len(tests) > 40 and not misplaced, misplaced
+    for folder in folders:
+        assert (REPO / "tests" / folder / "__init__.py").exists()
+        assert (PACKAGE / folder).is_dir() or (REPO / folder).is_dir()
+    crossing = {str(p.relative_to(REPO)): sorted(
+        m for m in _imports(p) if m.startswith("tests.")
+        and any(part.startswith("test_") for part in m.split(".")))
+        for p in tests}
+    assert not {k: v for k, v in crossing.items() if v}, crossing
+
+
 def test_the_package_never_imports_scripts_or_tests():
     offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p)
                                                    if m.split(".")[0] in ("launch", "tests"))

@@ -21,7 +21,7 @@ def tiny_config(tmp_path, name: str = "deeplabv3_resnet50") -> ml_collections.Co
     config.model.name = name
     default.tiny_networks(config)
     # XLA's own convolution: it compiles in about 3/4 of the time of the GEMM forms that
-    # "auto" picks on the CPU (tests/test_conv.py and tests/models/test_networks.py check
+    # "auto" picks on the CPU (tests/models/test_conv.py and tests/models/test_networks.py check
     # those forms against it); what these tests check does not depend on the conv form
     config.model.conv_rewrites = "off"
     config.batch_size = 4

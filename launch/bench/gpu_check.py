@@ -51,10 +51,10 @@ PARTS = ("env", "parity", "tests", "bench")
 
 # The TF-free tests that matter on a GPU (networks, norm, conv, losses, rescaling, steps,
 # metrics, inference); the rest read data through TensorFlow, absent from the GPU image.
-TESTS = ("tests/models", "tests/test_conv.py", "tests/test_losses.py",
-         "tests/test_rescaling.py", "tests/test_steps.py", "tests/test_metrics.py",
-         "tests/test_inference.py")
-TINY_TESTS = ("tests/test_rescaling.py",)
+TESTS = ("tests/models", "tests/models/test_conv.py", "tests/training/test_losses.py",
+         "tests/training/test_rescaling.py", "tests/training/test_steps.py", "tests/inference/test_metrics.py",
+         "tests/inference/test_inference.py")
+TINY_TESTS = ("tests/training/test_rescaling.py",)
 
 # Parity tolerances, ten times or more what two correct float32 summation orders give on the
 # CPU (convs as GEMMs or as XLA's convolution, measured on launch/bench/gpu_reference.npz: losses

@@ -1,7 +1,7 @@
 """The 2-D convolution every network uses: torch semantics, and a backward pass that is fast on
 XLA:CPU.
 
-Exact rewrites, invisible in the outputs and gradients (``tests/test_conv.py`` checks them
+Exact rewrites, invisible in the outputs and gradients (``tests/models/test_conv.py`` checks them
 against ``lax.conv_general_dilated`` and its autodiff):
 
 * **Taps that only ever read padding are dropped.** A dilated 3x3 conv whose rate is close to

@@ -316,5 +316,5 @@ def test_conv_rewrites_reach_every_conv_and_do_not_change_the_outputs(name):
         results[mode] = (custom, xla, jax.jit(loss)(variables["params"]))
     assert results["off"][0] == 0 and results["off"][1] > 0
     assert results["on"][0] > 0
-    # gradients of the two forms are compared conv by conv in tests/test_conv.py
+    # gradients of the two forms are compared conv by conv in tests/models/test_conv.py
     np.testing.assert_allclose(results["on"][2], results["off"][2], rtol=1e-4)

@@ -1,5 +1,5 @@
 """Semi-supervised phase 2: the self-training mask and the fused semi iteration
-(a whole run: tests/test_semi_run.py)."""
+(a whole run: tests/training/test_semi_run.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from ssgan_jax.core import parallel
 from ssgan_jax.training import losses, steps
 from ssgan_jax.training import state as state_lib
 
-from .test_steps import _batch, _max_diff, _networks, _sgd, _split, _state
-from .train_fixtures import tiny_config
+from ..train_fixtures import tiny_config
+from .step_fixtures import make_batch, make_networks, make_state, max_diff, sgd_networks, split_over
 
 
 def test_confidence_mask_by_hand():
@@ -53,22 +53,22 @@ def _iteration(config, state, batch, devices):
     key = (config.model.name, config.model.width, repr(sorted(config.semi.items())),
            config.phase1.steps, len(devices))
     if key not in _COMPILED:
-        nets = _sgd(_networks(config, 2))
+        nets = sgd_networks(make_networks(config, 2))
         _COMPILED[key] = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
                                          devices=devices)
-    new, metrics = _COMPILED[key](state, _split(batch, len(devices)))
+    new, metrics = _COMPILED[key](state, split_over(batch, len(devices)))
     return jax.device_get(new), jax.device_get(metrics)
 
 
 def _semi_batch(seed=0):
-    batch = _batch(seed=seed)
-    batch["unlabeled"] = _batch(seed=seed + 100)["image"]
+    batch = make_batch(seed=seed)
+    batch["unlabeled"] = make_batch(seed=seed + 100)["image"]
     return batch
 
 
 def _fresh(config):
-    return state_lib.fresh_optimizers(_state(config, _networks(config, 2)),
-                                  _sgd(_networks(config, 2)))
+    return state_lib.fresh_optimizers(make_state(config, make_networks(config, 2)),
+                                  sgd_networks(make_networks(config, 2)))
 
 
 def test_semi_iteration_on_two_devices_equals_one_device(tmp_path, two_devices):
@@ -83,7 +83,7 @@ def test_semi_iteration_on_two_devices_equals_one_device(tmp_path, two_devices):
                 "loss_g", "loss_d", "d_acc_fake"):
         np.testing.assert_allclose(one[1][key], two[1][key], rtol=1e-4, err_msg=key)
     assert 0.0 < one[1]["semi_mask_share"] <= 1.0 and one[1]["semi_on"] == 1.0
-    assert _max_diff(state.g_params, one[0].g_params) > 1e-3
+    assert max_diff(state.g_params, one[0].g_params) > 1e-3
 
 
 def test_semi_iteration_without_unlabelled_terms_is_the_supervised_one(tmp_path):
@@ -115,8 +115,8 @@ def test_unlabelled_images_reach_exactly_the_terms_that_use_them(tmp_path, which
     a, _ = _iteration(config, state, _semi_batch(0), devices)
     other = {**_semi_batch(0), "unlabeled": _semi_batch(7)["unlabeled"]}
     b, _ = _iteration(config, state, other, devices)
-    assert (_max_diff(a.d_params, b.d_params) > 1e-6) == (which == "adversary")
-    assert _max_diff(a.g_params, b.g_params) > 1e-7  # G follows the changed A, or its own term
+    assert (max_diff(a.d_params, b.d_params) > 1e-6) == (which == "adversary")
+    assert max_diff(a.g_params, b.g_params) > 1e-7  # G follows the changed A, or its own term
 
 
 def test_self_training_waits_for_its_start_step(tmp_path):
@@ -151,5 +151,5 @@ def test_bn_matched_control_differs_from_the_supervised_iteration_only_through_b
     config.semi.unlabeled_batch_size = 0
     plain, _ = _iteration(config, state, {k: batch[k] for k in ("image", "label")}, devices)
     for name, a, b in (("supervised", semi, plain), ("other unlabelled images", semi, other)):
-        assert _max_diff(a.g_params, b.g_params) > 1e-5, name
-        assert _max_diff(a.g_batch_stats, b.g_batch_stats) > 1e-5, name
+        assert max_diff(a.g_params, b.g_params) > 1e-5, name
+        assert max_diff(a.g_batch_stats, b.g_batch_stats) > 1e-5, name

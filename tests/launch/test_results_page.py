@@ -7,11 +7,15 @@ import pathlib
 
 from launch.experiments import camvid_gpu_study, camvid_mechanism, camvid_report, results_page
 
-from .test_gpu_study import _select, _unit
-from .test_mechanism import _record as _mechanism_record
-from .test_report import _semi_results, _study_results
+from .record_fixtures import (
+    mechanism_record,
+    select_record,
+    semi_results,
+    study_results,
+    unit_record,
+)
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _recipe(test_last, vals):
@@ -31,14 +35,14 @@ def test_the_page_is_rebuilt_from_the_records_in_order(tmp_path):
     # the default run is best on val but below the goal; another passes it, unchosen
     (results / names[0]).write_text(json.dumps(_recipe(0.38, [0.40, 0.55])))
     (results / names[1]).write_text(json.dumps(_recipe(0.42, [0.40, 0.50])))
-    (results / "camvid_study.json").write_text(json.dumps(_study_results()))
-    (results / "camvid_semi.json").write_text(json.dumps(_semi_results()))
-    (results / "camvid_mechanism.json").write_text(json.dumps(_mechanism_record([0.0] * 11)))
+    (results / "camvid_study.json").write_text(json.dumps(study_results()))
+    (results / "camvid_semi.json").write_text(json.dumps(semi_results()))
+    (results / "camvid_mechanism.json").write_text(json.dumps(mechanism_record([0.0] * 11)))
     gpu = results / "gpu" / "camvid_gpu_study"
     gpu.mkdir(parents=True)
-    _select(gpu)
+    select_record(gpu)
     for seed in (1, 2):
-        (gpu / f"seed{seed}.json").write_text(json.dumps(_unit(seed, 0.5, 0.5 + seed / 100)))
+        (gpu / f"seed{seed}.json").write_text(json.dumps(unit_record(seed, 0.5, 0.5 + seed / 100)))
     repro = f"{camvid_report.REPRO_BEGIN}\n## First comparison\nkept\n{camvid_report.REPRO_END}"
     (docs / "RESULTS.md").write_text("# old header\n\n" + repro + "\n\nhand-written, lost\n")
     path = pathlib.Path(results_page.refresh(str(docs)))

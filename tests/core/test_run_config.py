@@ -11,7 +11,7 @@ import pytest
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import run_config
 
-from .cli import run_main
+from ..cli import run_main
 
 
 def test_overrides_are_read_off_the_command_line():

@@ -9,7 +9,7 @@ import pytest
 from ssgan_jax.core import config as default_config
 from ssgan_jax.core.config import check as check_config
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
 
 
 def _load(name, arg=None):

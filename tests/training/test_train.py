@@ -23,10 +23,10 @@ from ssgan_jax.training import loop, start
 from ssgan_jax.training.batches import train_batches
 from ssgan_jax.training.experiment import Experiment
 
-from .cli import run_main
-from .train_fixtures import loop_config
+from ..cli import run_main
+from ..train_fixtures import loop_config
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _config(tmp):

@@ -10,6 +10,8 @@ from scipy import stats
 
 from launch.experiments import camvid_report, camvid_study
 
+from .record_fixtures import semi_results, study_results
+
 
 def _report():
     return camvid_report
@@ -63,31 +65,9 @@ def test_tables_and_paired_verdict(tmp_path):
         {"baseline": {0: runs["baseline"][0]}, "gan": {0: runs["gan"][0]}}, "gan")
 
 
-def _study_results(seeds=3):
-    rng = __import__("numpy").random.default_rng(0)
-    runs = {}
-    for s in range(seeds):
-        for v, shift in (("lam0", 0.0), ("lam0.1", 0.02), ("lam1.0", 0.0), ("ns_lam0.1", 0.0)):
-            base = 0.3 + 0.01 * s
-            test = {"miou": base + 0.001 * rng.normal(),  # mIoU: no effect
-                    "per_class_iou": {"Sky": 0.8, "Pole": None},
-                    # boundary F1 moves by +2 points for lam 0.1, consistently over seeds
-                    "boundary_f1": {"mean": base + shift + 0.001 * s,
-                                    "per_class": {"Sky": 0.5 + shift, "Pole": None}},
-                    "fragmentation": {"mean": 1.5, "per_class": {"Sky": 1.0, "Pole": None}},
-                    "speckle": 0.01}
-            runs.setdefault(f"seed{s}", {})[v] = {
-                "test": test, "val": [{"step": 1100, "val/miou": base + (0.01 if v == "lam0.1"
-                                                                        else 0.0)}],
-                "adversary_accuracy": [[1050, 0.7], [1100, 0.8]],
-                "adversary_warnings": [] if v != "lam1.0" else ["WARNING at step 1100: won"]}
-    return {"settings": {"phase2_steps": 600, "lams": ["0.1", "1.0"]},
-            "best_lam_on_val": "0.1", "runs": {"deeplabv3_resnet50": runs}}
-
-
 def test_study_section_tables_tests_and_verdict(tmp_path):
     report = _report()
-    results = _study_results()
+    results = study_results()
     study = camvid_study
     assert study._best_lam(results["runs"], "deeplabv3_resnet50", [0, 1, 2],
                            ["0.1", "1.0"]) == "0.1"
@@ -121,7 +101,7 @@ def test_study_section_tables_tests_and_verdict(tmp_path):
         del results["runs"]["deeplabv3_resnet50"][seed]
     assert "not yet: a paired estimate needs at least 2 complete seeds (1 so far)" in \
         report.study_section(results)
-    results = _study_results()
+    results = study_results()
     # the section replaces an earlier one and survives camvid_report's regeneration
     path = tmp_path / "RESULTS.md"
     path.write_text("# Results\n\nold table\n")
@@ -132,24 +112,9 @@ def test_study_section_tables_tests_and_verdict(tmp_path):
     assert report._study_of("# new\n" + report._study_of(written)) == report._study_of(written)
 
 
-def _semi_results():
-    def run(miou, bf=0.3):
-        return {"test": {"miou": miou, "boundary_f1": {"mean": bf}}}
-
-    by_seed = {}
-    for s, base in enumerate((0.30, 0.32, 0.28)):
-        by_seed[f"seed{s}"] = {"control": run(base), "gan": run(base + 0.001 * (s - 1)),
-                               "semi_adv": run(base + 0.02 + 0.001 * s),
-                               "semi_st": run(base - 0.01 * s, bf=0.3 + 0.01 * s)}
-    return {"settings": {"generator": "deeplabv3_resnet50", "phase2_steps": 300,
-                         "semi": {"lam_semi": 0.1}},
-            "splits": {"0.125": "docs/results/splits/camvid_train_0.125_seed0.txt"},
-            "runs": {"0.125": by_seed}}
-
-
 def test_semi_section_tables_tests_and_verdict(tmp_path):
     report = _report()
-    results = _semi_results()
+    results = semi_results()
     text = report.semi_section(results)
     assert "### 0.125 of the labels (docs/results/splits/camvid_train_0.125_seed0.txt): 3 " \
         "complete seeds (seed0, seed1, seed2)" in text
@@ -185,9 +150,9 @@ def test_semi_section_tables_tests_and_verdict(tmp_path):
         report.semi_section(results)
     # its section and the study's live side by side in RESULTS.md
     path = tmp_path / "RESULTS.md"
-    report.write_study_section(_study_results(), str(path))
+    report.write_study_section(study_results(), str(path))
     for _ in range(2):
-        report.write_section(report.semi_section(_semi_results()), str(path),
+        report.write_section(report.semi_section(semi_results()), str(path),
                              report.SEMI_BEGIN, report.SEMI_END)
     written = path.read_text()
     assert written.count(report.SEMI_BEGIN) == 1 and written.count(report.STUDY_BEGIN) == 1

@@ -13,7 +13,7 @@ import pytest
 
 from launch.bench import gpu_check
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _reference():

@@ -56,7 +56,7 @@ def test_official_cityscapes_evaluation_agrees_with_ours(tmp_path):
     from ssgan_jax.inference.predict import run_predict
     from ssgan_jax.training import loop
 
-    from .train_fixtures import tiny_config
+    from ..train_fixtures import tiny_config
 
     root = tmp_path / "cityscapes"
     _write_split(root, "train", {"aachen": 4}, 0)

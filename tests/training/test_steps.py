@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from ssgan_jax.core import parallel
@@ -11,40 +10,16 @@ from ssgan_jax.models import build_generator
 from ssgan_jax.training import optimizers, steps
 from ssgan_jax.training import state as state_lib
 
-from .data.conftest import COLOURS
-from .train_fixtures import tiny_config
-
-C = 11
-
-
-def _networks(config, phase):
-    return state_lib.build_networks(config, C, phase)
-
-
-def _batch(n=4, h=32, w=48, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.repeat(rng.integers(0, C, size=(n, h // 8, w // 8)), 8, 1), 8, 2)
-    labels[:, :2] = 255
-    colours = (COLOURS.astype(np.float32) - 128) / 64  # each class its own colour
-    images = colours[np.where(labels == 255, 0, labels)]
-    images += rng.normal(size=images.shape).astype(np.float32) * 0.1
-    return {"image": images, "label": labels.astype(np.int32)}
-
-
-def _state(config, nets, h=32, w=48):
-    return jax.device_get(state_lib.init_state(nets, jax.random.key(1), jax.random.key(2),
-                                           (1, h, w, 3), C))
-
-
-def _sgd(nets):
-    """Adam maps rounding-noise gradients (~1e-9) to +-lr steps; plain SGD shows the gradient."""
-    sgd = optax.sgd(0.1, momentum=0.9)  # the first step is plain SGD; the state is not empty
-    return state_lib.Networks(nets.generator, nets.adversary, sgd, sgd)
-
-
-def _split(batch, d):
-    return {k: v.reshape(d, v.shape[0] // d, *v.shape[1:]) for k, v in batch.items()}
-
+from ..train_fixtures import tiny_config
+from .step_fixtures import (
+    C,
+    make_batch,
+    make_networks,
+    make_state,
+    max_diff,
+    sgd_networks,
+    split_over,
+)
 
 _UPDATES: dict = {}
 
@@ -56,9 +31,9 @@ def _update_fn(config, role, adversarial, devices, sgd=False):
     settings.data.manual_dir = settings.data.data_dir = ""
     key = (role, adversarial, sgd, settings.to_json(), tuple(d.id for d in devices))
     if key not in _UPDATES:
-        nets = _networks(config, 2 if adversarial else 1)
+        nets = make_networks(config, 2 if adversarial else 1)
         if sgd:
-            nets = _sgd(nets)
+            nets = sgd_networks(nets)
         _UPDATES[key] = parallel.pmap_step(
             steps.make_update(role, nets, config, adversarial=adversarial), devices=devices)
     return _UPDATES[key]
@@ -67,7 +42,7 @@ def _update_fn(config, role, adversarial, devices, sgd=False):
 def _run(config, role, adversarial, state, batch, devices, sgd=False):
     """One G or A update (``steps.make_update``) on ``devices``: (host state, metrics)."""
     fn = _update_fn(config, role, adversarial, devices, sgd)
-    new, metrics = fn(state, _split(batch, len(devices)))
+    new, metrics = fn(state, split_over(batch, len(devices)))
     return jax.device_get(new), jax.device_get(metrics)
 
 
@@ -76,17 +51,12 @@ def config(tmp_path):
     return tiny_config(tmp_path)
 
 
-def _max_diff(a, b):
-    return max(float(np.abs(x - y).max())
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
-
-
 def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path, two_devices):
     """FCN-8s (no BatchNorm) + A: one D step and one G step on 2 devices == on 1 device."""
     config = tiny_config(tmp_path, "fcn8s_vgg16")
-    batch = _batch()
-    state = state_lib.fresh_optimizers(_state(config, _networks(config, 2)),
-                                   _sgd(_networks(config, 2)))
+    batch = make_batch()
+    state = state_lib.fresh_optimizers(make_state(config, make_networks(config, 2)),
+                                   sgd_networks(make_networks(config, 2)))
     results = {}
     for name, devices in (("one", two_devices[:1]), ("two", two_devices)):
         s, m_d = _run(config, "adversary", True, state, batch, devices, sgd=True)
@@ -100,8 +70,8 @@ def test_two_devices_equal_one_device_on_the_same_global_batch(tmp_path, two_dev
         np.testing.assert_allclose(a[1][key], b[1][key], rtol=1e-4)
     for key in ("ce", "adv", "loss_g"):
         np.testing.assert_allclose(a[2][key], b[2][key], rtol=1e-4)
-    assert _max_diff(state.g_params, a[0].g_params) > 1e-3  # the update did something
-    assert _max_diff(state.d_params, a[0].d_params) > 1e-3
+    assert max_diff(state.g_params, a[0].g_params) > 1e-3  # the update did something
+    assert max_diff(state.d_params, a[0].d_params) > 1e-3
 
 
 def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
@@ -115,25 +85,25 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
     other way round with flax's BatchNorm); at width 16 the shared update is 1e-4 off.
     """
     config.model.width = 16
-    batch = _batch()
-    state = state_lib.fresh_optimizers(_state(config, _networks(config, 1)),
-                                   _sgd(_networks(config, 1)))
+    batch = make_batch()
+    state = state_lib.fresh_optimizers(make_state(config, make_networks(config, 1)),
+                                   sgd_networks(make_networks(config, 1)))
     one, m1 = _run(config, "generator", False, state, batch, jax.devices()[:1], sgd=True)
     two, m2 = _run(config, "generator", False, state, batch, two_devices, sgd=True)
     for x, y in zip(jax.tree.leaves(one.g_batch_stats), jax.tree.leaves(two.g_batch_stats),
                     strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(m1["ce"], m2["ce"], rtol=1e-4)
-    shared = _max_diff(one.g_params, two.g_params)
+    shared = max_diff(one.g_params, two.g_params)
     # the same update with each device's own batch statistics (no cross-device mean): on this
     # net it moves the weights by ~10, four orders more than the shared statistics' ~3e-4
-    nets = _sgd(_networks(config, 1))
+    nets = sgd_networks(make_networks(config, 1))
     local = state_lib.Networks(build_generator(config.model, C, axis_name=None),
                                nets.adversary, nets.g_tx, nets.d_tx)
     fn = parallel.pmap_step(steps.make_update("generator", local, config, adversarial=False),
                             devices=two_devices)
-    per_device = jax.device_get(fn(state, _split(batch, 2))[0])
-    assert shared <= 1e-3 * _max_diff(one.g_params, per_device.g_params)
+    per_device = jax.device_get(fn(state, split_over(batch, 2))[0])
+    assert shared <= 1e-3 * max_diff(one.g_params, per_device.g_params)
     assert shared < 3e-3
     # (that the statistics are those of the global batch, not per device, is also checked at
     # the model level: tests/models/test_networks.py, averaged over axis_name)
@@ -141,9 +111,9 @@ def test_batchnorm_statistics_are_shared_across_devices(config, two_devices):
 
 def test_each_step_leaves_the_other_network_untouched(config):
     config.phase2.d_steps = 2  # the settings of the fused-iteration test: its programs
-    batch = _batch()
-    nets = _sgd(_networks(config, 2))
-    state = state_lib.fresh_optimizers(_state(config, nets), nets)
+    batch = make_batch()
+    nets = sgd_networks(make_networks(config, 2))
+    state = state_lib.fresh_optimizers(make_state(config, nets), nets)
     devices = jax.devices()[:2]
     # the same programs as the fused-iteration test below
     after_d, _ = _run(config, "adversary", True, state, batch, devices, sgd=True)
@@ -162,7 +132,7 @@ def test_each_step_leaves_the_other_network_untouched(config):
     # test_phase2_iteration_equals_the_separate_steps)
     assert int(after_g.step) == int(after_d.step) == 0
     config.model.bn_mode = "frozen"
-    frozen_state = _state(config, _networks(config, 1))
+    frozen_state = make_state(config, make_networks(config, 1))
     after, _ = _run(config, "generator", False, frozen_state, batch, devices)
     assert same(after.g_batch_stats, frozen_state.g_batch_stats)
 
@@ -170,19 +140,19 @@ def test_each_step_leaves_the_other_network_untouched(config):
 def test_losses_fall_on_a_fixed_batch(tmp_path):
     config = tiny_config(tmp_path, "fcn8s_vgg16")
     config.phase1.lr = config.phase1.end_lr = 3e-3
-    batch = _batch()
+    batch = make_batch()
     devices = jax.devices()[:2]  # 2 where there are (conftest gives the CPU 2), else 1
-    nets = _networks(config, 1)
-    state = parallel.on_devices(_state(config, nets))
+    nets = make_networks(config, 1)
+    state = parallel.on_devices(make_state(config, nets))
     g = parallel.pmap_step(steps.make_train_step(nets, config, phase=1), devices=devices)
-    split = _split(batch, len(devices))
+    split = split_over(batch, len(devices))
     ce = []
     for _ in range(25):
         state, m = g(state, split)
         ce.append(float(m["ce"]))
     assert ce[-1] < 0.7 * ce[0], ce
     # the adversary learns to tell rescaled real maps from G's maps on a fixed batch
-    nets2 = _networks(config, 2)
+    nets2 = make_networks(config, 2)
     d = parallel.pmap_step(steps.make_update("adversary", nets2, config), devices=devices)
     loss_d = []
     for _ in range(15):
@@ -219,11 +189,11 @@ def test_phase2_iteration_equals_the_separate_steps(config):
     update, each with its own G forward: same weights, optimizer states, BatchNorm
     statistics, step counter and metrics; and both equal those updates run one by one."""
     config.phase2.d_steps = 2
-    nets = _sgd(_networks(config, 2))
-    state = state_lib.fresh_optimizers(_state(config, nets), nets)
-    batch = _batch()
+    nets = sgd_networks(make_networks(config, 2))
+    state = state_lib.fresh_optimizers(make_state(config, nets), nets)
+    batch = make_batch()
     devices = jax.devices()[:2]  # 2 where there are, else 1
-    split = _split(batch, len(devices))
+    split = split_over(batch, len(devices))
     fused, m_fused = parallel.pmap_step(steps.make_train_step(nets, config, phase=2),
                                      devices=devices)(state, split)
     config.phase2.share_generator_forward = False
@@ -243,5 +213,5 @@ def test_phase2_iteration_equals_the_separate_steps(config):
     for key, value in {**m_d, **m_g}.items():
         np.testing.assert_allclose(m_fused[key], value, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(m_sep[key], value, rtol=1e-4, atol=1e-5)
-    assert _max_diff(state.d_params, fused.d_params) > 1e-3  # both networks moved
-    assert _max_diff(state.g_params, fused.g_params) > 1e-3
+    assert max_diff(state.d_params, fused.d_params) > 1e-3  # both networks moved
+    assert max_diff(state.g_params, fused.g_params) > 1e-3

@@ -16,7 +16,7 @@ from ssgan_jax.data.common import DataError
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step, oversize_step
 
-from .data.conftest import write_camvid
+from ..data.conftest import write_camvid
 
 
 class Pointwise(nn.Module):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
 from launch.experiments import camvid_mechanism as mechanism
 from launch.experiments import stats
+
+from .record_fixtures import mechanism_record
 
 
 def test_tost_is_two_one_sided_scipy_tests_and_the_90_percent_ci():
@@ -56,32 +57,9 @@ def test_simulated_power_matches_the_noncentral_t_and_the_rule_gives_11_at_sd_06
     assert mechanism.planned_test_seeds([-3.0, 3.0]) == mechanism.MAX_TEST_SEEDS
 
 
-def _run(miou, bf=0.5, entropy=0.3, share=0.95, changed=0.004):
-    probe = {"d_real": 0.97, "d_fake": 0.5, "d_confident": 0.96, "entropy": entropy,
-             "adv_ce_norm_ratio": 0.05, "adv_ce_cosine": 0.01, "adv_entropy_cosine": 0.55,
-             "confidence_share": share}
-    return {"last": {"miou": miou, "boundary_f1": bf, "per_class_iou": {"Sky": miou}},
-            "diagnose": {"probe": probe, "changed_labels": {"changed_share": changed}},
-            "train_wall_seconds": 60.0}
-
-
-def _record(test_gains, pilot=(200, 201), test=tuple(range(300, 311))):
-    rng = np.random.default_rng(0)
-    results = {"settings": {**mechanism.settings(pilot), "extra": []}, "runs": {},
-               "phase1": {}, "test_seeds": list(test)}
-    for i, seed in enumerate([*pilot, *test]):
-        base = 0.40 + 0.01 * rng.normal()
-        gain = test_gains[i - len(pilot)] if i >= len(pilot) else 0.002 * (i + 1)
-        results["runs"][f"seed{seed}"] = {
-            "control": _run(base), "minimax": _run(base + gain, bf=0.51, entropy=0.25),
-            "nonsat": _run(base - 0.001, bf=0.50), "layout": _run(base + 0.001, share=0.1,
-                                                                  changed=0.03)}
-    return results
-
-
 def test_section_reports_pilot_test_equivalence_secondary_and_checks():
     gains = [0.0005, -0.001, 0.0, 0.001, -0.0005, 0.0015, -0.001, 0.0, 0.0005, -0.0015, 0.001]
-    text = mechanism.section(_record(gains))
+    text = mechanism.section(mechanism_record(gains))
     d = [100 * g for g in gains]
     want = stats.paired_test(d, "greater")
     assert "Pilot seeds complete: 2 of 2; test seeds complete: 11 of 11" in text
@@ -105,7 +83,7 @@ def test_section_reports_pilot_test_equivalence_secondary_and_checks():
 
 
 def test_section_while_the_study_is_under_way():
-    results = _record([0.01] * 11)
+    results = mechanism_record([0.01] * 11)
     del results["test_seeds"]
     for s in range(300, 311):
         del results["runs"][f"seed{s}"]
@@ -114,7 +92,7 @@ def test_section_while_the_study_is_under_way():
     assert "Pilot seeds complete: 1 of 2; test seeds: not fixed yet" in text
     assert "Not enough complete test seeds for the registered test yet." in text
     # an interim test is never "shown" or "supported"
-    results = _record([0.01] * 11)
+    results = mechanism_record([0.01] * 11)
     for s in range(303, 311):
         del results["runs"][f"seed{s}"]["control"]
     text = mechanism.section(results)
@@ -134,7 +112,7 @@ def test_the_record_refuses_other_settings(tmp_path):
 
 
 def test_the_registered_reading_of_a_null():
-    results = _record([0.0] * 11)
+    results = mechanism_record([0.0] * 11)
     seeds = results["test_seeds"]
     runs = results["runs"]
 

@@ -20,9 +20,9 @@ from ssgan_jax.data.images import colorize
 from ssgan_jax.inference.eval_checkpoint import run_eval
 from ssgan_jax.inference.predict import run_predict, write_prediction
 
-from .cli import run_main
+from ..cli import run_main
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _cfg(trained_run, **eval_values):

@@ -14,55 +14,31 @@ from launch.experiments import camvid_gpu_study as study
 from launch.experiments import stats
 from tests.no_tensorflow import env, tensorflow_modules
 
-from .conftest import REPO
-from .data.conftest import write_camvid
-
-
-def _val(*mious):
-    return [{"step": 250 * (i + 1), "val/miou": m} for i, m in enumerate(mious)]
-
-
-def _select(tmp_path, lam_small=(0.40, 0.45), lam_large=(0.41, 0.44)):
-    record = {"unit": "select", "seed": study.SELECT_SEED, "settings": study.settings(False),
-              "arms": {f"lam{study.LAMS[0]}": {"val": _val(*lam_small)},
-                       f"lam{study.LAMS[1]}": {"val": _val(*lam_large)}}}
-    (tmp_path / "select.json").write_text(json.dumps(record))
-    return record
+from ..conftest import REPO
+from ..data.conftest import write_camvid
+from .record_fixtures import select_record, unit_record
 
 
 def test_lam_is_chosen_on_validation_alone(tmp_path):
     with pytest.raises(SystemExit, match="select.json is missing: run --unit=select first"):
         study.chosen_lam(str(tmp_path))
-    _select(tmp_path)  # best val 0.45 vs 0.44
+    select_record(tmp_path)  # best val 0.45 vs 0.44
     assert study.chosen_lam(str(tmp_path)) == study.LAMS[0]
-    _select(tmp_path, lam_large=(0.30, 0.46))
+    select_record(tmp_path, lam_large=(0.30, 0.46))
     assert study.chosen_lam(str(tmp_path)) == study.LAMS[1]
-    _select(tmp_path, lam_large=(0.45,))  # a tie: the smaller lam
+    select_record(tmp_path, lam_large=(0.45,))  # a tie: the smaller lam
     assert study.chosen_lam(str(tmp_path)) == study.LAMS[0]
     arms = study.arms("seed3", str(tmp_path))
     assert arms == {"control": ("baseline", []),
                     "ssgan": ("gan", [f"--config.loss.lam={study.LAMS[0]}"])}
 
 
-def _unit(seed, control, ssgan, tiny=False, f1=(0.2, 0.2)):
-    def arm(miou, bf1):
-        ev = {"miou": miou, "boundary_f1": bf1}
-        return {"last": ev, "best_on_val": {**ev, "miou": miou + 0.01}, "val": _val(miou)}
-
-    split = dict.fromkeys(("uptime_s", "steps_s", "input_s", "validation_s", "checkpoint_s",
-                           "outside_loop_s"), 1.0)
-    return {"unit": f"seed{seed}", "seed": seed, "settings": study.settings(tiny),
-            "machine": {"devices": ["NVIDIA H200"]},
-            "phase1": {"train_wall_seconds": 300.0, "time_split": split},
-            "arms": {"control": arm(control, f1[0]), "ssgan": arm(ssgan, f1[1])}}
-
-
 def test_report_runs_the_registered_test_on_the_recorded_seeds(tmp_path):
-    _select(tmp_path)
+    select_record(tmp_path)
     pairs = {1: (0.50, 0.52), 2: (0.51, 0.515), 3: (0.49, 0.50), 4: (0.52, 0.53),
              5: (0.50, 0.505)}
     for seed, (c, s) in pairs.items():
-        (tmp_path / f"seed{seed}.json").write_text(json.dumps(_unit(seed, c, s)))
+        (tmp_path / f"seed{seed}.json").write_text(json.dumps(unit_record(seed, c, s)))
     records = study.load_records(str(tmp_path))
     assert sorted(records) == ["seed1", "seed2", "seed3", "seed4", "seed5", "select"]
     d = study.diffs(records, *study.PRIMARY)
@@ -75,19 +51,19 @@ def test_report_runs_the_registered_test_on_the_recorded_seeds(tmp_path):
     assert text.startswith(study.BEGIN) and text.rstrip().endswith(study.END)
 
     # an interim report says so; a unit cut short (one arm) is left out
-    (tmp_path / "seed5.json").write_text(json.dumps({**_unit(5, 0.5, 0.6), "arms": {
-        "control": _unit(5, 0.5, 0.6)["arms"]["control"]}}))
+    (tmp_path / "seed5.json").write_text(json.dumps({**unit_record(5, 0.5, 0.6), "arms": {
+        "control": unit_record(5, 0.5, 0.6)["arms"]["control"]}}))
     interim = study.section(study.load_records(str(tmp_path)))
     assert "Seeds recorded: 4 of 5" in interim and "Interim" in interim
     assert "H2 not supported" in interim  # never supported before every registered seed
 
 
 def test_records_with_other_settings_or_tiny_ones_mixed_in_are_refused(tmp_path):
-    (tmp_path / "seed1.json").write_text(json.dumps(_unit(1, 0.5, 0.5)))
-    (tmp_path / "seed2.json").write_text(json.dumps(_unit(2, 0.5, 0.5, tiny=True)))
+    (tmp_path / "seed1.json").write_text(json.dumps(unit_record(1, 0.5, 0.5)))
+    (tmp_path / "seed2.json").write_text(json.dumps(unit_record(2, 0.5, 0.5, tiny=True)))
     with pytest.raises(SystemExit, match="mixes tiny and registered records"):
         study.load_records(str(tmp_path))
-    other = _unit(2, 0.5, 0.5)
+    other = unit_record(2, 0.5, 0.5)
     other["settings"]["phase2_steps"] = 10
     (tmp_path / "seed2.json").write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="seed2.json was recorded with other settings"):
@@ -110,7 +86,7 @@ def test_a_seed_unit_runs_whole_through_the_gpu_script(tmp_path):
     data = write_camvid(str(tmp_path / "CamVid"), sizes={"train": 8, "val": 3, "test": 2})
     out = tmp_path / "out"
     (out / "records").mkdir(parents=True)
-    _select(out / "records", lam_large=(0.30, 0.46))  # lam = LAMS[1] chosen
+    select_record(out / "records", lam_large=(0.30, 0.46))  # lam = LAMS[1] chosen
     environment = env(tmp_path / "no_tensorflow")
     environment.update({"PYTHON": sys.executable, "DATA": data,
                         "SSGAN_RUNS": str(tmp_path / "runs")})

@@ -122,7 +122,7 @@ def test_layout_judging_adversary_scores_a_ground_truth_map_as_the_real_one(tmp_
     so A's logits for both are equal and A cannot be trained to tell them apart (its loss
     stays at 2 log 2 - its gradient at equal logits z is only towards z = 0); the paper's A
     sees G's raw map and can."""
-    from .train_fixtures import tiny_config
+    from ..train_fixtures import tiny_config
 
     config = tiny_config(tmp_path)
     config.adversary.rescale_fake = True
@@ -282,7 +282,7 @@ def test_probe_is_logged_in_phase2_and_diagnose_compares_two_checkpoints(trained
     from ssgan_jax.training import loop
     from ssgan_jax.training.diagnose import run_diagnose
 
-    from .train_fixtures import loop_config
+    from ..train_fixtures import loop_config
 
     config = loop_config(tmp_path)
     config.phase1.steps, config.phase2.steps = 1, 2

@@ -13,8 +13,8 @@ import pytest
 
 from ssgan_jax.training import stop
 
-from .cli import REPO
-from .train_fixtures import tiny_config
+from ..cli import REPO
+from ..train_fixtures import tiny_config
 
 
 def test_signals_are_recorded_and_a_second_ctrl_c_interrupts():

@@ -14,7 +14,7 @@ from launch.bench import table as bench_table
 from ssgan_jax.data.classes import class_names
 from ssgan_jax.training.benchmark import peak_flops, run_benchmark
 
-from .train_fixtures import tiny_config
+from ..train_fixtures import tiny_config
 
 
 @pytest.fixture(scope="module")

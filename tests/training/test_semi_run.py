@@ -14,8 +14,8 @@ from ssgan_jax.data import subset
 from ssgan_jax.inference.generator import load_generator
 from ssgan_jax.training import loop
 
-from .test_steps import C
-from .train_fixtures import tiny_config
+from ..train_fixtures import tiny_config
+from .step_fixtures import C
 
 
 def _write_camvid(root, label_seed: int | None, randomize: set[str]):

@@ -17,7 +17,7 @@ from PIL import Image
 pytest.importorskip("jax2onnx", reason="the export extra: README, Export")
 ort = pytest.importorskip("onnxruntime", reason="the export extra: README, Export")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _readme_example() -> str:
