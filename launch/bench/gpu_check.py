@@ -51,8 +51,8 @@ PARTS = ("env", "parity", "tests", "bench")
 
 # The TF-free tests that matter on a GPU (networks, norm, conv, losses, rescaling, steps,
 # metrics, inference); the rest read data through TensorFlow, absent from the GPU image.
-TESTS = ("tests/models", "tests/models/test_conv.py", "tests/training/test_losses.py",
-         "tests/training/test_rescaling.py", "tests/training/test_steps.py", "tests/inference/test_metrics.py",
+TESTS = ("tests/models", "tests/training/test_losses.py", "tests/training/test_rescaling.py",
+         "tests/training/test_steps.py", "tests/inference/test_metrics.py",
          "tests/inference/test_inference.py")
 TINY_TESTS = ("tests/training/test_rescaling.py",)
 
