@@ -28,7 +28,7 @@ from ssgan_jax.data.common import IGNORE_LABEL, DataError, decode_rgb
 # the names the rest of the package uses from here
 check_split, ensure_prepared, prepare, split_ids = (
     records.check_split, records.ensure_prepared, records.prepare, records.split_ids)
-image_sizes, split_tag = records.image_sizes, records.split_tag
+split_tag = records.split_tag
 
 UNLABELED_SEED_OFFSET = 7919  # the unlabelled stream's shuffle and augmentation seed: seed + this
 _LAST_STEP = 2**62  # the training streams are endless; Grain needs a length

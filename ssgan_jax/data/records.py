@@ -195,11 +195,6 @@ def open_prepared(data: ml_collections.ConfigDict) -> Prepared:
     return Prepared(data, ensure_prepared(data))
 
 
-def split_size(data: ml_collections.ConfigDict, split: str) -> int:
-    """The number of examples of ``split`` in the prepared dataset (``check_split``)."""
-    return check_split(get_builder(data), split)
-
-
 def check_split(builder, split: str) -> int:
     """The number of examples ``split`` selects: a split name or a TFDS split expression over
     the dataset's splits ("train+val", "train[:50%]", "train[:100]+val"). DataError naming the
@@ -285,11 +280,6 @@ def png_size(png: bytes, name: str) -> tuple[int, int]:
         raise DataError(f"{name}: the prepared label is not a PNG; prepare the dataset again")
     w, h = struct.unpack(">II", png[16:24])
     return int(h), int(w)
-
-
-def image_sizes(data: ml_collections.ConfigDict, split: str) -> Iterator[tuple[str, int, int]]:
-    """``open_prepared(data).image_sizes(split)``."""
-    return open_prepared(data).image_sizes(split)
 
 
 def split_tag(split: str) -> str:

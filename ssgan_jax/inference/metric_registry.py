@@ -24,13 +24,13 @@ A metric has (``HostMetric``):
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from ssgan_jax.core.errors import ConfigError
+from ssgan_jax.core.named import import_attribute
 
 
 class HostMetric(Protocol):
@@ -63,20 +63,9 @@ BUILTIN: dict[str, Callable[..., HostMetric | None]] = {"region": _region}
 
 
 def _import(name: str):
-    module_name, _, attribute = name.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"config.eval.metrics: {name!r} is not an importable "
-                          "'module:attribute' (e.g. 'my_package.metrics:ForegroundShare')")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"config.eval.metrics: cannot import module {module_name!r} ({e}); "
-                          "install the package that holds it, or put its folder on "
-                          "PYTHONPATH") from e
-    if not hasattr(module, attribute):
-        raise ConfigError(f"config.eval.metrics: module {module_name!r} has no attribute "
-                          f"{attribute!r}")
-    return getattr(module, attribute)
+    return import_attribute(name, "config.eval.metrics",
+                            f"config.eval.metrics: {name!r} is not an importable "
+                            "'module:attribute' (e.g. 'my_package.metrics:ForegroundShare')")
 
 
 def names(config) -> tuple[str, ...]:

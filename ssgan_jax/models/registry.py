@@ -14,15 +14,14 @@ exact and maybe slower.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
 
 import flax.linen as nn
 import ml_collections
 
 from ssgan_jax.core.errors import ConfigError
+from ssgan_jax.core.named import import_attribute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,33 +55,12 @@ GENERATORS: dict[str, Entry] = {
 }
 
 
-def is_builtin(name: str) -> bool:
-    return name in GENERATORS
-
-
-def _import(name: str) -> Any:
-    """The attribute ``module:attribute`` names; ConfigError saying what failed."""
-    module_name, _, attribute = name.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(
-            f"config.model.name must be one of {sorted(GENERATORS)} or an importable "
-            f"'module:attribute' naming a flax.linen.Module class (e.g. "
-            f"'my_package.unet:UNet'); got {name!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(
-            f"config.model.name={name!r}: cannot import module {module_name!r} ({e}); install "
-            "the package that holds it, or put its folder on PYTHONPATH") from e
-    try:
-        return getattr(module, attribute)
-    except AttributeError as e:
-        raise ConfigError(f"config.model.name={name!r}: module {module_name!r} has no "
-                          f"attribute {attribute!r}") from e
-
-
 def _custom(name: str) -> Entry:
-    target = _import(name)
+    target = import_attribute(
+        name, f"config.model.name={name!r}",
+        f"config.model.name must be one of {sorted(GENERATORS)} or an importable "
+        f"'module:attribute' naming a flax.linen.Module class (e.g. 'my_package.unet:UNet'); "
+        f"got {name!r}")
     if not callable(target):
         raise ConfigError(f"config.model.name={name!r} names a {type(target).__name__}, not a "
                           "flax.linen.Module class or a factory returning one")

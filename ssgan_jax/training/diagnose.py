@@ -28,6 +28,7 @@ from ssgan_jax.inference.evaluator import make_eval_step
 from ssgan_jax.inference.generator import load_generator, resolve_step
 from ssgan_jax.training import diagnostics
 from ssgan_jax.training.experiment import Experiment
+from ssgan_jax.training.start import open_dataset
 
 
 def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classes: int,
@@ -86,9 +87,7 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
         raise ckpt_lib.CheckpointError(
             f"config.diagnose.reference={config.diagnose.reference!r} has no checkpoints/ "
             "folder; give the workdir of a trained run of the same generator")
-    dataset = records.open_prepared(config.data) if jax.process_index() == 0 else None
-    parallel.barrier("ssgan_dataset_prepared")
-    dataset = dataset or records.open_prepared(config.data)  # opened once, passed down
+    dataset = open_dataset(config)  # opened once, passed down
     from ssgan_jax.data.balance import resolve_class_weights
 
     resolve_class_weights(config, None, dataset)  # the probe's cross-entropy is the run's

@@ -23,12 +23,17 @@ from ssgan_jax.training import state as state_lib
 from ssgan_jax.training.weights import check_weights_file, load_pretrained
 
 
-def prepare_dataset(config) -> records.Prepared:
-    """Prepare the dataset once (process 0), then every process opens it, once: the run
-    passes this object down."""
+def open_dataset(config) -> records.Prepared:
+    """The dataset prepared once (process 0 of the job), then opened by every process, once:
+    the run passes this object down."""
     dataset = records.open_prepared(config.data) if jax.process_index() == 0 else None
     parallel.barrier("ssgan_dataset_prepared")
-    dataset = dataset or records.open_prepared(config.data)
+    return dataset or records.open_prepared(config.data)
+
+
+def prepare_dataset(config) -> records.Prepared:
+    """``open_dataset``, with the checks a training run makes before its first step."""
+    dataset = open_dataset(config)
     pipeline.resolve_eval_size(config.data, dataset)  # "auto": before the config is recorded
     # validation refuses images larger than data.eval_size: say so now, not at its first pass
     pipeline.check_eval_size(config.data, config.data.val_split, dataset)
