@@ -1,7 +1,8 @@
 """The check every loaded config passes (``main``, ``Segmenter.from_workdir``): the values
 that need no component to judge (``core.config.check``), then the dataset's, the networks'
-and the evaluation metrics' own checks (``data.check``, ``models.check``,
-``inference.metric_registry.check``), each beside what it checks. Steps and loops trust a
+the evaluation metrics' and G's loss terms' own checks (``data.check``, ``models.check``,
+``inference.metric_registry.check``, ``training.loss_terms.check``), each beside what it
+checks. Steps and loops trust a
 checked config."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ml_collections
 from ssgan_jax import data, models
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.inference import metric_registry
+from ssgan_jax.training import loss_terms
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -19,3 +21,4 @@ def check(config: ml_collections.ConfigDict) -> None:
     data.check(config)
     models.check(config)
     metric_registry.check(config)
+    loss_terms.check(config)

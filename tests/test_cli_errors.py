@@ -28,6 +28,13 @@ def test_config_errors(tmp_path):
                     "conv_rewrites must be one of")
     one_line_error(run_main(DEMO, f"--workdir={tmp_path}", "--config.model.matmul_precision=tf32"),
                     "matmul_precision must be one of")
+    # your own loss term, as the README writes it on the command line: checked at load
+    one_line_error(run_main(DEMO, f"--workdir={tmp_path}",
+                            "--config.loss.extra_terms=no_such_pkg_xyz.terms:tv=0.1"),
+                    "config.loss.extra_terms: cannot import module 'no_such_pkg_xyz.terms'")
+    one_line_error(run_main(DEMO, f"--workdir={tmp_path}",
+                            "--config.loss.extra_terms=ssgan_jax.training.losses:sigmoid_bce=x"),
+                    "the weight of 'ssgan_jax.training.losses:sigmoid_bce=x' is not a number")
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -1,13 +1,16 @@
-"""Your own generator and metric, no fork: a Flax module in a package outside ``ssgan_jax``
-named ``--config.model.name=module:Class`` goes through every mode the built-in ones do
-(README, "Your own generator"), and a metric named in ``eval.metrics`` reaches the eval JSON,
-the table and validation's logs (README, "Your own metric"); the registries' errors name what
-is wrong."""
+"""Your own generator, metric and loss term, no fork: a Flax module in a package outside
+``ssgan_jax`` named ``--config.model.name=module:Class`` goes through every mode the built-in
+ones do (README, "Your own generator"), a metric named in ``eval.metrics`` reaches the eval
+JSON, the table and validation's logs (README, "Your own metric"), and the README's loss term
+named in ``loss.extra_terms`` trains and is logged (README, "Your own loss term"); the
+registries' errors name what is wrong."""
 
 from __future__ import annotations
 
 import copy
 import json
+import pathlib
+import re
 import sys
 
 import ml_collections
@@ -107,15 +110,23 @@ class OnlyAdd:  # not a metric: the rest of the interface is missing
 '''
 
 
+def readme_loss_term() -> str:
+    """The code of README's "Your own loss term" example, as a user would copy it."""
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### Your own loss term", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
 @pytest.fixture
 def my_nets(tmp_path, monkeypatch):
-    """``my_nets.unet`` and ``my_nets.share`` importable from a folder outside the
-    repository."""
+    """``my_nets.unet``, ``my_nets.share`` and ``my_nets.terms`` (README's loss term)
+    importable from a folder outside the repository."""
     root = tmp_path / "outside"
     (root / "my_nets").mkdir(parents=True)
     (root / "my_nets" / "__init__.py").write_text("")
     (root / "my_nets" / "unet.py").write_text(UNET)
     (root / "my_nets" / "share.py").write_text(SHARE)
+    (root / "my_nets" / "terms.py").write_text(readme_loss_term())
     monkeypatch.syspath_prepend(str(root))
     yield "my_nets.unet"
     for name in [m for m in sys.modules if m.split(".")[0] == "my_nets"]:
@@ -153,6 +164,7 @@ def test_own_generator_in_every_mode(my_nets, tmp_path):
     config.model.name = f"{my_nets}:UNet"
     config.model.kwargs = ml_collections.ConfigDict({"features": 4})
     config.eval.metrics = (f"{my_nets.rsplit('.', 1)[0]}.share:ClassShare",)
+    config.loss.extra_terms = ("my_nets.terms:total_variation=0.1",)
     cfg, workdir = _config_file(config, tmp_path), tmp_path / "run"
     run = (cfg, f"--workdir={workdir}")
     r = run_main(*run, "--mode=prepare")
@@ -163,6 +175,13 @@ def test_own_generator_in_every_mode(my_nets, tmp_path):
     assert any("train/loss_d" in row for row in rows), "phase 2 trained no adversary"
     assert any("val/miou" in row for row in rows)
     assert any(0 < row.get("val/class_share_max", 0) <= 1 for row in rows)  # your metric
+    # your loss term, in both phases: loss_g = ce (+ lam adv) + 0.1 tv
+    trained = [row for row in rows if "train/total_variation" in row]
+    assert {row["train/phase"] for row in trained} == {1, 2}
+    assert all(row["train/total_variation"] > 0 for row in trained)
+    phase1 = [row for row in trained if row["train/phase"] == 1]
+    assert all(row["train/loss_g"] == pytest.approx(
+        row["train/ce"] + 0.1 * row["train/total_variation"], rel=1e-4) for row in phase1)
     assert "largest predicted class share" in r.stdout
     recorded = json.loads((workdir / "config.json").read_text())
     assert recorded["model"]["name"] == "my_nets.unet:UNet"

@@ -125,6 +125,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.class_balance_power = 1.0
     config.loss.class_weights = ()
     config.loss.d_weight = 1.0  # weight of loss_d (Eq. 7's lam; unweighted by default)
+    # your own terms of G's loss (training/loss_terms.py, README "Your own loss term"):
+    # "module:function" or "module:function=weight", added in every G update of both phases
+    config.loss.extra_terms = ()
 
     # Semi-supervised phase 2: unlabelled images train G through the adversary.
     config.semi = ml_collections.ConfigDict()

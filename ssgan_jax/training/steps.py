@@ -20,7 +20,7 @@ import optax
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core.parallel import AXIS
 from ssgan_jax.models import canvas, registry
-from ssgan_jax.training import losses
+from ssgan_jax.training import loss_terms, losses
 from ssgan_jax.training.rescaling import epsilon_rescale, rescale_own_argmax
 from ssgan_jax.training.state import Networks, TrainState
 
@@ -42,6 +42,9 @@ class _Updates:
 
     def __init__(self, networks: Networks, config: ml_collections.ConfigDict, axis_name: str):
         self.nets, self.loss_cfg, self.axis_name = networks, config.loss, axis_name
+        self.config = config
+        self.terms = {(adv, semi): loss_terms.active(config, adv, semi)
+                      for adv, semi in ((False, False), (True, False), (True, True))}
         self.eps = config.rescaling.eps
         self.rescale_fake = config.adversary.rescale_fake
         self.bn_train = config.model.bn_mode == "train"
@@ -87,49 +90,25 @@ class _Updates:
         total = jax.lax.psum(weight, self.axis_name)
         return ce_sum * devices / jnp.where(total > 0, total, 1.0)
 
-    def semi_generator_head(self, state, logits, images, labels, n):
-        """(loss_g, parts) of G's logits for ``images`` = n labelled then unlabelled ones:
-        mce + lam * adv on the labelled, + semi.lam_adv_unlabeled * adv on the unlabelled,
-        + semi.lam_semi * the self-training cross-entropy on confident unlabelled pixels."""
-        cfg, semi = self.loss_cfg, self.semi
-        ce = self.cross_entropy(logits[:n], labels)
-        probs = jax.nn.softmax(logits, axis=-1)
-        fake_maps = (jnp.concatenate([self.fake_map(probs[:n], labels),
-                                      self.fake_map(probs[n:])])
-                     if self.rescale_fake else probs)
-        fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
-                                         fake_maps)
-        loss, adv = losses.generator_loss(ce, fake[:n], cfg.lam, cfg.adv_form)
-        adv_u = losses.generator_adversarial_loss(fake[n:], cfg.adv_form)
-        loss = loss + semi.lam_adv_unlabeled * adv_u
-        parts = {"ce": ce, "adv": adv, "adv_unlabeled": adv_u,
-                 "d_out_unlabeled": jnp.mean(jax.nn.sigmoid(fake[n:]))}
-        if semi.lam_semi > 0:
-            h, w = logits.shape[1:3]
-            mask = losses.confidence_mask(jax.lax.stop_gradient(fake[n:]), h, w,
-                                          semi.mask_threshold)
-            pseudo = jnp.argmax(jax.lax.stop_gradient(logits[n:]), axis=-1)
-            target = jnp.where(mask, pseudo, cfg.ignore_label)
-            semi_ce = self.cross_entropy(logits[n:], target)
-            on = (state.step - self.phase1_steps) >= semi.start_step
-            loss = loss + jnp.where(on, semi.lam_semi, 0.0) * semi_ce
-            inside = jax.lax.psum(jnp.sum(mask), self.axis_name)
-            pixels = jax.lax.psum(mask.size, self.axis_name)
-            parts.update({"semi_ce": semi_ce, "semi_mask_share": inside / pixels,
-                          "semi_on": on.astype(jnp.float32)})
-        parts["loss_g"] = loss
-        return loss, parts
-
-    def generator_head(self, state, logits, images, labels, adversarial):
-        """(loss_g, parts) of G's logits: mce (Eq. 3), plus lam * adv (Eq. 5) in phase 2 with
-        ``state``'s adversary."""
-        ce = self.cross_entropy(logits, labels)
-        if not adversarial:
-            return ce, {"ce": ce}
-        fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats), images,
-                                         self.fake_map(jax.nn.softmax(logits, axis=-1), labels))
-        loss, adv = losses.generator_loss(ce, fake, self.loss_cfg.lam, self.loss_cfg.adv_form)
-        return loss, {"ce": ce, "adv": adv, "loss_g": loss}
+    def generator_head(self, state, logits, images, labels, adversarial, n=None):
+        """(loss_g, metrics) of G's logits for ``images``, the first ``n`` (all by default)
+        labelled: the terms of ``loss_terms`` (mce, Eq. 3; in phase 2 lam * adv, Eq. 5, with
+        ``state``'s adversary; semi-supervised, the unlabelled images' terms; your own)."""
+        n = images.shape[0] if n is None else n
+        semi = adversarial and n < images.shape[0]
+        fake = None
+        if adversarial:
+            probs = jax.nn.softmax(logits, axis=-1)
+            maps = (jnp.concatenate([self.fake_map(probs[:n], labels),
+                                     self.fake_map(probs[n:])])
+                    if semi and self.rescale_fake else self.fake_map(probs, labels))
+            fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats),
+                                             images, maps)
+        inputs = loss_terms.Inputs(
+            logits=logits, labels=labels, images=images, n=n, fake=fake,
+            phase2_step=state.step - self.phase1_steps, cross_entropy=self.cross_entropy,
+            config=self.config, axis_name=self.axis_name)
+        return loss_terms.generator_loss(self.terms[(adversarial, semi)], inputs)
 
     def apply_generator_grads(self, state, grads, batch_stats):
         grads = _device_mean(grads, self.axis_name)
@@ -291,7 +270,7 @@ def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_ste
     labelled and the unlabelled images together (BatchNorm statistics over both); A's updates
     judge the labelled pairs, real and fake, and (``semi.adversary_unlabeled``) the unlabelled
     fakes; G's update adds the adversarial term on the unlabelled images and, optionally,
-    self-training on their confident pixels (``_Updates.semi_generator_head``)."""
+    self-training on their confident pixels (``loss_terms``)."""
     n = images.shape[0]
     x = jnp.concatenate([images, unlabeled])
     both = None
@@ -308,7 +287,7 @@ def _fused_semi(u: _Updates, state: TrainState, images, labels, unlabeled, d_ste
     for _ in range(d_steps):
         state, metrics = u.adversary_update(state, images, labels, probs[:n], fakes)
     (_, parts), d_logits = jax.value_and_grad(
-        lambda lg: u.semi_generator_head(state, lg, x, labels, n), has_aux=True)(logits)
+        lambda lg: u.generator_head(state, lg, x, labels, True, n), has_aux=True)(logits)
     (grads,) = g_vjp(d_logits)
     state, norm = u.apply_generator_grads(state, grads, batch_stats)
     return state, {**metrics, **parts, **norm}
