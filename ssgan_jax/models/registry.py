@@ -5,7 +5,10 @@ module named ``module:attribute`` (README "Your own generator").
 attribute of an importable module that is a ``flax.linen.Module`` class, or a factory
 returning one, built as ``MyNet(num_classes=..., **config.model.kwargs)``. Its
 ``__call__(images [N, H, W, 3], train: bool)`` returns logits ``[N, H, W, num_classes]`` at
-the input's resolution. A generator whose ``__call__`` also takes ``sizes`` (each image's own
+the input's resolution. One that takes ``axis_name`` (a field or a factory argument) is
+given training's device axis there, for its ``nn.BatchNorm(axis_name=...)`` to average the
+batch statistics over the devices (None at inference). A generator whose ``__call__`` also
+takes ``sizes`` (each image's own
 height and width on a padded canvas, ``models.canvas``) computes each image as alone; one
 that does not is run by inference on canvases its images fill (``takes_sizes``), which is as
 exact and maybe slower.
@@ -67,6 +70,8 @@ def _custom(name: str) -> Entry:
 
     def build(model, num_classes: int, axis_name, parts) -> nn.Module:
         kwargs = model.get("kwargs", ml_collections.ConfigDict()).to_dict()
+        if axis_name is not None and "axis_name" not in kwargs and takes(target, "axis_name"):
+            kwargs["axis_name"] = axis_name  # training's device axis, for its BatchNorm
         try:
             module = target(num_classes=num_classes, **kwargs)
         except TypeError as e:
@@ -79,6 +84,17 @@ def _custom(name: str) -> Entry:
         return module
 
     return Entry(build)
+
+
+def takes(target, argument: str) -> bool:
+    """Whether ``target`` (a flax module class, or a factory) takes ``argument`` by name: a
+    field of the module, or a parameter of the factory."""
+    if isinstance(target, type) and issubclass(target, nn.Module):
+        return argument in {f.name for f in dataclasses.fields(target)}
+    try:
+        return argument in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def lookup(name: str) -> Entry:

@@ -318,3 +318,45 @@ def test_conv_rewrites_reach_every_conv_and_do_not_change_the_outputs(name):
     assert results["on"][0] > 0
     # gradients of the two forms are compared conv by conv in tests/models/test_conv.py
     np.testing.assert_allclose(results["on"][2], results["off"][2], rtol=1e-4)
+
+
+class BNNet(nn.Module):
+    """A generator of one's own with flax's BatchNorm (README, "Your own generator")."""
+
+    num_classes: int
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, images, train: bool = False):
+        x = nn.Conv(4, (3, 3))(images)
+        x = nn.BatchNorm(use_running_average=not train, axis_name=self.axis_name)(x)
+        return nn.Conv(self.num_classes, (1, 1))(nn.relu(x))
+
+
+def bn_net_factory(num_classes, axis_name=None):
+    return BNNet(num_classes=num_classes, axis_name=axis_name)
+
+
+def test_own_generator_is_given_the_device_axis_for_its_batchnorm():
+    """A generator that takes ``axis_name`` gets training's device axis (None at inference;
+    an explicit kwarg wins), and with it normalises two "devices" of 2 images as one of 4."""
+    from ssgan_jax.core import config as config_lib
+
+    model = config_lib.get_config().model
+    for name in (f"{__name__}:BNNet", f"{__name__}:bn_net_factory"):
+        model.name = name
+        assert build_generator(model, 3, axis_name="batch").axis_name == "batch"
+        assert build_generator(model, 3).axis_name is None
+    model.kwargs = ml_collections.ConfigDict({"axis_name": "mine"})
+    assert build_generator(model, 3, axis_name="batch").axis_name == "mine"
+    model.kwargs = ml_collections.ConfigDict({})
+    model.name = f"{__name__}:BNNet"
+    net = build_generator(model, 3, axis_name="batch")
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3)) * 3 + 1
+    variables = net.init(jax.random.key(1), x)
+    _, want = BNNet(3).apply(variables, x, train=True, mutable=["batch_stats"])
+    _, got = jax.vmap(lambda xb: net.apply(variables, xb, train=True, mutable=["batch_stats"]),
+                      axis_name="batch")(x.reshape(2, 2, 8, 8, 3))
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(b[0], a, atol=1e-5)  # each device holds the global stats
+        np.testing.assert_allclose(b[1], a, atol=1e-5)
