@@ -78,7 +78,8 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
     """Build the dataset from ``data.manual_dir``; returns the example count per split."""
     import tensorflow_datasets as tfds
 
-    instructions = builder_class(data).MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
+    builder = get_builder(data)
+    instructions = builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
     if not data.manual_dir:
         raise DataError(f"config.data.manual_dir is not set: point it at the downloaded "
                         f"{data.name} files ({instructions})")
@@ -88,7 +89,6 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
             f"config.data.manual_dir={data.manual_dir!r} "
             f"{'is empty' if os.path.isdir(manual_dir) else 'does not exist'}: point it at the "
             f"downloaded {data.name} files ({instructions})")
-    builder = get_builder(data)
     if _is_prepared(builder):  # prepared before: from these files?
         source.check(builder.data_dir, manual_dir, data.name, data.data_dir, identity(builder))
     else:
@@ -102,22 +102,22 @@ def prepare(data: ml_collections.ConfigDict) -> dict[str, Any]:
                     download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
             source.record(builder.data_dir, manual_dir, identity(builder))
             for split in builder.info.splits:
-                class_pixels(data, split, builder)
+                class_pixels(builder, split)
     return {
         "dataset": data.name,
         "splits": {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
-        **contents(data, builder),
+        **contents(builder),
     }
 
 
-def contents(data: ml_collections.ConfigDict, builder) -> dict:
-    """Per split: the image sizes it holds (``"HxW": count``, the 10 most common, and the
-    largest, for ``data.crop_size``/``data.eval_size``) and each class's share of its labelled
-    pixels (from the stored counts)."""
-    names = builder_class(data).CLASS_NAMES
+def contents(builder) -> dict:
+    """Per split of the prepared dataset ``builder``: the image sizes it holds (``"HxW":
+    count``, the 10 most common, and the largest, for ``data.crop_size``/``data.eval_size``)
+    and each class's share of its labelled pixels (from the stored counts)."""
+    names = builder.CLASS_NAMES
     sizes, shares = {}, {}
     for split in sorted(builder.info.splits):
-        counts = class_pixels(data, split, builder)
+        counts = class_pixels(builder, split)
         seen: dict[str, int] = {}
         for h, w in counts["shapes"]:
             seen[f"{h}x{w}"] = seen.get(f"{h}x{w}", 0) + 1
@@ -187,7 +187,7 @@ class Prepared:
 
     def class_pixels(self, split: str) -> dict:
         """``class_pixels`` of ``split``."""
-        return class_pixels(self.data, split, self.builder)
+        return class_pixels(self.builder, split)
 
 
 def open_prepared(data: ml_collections.ConfigDict) -> Prepared:
@@ -289,15 +289,14 @@ def split_tag(split: str) -> str:
     return tag.strip("-") or "split"
 
 
-def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> dict:
+def class_pixels(builder, split: str) -> dict:
     """{"ids": [stem, ...], "pixels": [[pixels of class c, ...], ...] (one row per example),
-    "shapes": [[h, w], ...]} of ``split``: counted once from the
-    prepared labels (at prepare time, or the first time a split is asked for) and stored in
+    "shapes": [[h, w], ...]} of ``split`` of the prepared dataset ``builder``: counted once
+    from the prepared labels (at prepare time, or the first time a split is asked for) and stored in
     ``PIXELS_FILE`` beside the dataset, for class balancing (``loss.class_balance``) and the
     report of ``--mode=prepare``."""
     from ssgan_jax.data.augment import decode_label
 
-    builder = builder or ensure_prepared(data)
     path = os.path.join(builder.data_dir, PIXELS_FILE)
     stored = {}
     if os.path.exists(path):
@@ -305,7 +304,7 @@ def class_pixels(data: ml_collections.ConfigDict, split: str, builder=None) -> d
             stored = json.load(f)
     if split in stored:
         return stored[split]
-    num_classes = len(builder_class(data).CLASS_NAMES)
+    num_classes = len(builder.CLASS_NAMES)
     examples = _encoded(builder, split)
     ids, pixels, shapes = [], [], []
     for i in range(len(examples)):

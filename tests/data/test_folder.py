@@ -295,3 +295,28 @@ def test_a_list_file_selects_a_split_and_names_missing_images(tmp_path, layouts)
         other = _config(tmp_path / "b", root)
         other.data.folder.list_file = "{split}.txt"
         prepare(other.data)
+
+
+def test_the_folder_dataset_is_an_entry_of_the_one_registry(tmp_path):
+    """Every dataset a run can name, the folder dataset included, answers the same three
+    questions through ``data.DATASETS`` (no TFDS needed for class names and identity)."""
+    from ssgan_jax import data
+    from ssgan_jax.core.errors import ConfigError
+    from ssgan_jax.data import folder
+
+    assert sorted(data.DATASETS) == ["camvid", "cityscapes", "folder", "voc2012_aug"]
+    root = tmp_path / "mine"
+    root.mkdir()
+    path = _classes_file(str(root))
+    config = _config(tmp_path, str(root))
+    assert data.class_names(config.data) == camvid_classes.CAMVID
+    assert data.identity(config.data) == {
+        "classes_sha256": folder.read_classes(path).sha256}
+    assert data.builder_class(config.data).CLASS_NAMES == camvid_classes.CAMVID
+    config.data.name = "camvid"
+    assert data.identity(config.data) == {}
+    assert data.class_names(config.data) == camvid_classes.CAMVID
+    config.data.name = "ade20k"
+    with pytest.raises(ConfigError, match=r"must be one of \['camvid', 'cityscapes', "
+                                          r"'folder', 'voc2012_aug'\]; got 'ade20k'"):
+        data.class_names(config.data)

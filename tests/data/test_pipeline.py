@@ -289,7 +289,7 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
 
     builder = records.get_builder(prepared.data)
     assert os.path.exists(os.path.join(builder.data_dir, records.PIXELS_FILE))
-    counts = records.class_pixels(prepared.data, "train")
+    counts = records.class_pixels(builder, "train")
     assert sorted(counts["ids"]) == [f"train_{i:03d}" for i in range(6)]
     for stem, row, shape in zip(counts["ids"], counts["pixels"], counts["shapes"], strict=True):
         raw = np.array(Image.open(os.path.join(prepared.data.manual_dir, "trainannot",
