@@ -26,6 +26,7 @@ under its name (a function's name for your own), and ``loss_g`` when more than o
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -125,6 +126,11 @@ TERMS: dict[str, Term] = {
 }
 
 
+# what else a step logs (steps.py): a term of your own may not take these names
+RESERVED = ("loss_g", "loss_d", "d_acc_real", "d_acc_fake", "d_out_real", "d_out_fake",
+            "d_grad_norm", "g_grad_norm", "d_out_unlabeled", "semi_mask_share", "semi_on")
+
+
 def _entries(config) -> tuple[str, ...]:
     return tuple(v.strip() for v in config.loss.extra_terms if v.strip())
 
@@ -135,12 +141,14 @@ def extra(config) -> list[tuple[str, Term]]:
     a built-in term's name."""
     out = []
     for entry in _entries(config):
-        name, eq, weight_text = entry.rpartition("=") if "=" in entry else (entry, "", "1")
+        name, _, weight_text = entry.rpartition("=") if "=" in entry else (entry, "", "1")
         try:
             weight = float(weight_text)
         except ValueError:
+            weight = float("nan")
+        if not math.isfinite(weight):
             raise ConfigError(f"config.loss.extra_terms: the weight of {entry!r} is not a "
-                              "number; write 'module:function=0.1'") from None
+                              "number; write 'module:function=0.1'")
         fn = import_attribute(name, "config.loss.extra_terms",
                               f"config.loss.extra_terms: {entry!r} is not an importable "
                               "'module:function' or 'module:function=weight' (e.g. "
@@ -148,7 +156,7 @@ def extra(config) -> list[tuple[str, Term]]:
         if not callable(fn):
             raise ConfigError(f"config.loss.extra_terms: {name!r} is not a function")
         label = name.partition(":")[2]
-        if label in TERMS or label in (n for n, _ in out) or label == "loss_g":
+        if label in TERMS or label in RESERVED or label in (n for n, _ in out):
             raise ConfigError(f"config.loss.extra_terms: {name!r} logs as {label!r}, which "
                               "another term already uses; rename the function")
         out.append((label, Term(fn, lambda x, w=weight: w, _always)))

@@ -36,6 +36,12 @@ def my_terms(tmp_path, monkeypatch):
             return 0.0 * jnp.sum(inputs.logits)
 
         NOT_A_FUNCTION = 3
+
+        def loss_d(inputs):  # the name of A's logged loss
+            return 0.0
+
+        def ce(inputs):  # a built-in term's name
+            return 0.0
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_losses_pkg.terms"
@@ -130,6 +136,7 @@ def test_your_own_terms_are_parsed_and_checked(my_terms):
 
     bad = {
         f"{my_terms}:square_logits=half": "is not a number",
+        f"{my_terms}:square_logits=nan": "is not a number",
         f"{my_terms}:missing": "has no attribute 'missing'",
         "no_such_package_xyz.terms:f": "cannot import module",
         "square_logits": "is not an importable 'module:function'",
@@ -139,9 +146,11 @@ def test_your_own_terms_are_parsed_and_checked(my_terms):
         config.loss.extra_terms = (entry,)
         with pytest.raises(ConfigError, match=message):
             loss_terms.check(config)
-    config.loss.extra_terms = (f"{my_terms}:zero", f"{my_terms}:zero")
-    with pytest.raises(ConfigError, match="another term already uses"):
-        loss_terms.check(config)
+    for taken in ((f"{my_terms}:zero", f"{my_terms}:zero"), (f"{my_terms}:ce",),
+                  (f"{my_terms}:loss_d",)):
+        config.loss.extra_terms = taken
+        with pytest.raises(ConfigError, match="another term already uses"):
+            loss_terms.check(config)
 
 
 def test_your_own_term_reaches_gs_gradient(tmp_path, my_terms):
