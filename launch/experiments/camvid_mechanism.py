@@ -29,6 +29,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -165,8 +166,24 @@ def main() -> None:
             recorded.setdefault("retrained", []).append(
                 {"test_miou": test_eval["miou"], "machine": machine(),
                  "date": time.strftime("%Y-%m-%d")})
+            # every arm of a seed starts from one phase-1 G: arms recorded from the lost one
+            # are set aside (kept in the record, left out of every analysis) and train again
+            dropped = runs.pop(key, None)
+            if dropped:
+                results.setdefault("discarded", {}).setdefault(key, []).append(
+                    {"reason": "phase 1 retrained (its checkpoints were gone); the seed's "
+                               "arms must share one phase-1 G", "arms": dropped})
+            for arm in ARMS:
+                shutil.rmtree(os.path.join(out, key, arm), ignore_errors=True)
         save()
         return workdir
+
+    def phase1_miou(seed: int) -> float:
+        """The test mIoU of the phase-1 G the seed's arms start from now (its last
+        training), the arms' record of which phase 1 they share."""
+        recorded = results["phase1"][f"seed{seed}"]
+        return (recorded["retrained"][-1]["test_miou"] if recorded.get("retrained")
+                else recorded["test"]["miou"])
 
     def control(seed: int) -> str:
         """The seed's control workdir (the reference of the other arms' changed labels),
@@ -198,21 +215,29 @@ def main() -> None:
         runs.setdefault(f"seed{seed}", {})[arm] = {
             "train_wall_seconds": seconds, "machine": machine(),
             "date": time.strftime("%Y-%m-%d"), "last": test_eval, "diagnose": diagnose,
+            "phase1_test_miou": phase1_miou(seed),
             "probe_curve": probe_curve(workdir), **curves(workdir)}
         save()
 
-    started = time.time()
-    for seed in pilot:
+    def run_seed(seed: int) -> None:
+        """The seed's arms, all from one phase-1 G: phase 1 first (retrained, and arms
+        recorded from a lost one set aside, before any arm runs)."""
+        if all(arm in runs.get(f"seed{seed}", {}) for arm in ARMS):
+            return
+        phase1(seed)
         for arm in ARMS:
             run_arm(seed, arm)
+
+    started = time.time()
+    for seed in pilot:
+        run_seed(seed)
     if not test:
         d = diffs(results, pilot, *PRIMARY)
         print(f"pilot done: {len(d)} seeds, primary differences {d}; the registered rule "
               f"gives {planned_test_seeds(d) if len(d) >= 2 else '?'} test seeds. Commit them "
               "as TEST_SEEDS in the prereg's amendment before running them.", flush=True)
     for seed in test:
-        for arm in ARMS:
-            run_arm(seed, arm)
+        run_seed(seed)
     results["wall_seconds_last_invocation"] = time.time() - started
     save()
     print(f"done: {args.results}; rebuild docs/RESULTS.md with "

@@ -130,3 +130,67 @@ def test_the_registered_reading_of_a_null():
     set_all(None, 0.05)  # A never separated real from fake
     assert mechanism.reading(results, seeds).startswith(
         "unclear (mean confidence share undefined")
+
+
+def test_a_seeds_arms_share_one_phase_1_across_lost_files(tmp_path, monkeypatch):
+    """The runner's bookkeeping, its commands faked: a seed interrupted after two arms whose
+    phase-1 files are then lost (a fresh machine) retrains phase 1, sets the two arms aside
+    and runs all four again from the new G; every recorded arm names the phase-1 G it
+    started from."""
+    import json
+    import os
+    import sys
+
+    def load_results(path, _):
+        with open(path) as f:
+            return json.load(f)
+
+    trained = {"phase1": 0}
+    miou = iter([0.40, 0.41, 0.42, 0.43, 0.44, 0.45, 0.46, 0.47, 0.48, 0.49, 0.5, 0.51])
+
+    def fake_run(cmd, log):
+        workdir = next(a.split("=", 1)[1] for a in cmd if a.startswith("--workdir="))
+        if "--mode=diagnose" in cmd:
+            os.makedirs(os.path.join(workdir, "diagnose"), exist_ok=True)
+            with open(os.path.join(workdir, "diagnose", "test_step_2000.json"), "w") as f:
+                json.dump({"probe": {}}, f)
+        elif not any(a.startswith("--mode=") for a in cmd):
+            os.makedirs(os.path.join(workdir, "checkpoints", "1"), exist_ok=True)
+            if workdir.endswith("phase1"):
+                trained["phase1"] += 1
+            if workdir.endswith("nonsat") and trained.get("crash"):
+                raise SystemExit("the machine went away")
+        return 1.0
+
+    monkeypatch.setattr(mechanism, "run", fake_run)
+    monkeypatch.setattr(mechanism, "evaluate", lambda *a: {"miou": next(miou)})
+    monkeypatch.setattr(mechanism, "curves", lambda workdir: {"val": []})
+    monkeypatch.setattr(mechanism, "probe_curve", lambda workdir: [])
+    monkeypatch.setattr(mechanism, "camvid_folder", lambda path: path)
+    out, record = tmp_path / "runs", str(tmp_path / "record.json")
+    argv = ["camvid_mechanism", "--out", str(out), "--results", record, "--test-seeds", "",
+            "--pilot-seeds", "7", "--data", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    trained["crash"] = True
+    with pytest.raises(SystemExit, match="went away"):
+        mechanism.main()
+    first = load_results(record, None)
+    assert sorted(first["runs"]["seed7"]) == ["control", "minimax"]
+    assert first["runs"]["seed7"]["control"]["phase1_test_miou"] == 0.40
+
+    import shutil
+
+    shutil.rmtree(out)  # a fresh machine: every workdir gone, the record kept
+    trained["crash"] = False
+    mechanism.main()
+    done = load_results(record, None)
+    assert trained["phase1"] == 2
+    assert done["phase1"]["seed7"]["test"]["miou"] == 0.40  # the first record is kept
+    new_g = done["phase1"]["seed7"]["retrained"][-1]["test_miou"]
+    assert new_g != 0.40
+    arms = done["runs"]["seed7"]
+    assert sorted(arms) == sorted(mechanism.ARMS)
+    assert {a["phase1_test_miou"] for a in arms.values()} == {new_g}
+    (aside,) = done["discarded"]["seed7"]
+    assert sorted(aside["arms"]) == ["control", "minimax"] and "retrained" in aside["reason"]
+    assert mechanism.complete_seeds(done, [7]) == ["seed7"]
