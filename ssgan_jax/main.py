@@ -65,7 +65,9 @@ def main(argv):
         said = run_config.describe(report)
         if said:
             print(said, flush=True)
-    checks.check(config)  # once, here: every mode trusts the config from now on
+    # once, here: every mode trusts the config from now on (G's loss terms: the modes that
+    # build a training step, and --mode=config; inference needs not import your terms)
+    checks.check(config, training=FLAGS.mode in ("train", "diagnose", "benchmark", "config"))
     if FLAGS.mode in ("train", "eval", "predict", "diagnose"):  # (the benchmark checks itself)
         config_lib.check_devices(config, training=FLAGS.mode in ("train", "diagnose"))
     if FLAGS.mode == "train":

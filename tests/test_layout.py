@@ -139,7 +139,7 @@ CITED_PATH = re.compile(
     r"(?<![\w./<{-])((?:[a-z_][\w-]*/)+[\w-]+\.(?:py|md|sh|json|npz|txt|toml))\b")
 CITED_MODULE = re.compile(r"python -m ((?:ssgan_jax|launch)(?:\.\w+)+)")
 # what the texts name as examples or as files a run writes, not as files of the repository
-NOT_REPOSITORY = ("runs/", "my_nets/", "records/", "docs/results/gpu/")
+NOT_REPOSITORY = ("runs/", "my_nets/", "my_losses/", "records/", "docs/results/gpu/")
 
 
 def test_every_cited_module_and_path_exists():

@@ -191,7 +191,7 @@ class Segmenter:
                                   f"{sorted(config.eval.keys())}")
             config.eval[key] = value
         config.eval.checkpoint = str(checkpoint)
-        checks.check(config)
+        checks.check(config, training=False)
         names = data_lib.class_names(config.data)
         if num_classes is not None and num_classes != len(names):
             raise ConfigError(f"{path} says {num_classes} classes, {config.data.name} has "
