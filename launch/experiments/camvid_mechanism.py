@@ -207,7 +207,8 @@ def main() -> None:
         test_eval = evaluate(base, workdir, "latest", log)
         reference = ([] if arm == "control" else
                      [f"--config.diagnose.reference={control(seed)}"])
-        run([*base, "--mode=diagnose", "--config.eval.split=test", *reference], log)
+        run([*base, "--mode=diagnose", "--config.eval.split=test",  # at the last checkpoint,
+             "--config.eval.checkpoint=latest", *reference], log)  # as the reference's
         found = sorted(glob.glob(os.path.join(workdir, "diagnose", "test_step_*.json")),
                        key=os.path.getmtime)
         with open(found[-1]) as f:

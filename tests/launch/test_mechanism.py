@@ -151,6 +151,8 @@ def test_a_seeds_arms_share_one_phase_1_across_lost_files(tmp_path, monkeypatch)
     def fake_run(cmd, log):
         workdir = next(a.split("=", 1)[1] for a in cmd if a.startswith("--workdir="))
         if "--mode=diagnose" in cmd:
+            # the registered checks read the last checkpoint, as the primary test does
+            assert "--config.eval.checkpoint=latest" in cmd
             os.makedirs(os.path.join(workdir, "diagnose"), exist_ok=True)
             with open(os.path.join(workdir, "diagnose", "test_step_2000.json"), "w") as f:
                 json.dump({"probe": {}}, f)
