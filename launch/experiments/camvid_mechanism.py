@@ -339,7 +339,9 @@ def section(results: dict) -> str:
         out += ["**Pilot** (not part of the test): minimax − control in test mIoU points "
                 f"{stats.describe(stats.estimate(d))}; the registered rule gives "
                 f"{planned_test_seeds(d)} test seeds. The primary arm's treatment: "
-                f"{reading(results, pilot)}.", ""]
+                f"{reading(results, pilot)}; the pilot's checks were read at the "
+                "best-on-val checkpoint, its changed labels against the control's last "
+                "(the test seeds' at the last, amendment 3).", ""]
     if len(done_test) < 2:
         return "\n".join([*out, "Not enough complete test seeds for the registered test yet.",
                           "", END]) + "\n"
