@@ -104,6 +104,23 @@ def probe_curve(workdir: str) -> list[list[float]]:
     return rows
 
 
+def current_phase1(recorded: dict) -> dict:
+    """The test outputs of the phase-1 G a seed's arms start from now: its last training's
+    (``recorded``: the seed's phase-1 record)."""
+    if recorded.get("retrained"):
+        last = recorded["retrained"][-1]
+        return last.get("test") or {"miou": last["test_miou"]}
+    return recorded["test"]
+
+
+def same_outputs(a: dict, b: dict) -> bool:
+    """Whether two phase-1 Gs gave the same test outputs to the last digit (the values both
+    records hold): the same G, e.g. trained again on the same kind of machine."""
+    keys = [k for k in ("miou", "pixel_accuracy", "mean_accuracy", "boundary_f1",
+                        "per_class_iou") if k in a and k in b]
+    return bool(keys) and all(a[k] == b[k] for k in keys)
+
+
 def complete_seeds(results: dict, seeds) -> list[str]:
     """The seeds of ``seeds`` with every arm recorded, in the given order."""
     runs = results.get("runs", {})
@@ -163,27 +180,29 @@ def main() -> None:
                 "train_wall_seconds": seconds, "test": test_eval, "machine": machine(),
                 "val_curve": [[r["step"], r["val/miou"]] for r in curves(workdir)["val"]]}
         else:  # retrained on another machine or session: what it gave, beside the record
+            before = current_phase1(recorded)
             recorded.setdefault("retrained", []).append(
-                {"test_miou": test_eval["miou"], "machine": machine(),
+                {"test_miou": test_eval["miou"], "test": test_eval, "machine": machine(),
                  "date": time.strftime("%Y-%m-%d")})
-            # every arm of a seed starts from one phase-1 G: arms recorded from the lost one
-            # are set aside (kept in the record, left out of every analysis) and train again
-            dropped = runs.pop(key, None)
-            if dropped:
-                results.setdefault("discarded", {}).setdefault(key, []).append(
-                    {"reason": "phase 1 retrained (its checkpoints were gone); the seed's "
-                               "arms must share one phase-1 G", "arms": dropped})
-            for arm in ARMS:
-                shutil.rmtree(os.path.join(out, key, arm), ignore_errors=True)
+            # every arm of a seed starts from one phase-1 G: unless the new G gives the lost
+            # one's test outputs to the last digit, arms recorded from the lost one are set
+            # aside (kept in the record, left out of every analysis) and train again
+            if not same_outputs(before, test_eval):
+                dropped = runs.pop(key, None)
+                if dropped:
+                    results.setdefault("discarded", {}).setdefault(key, []).append(
+                        {"reason": "phase 1 retrained (its checkpoints were gone) to another "
+                                   "G; the seed's arms must share one phase-1 G",
+                         "arms": dropped})
+                for arm in ARMS:
+                    shutil.rmtree(os.path.join(out, key, arm), ignore_errors=True)
         save()
         return workdir
 
     def phase1_miou(seed: int) -> float:
         """The test mIoU of the phase-1 G the seed's arms start from now (its last
         training), the arms' record of which phase 1 they share."""
-        recorded = results["phase1"][f"seed{seed}"]
-        return (recorded["retrained"][-1]["test_miou"] if recorded.get("retrained")
-                else recorded["test"]["miou"])
+        return current_phase1(results["phase1"][f"seed{seed}"])["miou"]
 
     def control(seed: int) -> str:
         """The seed's control workdir (the reference of the other arms' changed labels),

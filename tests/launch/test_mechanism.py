@@ -136,7 +136,7 @@ def test_a_seeds_arms_share_one_phase_1_across_lost_files(tmp_path, monkeypatch)
     """The runner's bookkeeping, its commands faked: a seed interrupted after two arms whose
     phase-1 files are then lost (a fresh machine) retrains phase 1, sets the two arms aside
     and runs all four again from the new G; every recorded arm names the phase-1 G it
-    started from."""
+    started from; a phase 1 trained again to the same G keeps the seed's arms."""
     import json
     import os
     import sys
@@ -165,7 +165,12 @@ def test_a_seeds_arms_share_one_phase_1_across_lost_files(tmp_path, monkeypatch)
         return 1.0
 
     monkeypatch.setattr(mechanism, "run", fake_run)
-    monkeypatch.setattr(mechanism, "evaluate", lambda *a: {"miou": next(miou)})
+    def fake_evaluate(base, workdir, checkpoint, log):
+        if workdir.endswith("phase1") and trained.get("same_g"):
+            return {"miou": trained["same_g"], "pixel_accuracy": 0.9}
+        return {"miou": next(miou), "pixel_accuracy": 0.9}
+
+    monkeypatch.setattr(mechanism, "evaluate", fake_evaluate)
     monkeypatch.setattr(mechanism, "curves", lambda workdir: {"val": []})
     monkeypatch.setattr(mechanism, "probe_curve", lambda workdir: [])
     monkeypatch.setattr(mechanism, "camvid_folder", lambda path: path)
@@ -182,11 +187,22 @@ def test_a_seeds_arms_share_one_phase_1_across_lost_files(tmp_path, monkeypatch)
 
     import shutil
 
-    shutil.rmtree(out)  # a fresh machine: every workdir gone, the record kept
-    trained["crash"] = False
+    # a fresh machine of the same kind: phase 1 trained again to the same G (its test
+    # outputs to the last digit): the seed keeps its two arms
+    shutil.rmtree(out)
+    trained["same_g"] = 0.40
+    with pytest.raises(SystemExit, match="went away"):
+        mechanism.main()
+    kept = load_results(record, None)
+    assert trained["phase1"] == 2 and "discarded" not in kept
+    assert kept["runs"]["seed7"] == first["runs"]["seed7"]
+
+    # a fresh machine of another kind: another G; the two arms are set aside
+    shutil.rmtree(out)
+    trained["crash"], trained["same_g"] = False, None
     mechanism.main()
     done = load_results(record, None)
-    assert trained["phase1"] == 2
+    assert trained["phase1"] == 3
     assert done["phase1"]["seed7"]["test"]["miou"] == 0.40  # the first record is kept
     new_g = done["phase1"]["seed7"]["retrained"][-1]["test_miou"]
     assert new_g != 0.40
