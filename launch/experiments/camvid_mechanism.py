@@ -242,7 +242,7 @@ def main() -> None:
     def run_seed(seed: int) -> None:
         """The seed's arms, all from one phase-1 G: phase 1 first (retrained, and arms
         recorded from a lost one set aside, before any arm runs)."""
-        if all(arm in runs.get(f"seed{seed}", {}) for arm in ARMS):
+        if complete_seeds(results, [seed]):
             return
         phase1(seed)
         for arm in ARMS:

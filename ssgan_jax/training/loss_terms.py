@@ -168,10 +168,16 @@ def check(config) -> None:
     extra(config)
 
 
-def active(config, adversarial: bool, semi: bool) -> list[tuple[str, Term]]:
-    """The terms of one G update, in summing order."""
-    return [(name, term) for name, term in [*TERMS.items(), *extra(config)]
-            if term.active(config, adversarial, semi)]
+def table(config) -> list[tuple[str, Term]]:
+    """Every term of ``config``'s loss_g, in summing order: ``TERMS``, then your own
+    (imported once here)."""
+    return [*TERMS.items(), *extra(config)]
+
+
+def active(terms: list[tuple[str, Term]], config, adversarial: bool,
+           semi: bool) -> list[tuple[str, Term]]:
+    """The terms of ``terms`` (``table(config)``) that one G update sums, in order."""
+    return [(name, term) for name, term in terms if term.active(config, adversarial, semi)]
 
 
 def generator_loss(terms: list[tuple[str, Term]], inputs: Inputs):

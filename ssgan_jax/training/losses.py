@@ -84,14 +84,6 @@ def adversary_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
     return sigmoid_bce(real_logits, 1.0) + sigmoid_bce(fake_logits, 0.0)
 
 
-def generator_loss(
-    ce: jax.Array, fake_logits: jax.Array, lam: float, form: str = "minimax"
-) -> tuple[jax.Array, jax.Array]:
-    """loss_g = mce + lam * adv (Eq. 5); returns (loss_g, adv)."""
-    adv = generator_adversarial_loss(fake_logits, form)
-    return ce + lam * adv, adv
-
-
 def confidence_mask(cell_logits: jax.Array, height: int, width: int,
                     threshold: float) -> jax.Array:
     """Where A's judgement, brought to pixel resolution, says "real" with confidence above

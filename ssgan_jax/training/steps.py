@@ -43,7 +43,8 @@ class _Updates:
     def __init__(self, networks: Networks, config: ml_collections.ConfigDict, axis_name: str):
         self.nets, self.loss_cfg, self.axis_name = networks, config.loss, axis_name
         self.config = config
-        self.terms = {(adv, semi): loss_terms.active(config, adv, semi)
+        table = loss_terms.table(config)
+        self.terms = {(adv, semi): loss_terms.active(table, config, adv, semi)
                       for adv, semi in ((False, False), (True, False), (True, True))}
         self.eps = config.rescaling.eps
         self.rescale_fake = config.adversary.rescale_fake
@@ -101,7 +102,7 @@ class _Updates:
             probs = jax.nn.softmax(logits, axis=-1)
             maps = (jnp.concatenate([self.fake_map(probs[:n], labels),
                                      self.fake_map(probs[n:])])
-                    if semi and self.rescale_fake else self.fake_map(probs, labels))
+                    if semi else self.fake_map(probs, labels))
             fake = self.nets.adversary.apply(_variables(state.d_params, state.d_batch_stats),
                                              images, maps)
         inputs = loss_terms.Inputs(

@@ -65,7 +65,7 @@ def _inputs(config, n=2, unlabeled=0, phase2_step=0, seed=0):
 
 
 def _sum(config, inputs, adversarial, semi):
-    terms = loss_terms.active(config, adversarial, semi)
+    terms = loss_terms.active(loss_terms.table(config), config, adversarial, semi)
     if semi:  # the semi term psums over the device axis: run it under a one-device vmap
         return jax.vmap(lambda _: loss_terms.generator_loss(terms, inputs),
                         axis_name="batch")(jnp.zeros(1))

@@ -76,8 +76,20 @@ def test_adversary_and_generator_loss():
     d_real, d_fake = 1 / (1 + np.exp(-1.0)), 1 / (1 + np.exp(1.0))
     want = -np.log(d_real) - np.log(1 - d_fake)
     assert float(losses.adversary_loss(real, fake)) == pytest.approx(want, rel=1e-6)
-    loss_g, adv = losses.generator_loss(jnp.asarray(0.5), fake, lam=0.01)
-    assert float(adv) == pytest.approx(np.log(1 - d_fake), rel=1e-6)
+    # G's loss (Eq. 5) is the table of training/loss_terms.py: ce (here a given 0.5) + lam adv
+    from ssgan_jax.core import config as config_lib
+    from ssgan_jax.training import loss_terms
+
+    config = config_lib.get_config()
+    config.loss.lam = 0.01
+    inputs = loss_terms.Inputs(
+        logits=jnp.zeros((1, 4, 4, 2)), labels=jnp.zeros((1, 4, 4), jnp.int32),
+        images=jnp.zeros((1, 4, 4, 3)), n=1, fake=fake, phase2_step=jnp.asarray(0),
+        cross_entropy=lambda logits, labels: jnp.asarray(0.5), config=config,
+        axis_name="batch")
+    terms = loss_terms.active(loss_terms.table(config), config, True, False)
+    loss_g, parts = loss_terms.generator_loss(terms, inputs)
+    assert float(parts["adv"]) == pytest.approx(np.log(1 - d_fake), rel=1e-6)
     assert float(loss_g) == pytest.approx(0.5 + 0.01 * np.log(1 - d_fake), rel=1e-6)
 
 
