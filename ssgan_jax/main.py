@@ -122,7 +122,7 @@ def _dispatch(config, report=None) -> None:
 
         run_diagnose(config, FLAGS.workdir)
     elif FLAGS.mode == "prepare":
-        from ssgan_jax.data.records import prepare
+        from ssgan_jax.data import prepare
 
         print(json.dumps(prepare(config.data)), flush=True)
     elif FLAGS.mode == "benchmark":

@@ -67,6 +67,17 @@ def test_core_is_the_floor():
     assert len(_modules("core")) >= 6  # the scan sees the folder
 
 
+def test_the_dataset_is_prepared_and_opened_in_one_place():
+    """Only ``data/__init__.py`` (``open_prepared``, ``prepare``) reaches the preparation
+    module; everything else holds the opened dataset (``prepared.Prepared``), so following
+    ``config`` through a run enters ``data/records.py`` once to open and once to prepare."""
+    users = sorted(str(p.relative_to(REPO)) for p in _modules("")
+                   if "ssgan_jax.data.records" in _imports(p))
+    assert users == ["ssgan_jax/data/__init__.py"], users
+    init = (PACKAGE / "data" / "__init__.py").read_text()
+    assert "def open_prepared(" in init and "def prepare(" in init
+
+
 def test_the_loop_is_sequencing():
     """``training/loop.py`` sequences (resume, phases, cadence); what a run checks first, its
     networks and steps, batches and reports live in their own modules, so it stays short."""

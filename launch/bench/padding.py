@@ -40,7 +40,7 @@ def main(_):
 
     from ssgan_jax import Segmenter, checks
     from ssgan_jax.data import images as image_prep
-    from ssgan_jax.data import records
+    from ssgan_jax.data import open_prepared, prepared
     from ssgan_jax.data.common import decode_rgb
     from ssgan_jax.inference import export, tta
     from ssgan_jax.inference.eval_checkpoint import run_eval
@@ -52,7 +52,7 @@ def main(_):
         config.data.data_dir = os.path.join(workdir, "tensorflow_datasets")
     checks.check(config)
     split = config.eval.split or config.data.val_split
-    dataset = records.open_prepared(config.data)  # opened once
+    dataset = open_prepared(config.data)  # opened once
     sizes = [(h, w) for _, h, w in dataset.image_sizes(split)]
     largest = (max(h for h, _ in sizes), max(w for _, w in sizes))
     scratch = tempfile.mkdtemp(prefix="ssgan_padding_")
@@ -89,7 +89,7 @@ def main(_):
     # same pixels
     examples = dataset.examples(split)
     for ex in (examples[i] for i in range(len(examples))):
-        name = records.file_name(ex)
+        name = prepared.file_name(ex)
         rgb, stem = decode_rgb(ex["image"], name), os.path.splitext(name)[0]
         x = image_prep.normalize(rgb, config.data.mean, config.data.std)[None]
         alone = np.asarray(alone_fn(loaded.variables, jnp.asarray(x)))[0]

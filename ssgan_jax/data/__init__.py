@@ -1,5 +1,8 @@
 """Datasets: one registry of those a run can name (``DATASETS``, your own folder dataset
-included), TFDS builders (one module each), their ArrayRecord files and the Grain pipeline."""
+included), TFDS builders (one module each), their ArrayRecord files and the Grain pipeline.
+
+``open_prepared(config.data)`` is the one way in: the dataset prepared first if it is not, its
+source files checked, opened once (``prepared.Prepared``) and passed down from there."""
 
 from __future__ import annotations
 
@@ -85,6 +88,23 @@ def builder_class(data):
             raise ValueError("the folder dataset's builder needs config.data, not its name")
         return lookup(data).builder(None)
     return lookup(data.name).builder(data)
+
+
+def open_prepared(data):
+    """The dataset ``data`` (``config.data``) names, prepared from ``data.manual_dir`` first if
+    it is not, its source files checked, opened once (``prepared.Prepared``)."""
+    from ssgan_jax.data import prepared, records
+
+    builder = records.ensure_prepared(data, builder_class(data))
+    return prepared.Prepared(data, builder)
+
+
+def prepare(data) -> dict:
+    """``--mode=prepare``: the dataset ``data`` names built from ``data.manual_dir`` (or checked
+    to be, if it was before); what it holds (``records.prepare``)."""
+    from ssgan_jax.data import records
+
+    return records.prepare(data, builder_class(data))
 
 
 def class_names(data) -> tuple[str, ...]:

@@ -22,13 +22,11 @@ import grain
 import ml_collections
 import numpy as np
 
-from ssgan_jax.data import augment, images, records, subset
+from ssgan_jax.data import augment, images, open_prepared, prepared, subset
 from ssgan_jax.data.common import IGNORE_LABEL, DataError, decode_rgb
 
 # the names the rest of the package uses from here
-check_split, ensure_prepared, prepare, split_ids = (
-    records.check_split, records.ensure_prepared, records.prepare, records.split_ids)
-split_tag = records.split_tag
+check_split, split_tag = prepared.check_split, prepared.split_tag
 
 UNLABELED_SEED_OFFSET = 7919  # the unlabelled stream's shuffle and augmentation seed: seed + this
 _LAST_STEP = 2**62  # the training streams are endless; Grain needs a length
@@ -102,7 +100,7 @@ class TrainBatches:
         """The augmented example at global position ``position`` of the stream."""
         epoch, k = divmod(position, len(self.indices))
         ex = self.examples[int(self.indices[self._order(epoch)[k]])]
-        name = records.file_name(ex)
+        name = prepared.file_name(ex)
         image = decode_rgb(ex["image"], name)
         label = augment.decode_label(ex["label"], name) if self.with_labels else None
         rng = np.random.default_rng([self.seed, position, 1])
@@ -145,7 +143,7 @@ def _selected(examples, ids: list[str] | None, keep: bool) -> np.ndarray:
         return np.arange(len(examples))
     wanted = set(ids)
     return np.array([i for i in range(len(examples))
-                     if (subset.stem(records.file_name(examples[i])) in wanted) == keep],
+                     if (subset.stem(prepared.file_name(examples[i])) in wanted) == keep],
                     np.int64)
 
 
@@ -157,7 +155,7 @@ def train_dataset(
     process_count: int = 1,
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
-    dataset: records.Prepared | None = None,
+    dataset: prepared.Prepared | None = None,
 ):
     """Endless training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32,
     "sizes": [D, B, 2] i32} of ``data.train_split``.
@@ -170,7 +168,7 @@ def train_dataset(
     """
     data = config.data
     per_device = per_device_batch(config.batch_size, local_devices, process_count)
-    dataset = dataset or records.open_prepared(data)
+    dataset = dataset or open_prepared(data)
     examples = dataset.examples(data.train_split)
     indices = _selected(examples, labeled_ids, keep=True)
     if not len(indices):
@@ -220,7 +218,7 @@ def unlabeled_dataset(
     process_count: int = 1,
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
-    dataset: records.Prepared | None = None,
+    dataset: prepared.Prepared | None = None,
 ):
     """Endless batches {"image": [D, Bu, h, w, 3], "sizes"} of unlabelled images, ``semi.
     unlabeled_batch_size`` per global batch, augmented as the labelled ones, deterministic and
@@ -235,7 +233,7 @@ def unlabeled_dataset(
         examples = FileSource(unlabeled_files(data.unlabeled_glob))
         indices = np.arange(len(examples))
     elif data.unlabeled_split:
-        examples = (dataset or records.open_prepared(data)).examples(data.unlabeled_split)
+        examples = (dataset or open_prepared(data)).examples(data.unlabeled_split)
         indices = np.arange(len(examples))
     else:
         if labeled_ids is None:
@@ -244,7 +242,7 @@ def unlabeled_dataset(
                 f"data.train_split={data.train_split!r} is labelled: set "
                 "--config.data.labeled (a fraction, a count or an id file), "
                 "--config.data.unlabeled_split or --config.data.unlabeled_glob")
-        examples = (dataset or records.open_prepared(data)).examples(data.train_split)
+        examples = (dataset or open_prepared(data)).examples(data.train_split)
         indices = _selected(examples, labeled_ids, keep=False)
         if not len(indices):
             raise DataError(f"every image of data.train_split={data.train_split!r} is "
@@ -274,7 +272,7 @@ class _Fits:
         self.size, self.want, self.fill = tuple(int(v) for v in size), want, fill
 
     def __call__(self, ex) -> bool:
-        hw = records.png_size(ex["label"], records.file_name(ex))
+        hw = prepared.png_size(ex["label"], prepared.file_name(ex))
         fits = tuple(hw) == self.size if self.fill else images.fits(hw, self.size)
         return fits == self.want
 
@@ -285,7 +283,7 @@ class _EvalExample:
         self.mean, self.std, self.pad = tuple(data.mean), tuple(data.std), pad
 
     def __call__(self, ex) -> dict:
-        name = records.file_name(ex)
+        name = prepared.file_name(ex)
         image = decode_rgb(ex["image"], name)
         label = augment.decode_label(ex["label"], name)
         if not self.pad:
@@ -324,7 +322,7 @@ def eval_dataset(
     process_count: int = 1,
     oversize: str = "refuse",
     fill: bool = False,
-    dataset: records.Prepared | None = None,
+    dataset: prepared.Prepared | None = None,
 ):
     """One pass over ``split``: {"image", "label", "mask" [D, B, H, W] bool, "valid" [D, B]}.
 
@@ -341,7 +339,7 @@ def eval_dataset(
                          f"{oversize!r}")
     data = config.data
     per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
-    dataset = dataset or records.open_prepared(data)
+    dataset = dataset or open_prepared(data)
     ds = grain.MapDataset.source(dataset.examples(split, process_index, process_count))
     if oversize == "skip":
         ds = ds.filter(_Fits(data.eval_size, want=True, fill=fill))
@@ -350,26 +348,26 @@ def eval_dataset(
 
 
 def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1,
-                     fill: bool = False, dataset: records.Prepared | None = None):
+                     fill: bool = False, dataset: prepared.Prepared | None = None):
     """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
     ``data.eval_size`` (``fill``: of any other size), one by one and unpadded: {"image"
     [H, W, 3] normalised, "label" [H, W], "file_name"}; ``eval_dataset(..., oversize="skip",
     fill=fill)`` has the others."""
     data = config.data
-    dataset = dataset or records.open_prepared(data)
+    dataset = dataset or open_prepared(data)
     ds = grain.MapDataset.source(dataset.examples(split, process_index, process_count))
     ds = ds.filter(_Fits(data.eval_size, want=False, fill=fill)).map(_EvalExample(data, pad=False))
     return iter(ds.to_iter_dataset(_read_options(data)))
 
 
 def resolve_eval_size(data: ml_collections.ConfigDict,
-                      dataset: records.Prepared | None = None) -> None:
+                      dataset: prepared.Prepared | None = None) -> None:
     """``data.eval_size="auto"`` becomes the largest height and the largest width among the
     images of every split of the prepared dataset (recorded when it was prepared; nothing is
     decoded). Other values are left alone."""
     if data.eval_size != "auto":
         return
-    dataset = dataset or records.open_prepared(data)
+    dataset = dataset or open_prepared(data)
     heights, widths = [], []
     for split in sorted(dataset.builder.info.splits):
         shapes = dataset.class_pixels(split)["shapes"]
@@ -381,10 +379,10 @@ def resolve_eval_size(data: ml_collections.ConfigDict,
 
 
 def check_eval_size(data: ml_collections.ConfigDict, split: str,
-                    dataset: records.Prepared | None = None) -> None:
+                    dataset: prepared.Prepared | None = None) -> None:
     """DataError naming the first image of ``split`` larger than ``data.eval_size`` and the
     size to set: training checks its validation split before its first step."""
     eh, ew = data.eval_size
-    for name, h, w in (dataset or records.open_prepared(data)).image_sizes(split):
+    for name, h, w in (dataset or open_prepared(data)).image_sizes(split):
         if h > eh or w > ew:
             raise _oversize_error(name, h, w, data.eval_size)

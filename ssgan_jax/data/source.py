@@ -75,6 +75,12 @@ def check_shards(dataset_dir: str, name: str) -> None:
                 "--mode=prepare --config=<your config> (with the same data.data_dir)")
 
 
+def identity(builder) -> dict:
+    """What else than its files a dataset is made of (a folder dataset's classes file), as its
+    TFDS builder says."""
+    return dict(getattr(builder, "IDENTITY", {}))
+
+
 def check(dataset_dir: str, manual_dir: str, name: str, data_dir: str,
           identity: dict | None = None) -> None:
     """DataError when the dataset in ``dataset_dir`` was prepared from other files than those

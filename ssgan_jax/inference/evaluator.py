@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax.core import parallel
-from ssgan_jax.data import pipeline, records
+from ssgan_jax.data import open_prepared, pipeline
 from ssgan_jax.inference import metric_registry, oversize, tta
 from ssgan_jax.inference.metric_registry import HostMetric
 from ssgan_jax.inference.metrics import confusion_matrix, summarize
@@ -198,12 +198,12 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
     (``--mode=eval``; training's validation prints one line instead). ``own_canvas``
     (``models.registry.own_canvas``): the images not of exactly ``data.eval_size`` go
     through ``big_step`` too, each unpadded on its own canvas (``big_step`` then required).
-    ``dataset``: the prepared dataset (``records.Prepared``), opened once by the caller
+    ``dataset``: the prepared dataset (``prepared.Prepared``), opened once by the caller
     (default: opened here)."""
     if own_canvas and big_step is None:
         raise ValueError("own_canvas evaluation needs big_step (eval_steps builds both)")
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-    dataset = dataset or records.open_prepared(config.data)
+    dataset = dataset or open_prepared(config.data)
     batches = pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
         oversize="refuse" if big_step is None else "skip", fill=own_canvas, dataset=dataset,

@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 
 from ssgan_jax.core import parallel
-from ssgan_jax.data import builder_class, pipeline, records
+from ssgan_jax.data import builder_class, open_prepared, pipeline, prepared
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.data.common import DataError, decode_rgb
 from ssgan_jax.inference import oversize, tta
@@ -114,12 +114,12 @@ def _glob_inputs(pattern: str) -> list[tuple[str, Callable[[], np.ndarray]]]:
     return [(f, reader(f)) for f in files]
 
 
-def _split_inputs(dataset: records.Prepared,
+def _split_inputs(dataset: prepared.Prepared,
                   split: str) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
     examples = dataset.examples(split)
     for i in range(len(examples)):
         ex = examples[i]
-        name, data = records.file_name(ex), ex["image"]
+        name, data = prepared.file_name(ex), ex["image"]
         yield name, (lambda data=data, name=name: decode_rgb(data, name))
 
 
@@ -194,7 +194,7 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     pattern = config.predict.input
     split = config.eval.split or config.data.val_split
     # a split's images: the prepared dataset, opened once
-    dataset = None if pattern else records.open_prepared(config.data)
+    dataset = None if pattern else open_prepared(config.data)
     items = _glob_inputs(pattern) if pattern else _split_inputs(dataset, split)
     loaded = load_generator(config, workdir)
     step, path = loaded.step, loaded.path

@@ -22,7 +22,7 @@ import numpy as np
 
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import parallel
-from ssgan_jax.data import pipeline, records
+from ssgan_jax.data import pipeline, prepared
 from ssgan_jax.inference import tta
 from ssgan_jax.inference.evaluator import make_eval_step
 from ssgan_jax.inference.generator import load_generator, resolve_step
@@ -32,7 +32,7 @@ from ssgan_jax.training.start import open_dataset
 
 
 def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classes: int,
-                     dataset: records.Prepared | None = None) -> tuple[int, dict[str, float]]:
+                     dataset: prepared.Prepared | None = None) -> tuple[int, dict[str, float]]:
     """(step, the probe's metrics averaged over ``diagnose.batches`` training batches) of
     checkpoint ``eval.checkpoint`` of the run in ``workdir``."""
     checkpoints = ckpt_lib.Checkpoints(workdir, read_only=True)
@@ -50,7 +50,7 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classe
 
 def changed_labels(config: ml_collections.ConfigDict, workdir: str, reference: str,
                    split: str, num_classes: int,
-                   dataset: records.Prepared | None = None) -> dict[str, Any]:
+                   dataset: prepared.Prepared | None = None) -> dict[str, Any]:
     """The share of the image pixels of ``split`` whose predicted label differs between G of
     ``workdir`` (``eval.checkpoint``) and G of ``reference``
     (``diagnose.reference_checkpoint``)."""

@@ -27,7 +27,7 @@ from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
 from ssgan_jax.core.errors import disk_space, quiet_disk_full
-from ssgan_jax.data import balance, records, subset
+from ssgan_jax.data import balance, prepared, subset
 from ssgan_jax.inference import metric_registry, tta
 from ssgan_jax.inference.evaluator import EvalSteps, eval_steps, evaluate_split
 from ssgan_jax.inference.generator import identity_record
@@ -53,7 +53,7 @@ class Run:
 
     config: ml_collections.ConfigDict
     experiment: Experiment
-    dataset: records.Prepared
+    dataset: prepared.Prepared
     checkpoints: ckpt_lib.Checkpoints
     writer: Any
     evals: EvalSteps

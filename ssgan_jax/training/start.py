@@ -16,22 +16,22 @@ from ssgan_jax import data as data_lib
 from ssgan_jax.core import checkpoints as ckpt_lib
 from ssgan_jax.core import config as config_lib
 from ssgan_jax.core import parallel
-from ssgan_jax.data import pipeline, records
+from ssgan_jax.data import open_prepared, pipeline, prepared
 from ssgan_jax.inference.generator import abstract_variables, identity_record, load_generator
 from ssgan_jax.models import build_generator, registry
 from ssgan_jax.training import state as state_lib
 from ssgan_jax.training.weights import check_weights_file, load_pretrained
 
 
-def open_dataset(config) -> records.Prepared:
+def open_dataset(config) -> prepared.Prepared:
     """The dataset prepared once (process 0 of the job), then opened by every process, once:
     the run passes this object down."""
-    dataset = records.open_prepared(config.data) if jax.process_index() == 0 else None
+    dataset = open_prepared(config.data) if jax.process_index() == 0 else None
     parallel.barrier("ssgan_dataset_prepared")
-    return dataset or records.open_prepared(config.data)
+    return dataset or open_prepared(config.data)
 
 
-def prepare_dataset(config) -> records.Prepared:
+def prepare_dataset(config) -> prepared.Prepared:
     """``open_dataset``, with the checks a training run makes before its first step."""
     dataset = open_dataset(config)
     pipeline.resolve_eval_size(config.data, dataset)  # "auto": before the config is recorded

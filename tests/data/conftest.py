@@ -63,13 +63,13 @@ SHARED_CAMVID = os.path.join(
 def read_split(data, split):
     """[(file name, uint8 image [H, W, 3], uint8 label [H, W])] of a prepared split, decoded
     as the pipeline decodes them."""
-    from ssgan_jax.data import augment, records
+    from ssgan_jax.data import augment, open_prepared, prepared
     from ssgan_jax.data.common import decode_rgb
 
-    examples = records.examples_of(data, split)
+    examples = open_prepared(data).examples(split)
     out = []
     for i in range(len(examples)):
         ex = examples[i]
-        name = records.file_name(ex)
+        name = prepared.file_name(ex)
         out.append((name, decode_rgb(ex["image"], name), augment.decode_label(ex["label"], name)))
     return out

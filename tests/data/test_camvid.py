@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ssgan_jax.data import builder_class, open_prepared, prepare
 from ssgan_jax.data.common import DataError
-from ssgan_jax.data.pipeline import prepare
 from ssgan_jax.data.records import get_builder
 
 from .conftest import SHARED_CAMVID, read_split, write_camvid
@@ -101,7 +101,7 @@ def test_unreadable_image_then_clean_rebuild(camvid_config):
         f.write(b"not an image")
     with pytest.raises(DataError, match=r"train_004\.png.*cannot decode"):
         _prepare(camvid_config)
-    builder = get_builder(camvid_config.data)
+    builder = get_builder(camvid_config.data, builder_class(camvid_config.data))
     assert not builder.is_prepared()  # nothing half-written looks complete
     with open(path, "wb") as f:
         f.write(good)
@@ -124,15 +124,13 @@ def test_a_damaged_prepared_shard_is_named_with_the_way_out(camvid_config):
     """A bit flipped in a shard: reading it is a DataError naming the dataset folder and the
     prepare command, not Riegeli's bare RuntimeError; a truncated shard is named before any
     example is read (its size no longer matches the one recorded at prepare)."""
-    from ssgan_jax.data import records
-
     _prepare(camvid_config)
-    folder = get_builder(camvid_config.data).data_dir
+    folder = get_builder(camvid_config.data, builder_class(camvid_config.data)).data_dir
     shard = next(os.path.join(folder, n) for n in os.listdir(folder) if "-train.array_record" in n)
     data = bytearray(open(shard, "rb").read())
     data[len(data) // 2] ^= 0xFF
     open(shard, "wb").write(bytes(data))
-    examples = records.examples_of(camvid_config.data, "train")
+    examples = open_prepared(camvid_config.data).examples("train")
     with pytest.raises(DataError, match=r"split 'train' in .* cannot be read \(Corrupted "
                                         r"Riegeli.*camvid-train\.array_record.* is damaged\. "
                                         r"Delete .* and prepare again"):
@@ -142,4 +140,4 @@ def test_a_damaged_prepared_shard_is_named_with_the_way_out(camvid_config):
     with pytest.raises(DataError, match=r"camvid-train\.array_record-00000-of-00001 is \d+ "
                                         r"bytes; it was \d+ bytes when the camvid dataset was "
                                         r"prepared"):
-        records.examples_of(camvid_config.data, "train")
+        open_prepared(camvid_config.data).examples("train")

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from ssgan_jax.data import classes as camvid_classes
+from ssgan_jax.data import prepare
 from ssgan_jax.data.camvid import PALETTE
 from ssgan_jax.data.common import DataError
-from ssgan_jax.data.pipeline import prepare
 
 from .conftest import read_split, write_camvid
 

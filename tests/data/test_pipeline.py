@@ -6,15 +6,9 @@ import pathlib
 import numpy as np
 import pytest
 
+from ssgan_jax.data import open_prepared, prepare
 from ssgan_jax.data.common import DataError
-from ssgan_jax.data.pipeline import (
-    check_split,
-    ensure_prepared,
-    eval_dataset,
-    prepare,
-    split_tag,
-    train_dataset,
-)
+from ssgan_jax.data.pipeline import check_split, eval_dataset, split_tag, train_dataset
 
 from .conftest import COLOURS
 
@@ -129,9 +123,9 @@ def test_threads_and_worker_processes_change_no_batch(prepared):
 
 def test_each_epoch_is_a_permutation_of_the_split(prepared):
     """Every example once per epoch, two epochs in different orders."""
-    from ssgan_jax.data import pipeline, records
+    from ssgan_jax.data import pipeline
 
-    examples = records.examples_of(prepared.data, "train")
+    examples = open_prepared(prepared.data).examples("train")
     batches = pipeline.TrainBatches(examples, np.arange(len(examples)), seed=0, global_batch=4,
                                     local_devices=1, per_device=4, process_index=0,
                                     with_labels=True, augment_args={})
@@ -189,7 +183,7 @@ def test_eval_unknown_split_is_named(prepared):
 
 
 def test_split_expressions_select_examples_and_bad_ones_are_named(prepared):
-    builder = ensure_prepared(prepared.data)
+    builder = open_prepared(prepared.data).builder
     # the generated dataset has 6 train, 3 val and 2 test images
     assert check_split(builder, "train+val") == 9
     assert check_split(builder, "train[:50%]") == 3
@@ -228,20 +222,20 @@ def test_a_prepared_dataset_remembers_its_files(prepared, tmp_path):
 
     from ssgan_jax.data import source
 
-    ensure_prepared(prepared.data)
+    open_prepared(prepared.data)
     record = next(pathlib.Path(prepared.data.data_dir).rglob(source.RECORD))
     assert json.loads(record.read_text())["files"] > 0
     moved = tmp_path / "moved"
     shutil.copytree(prepared.data.manual_dir, moved)
     prepared.data.manual_dir = str(moved)
     source._checked.clear()
-    ensure_prepared(prepared.data)  # the same files in another folder: the same dataset
+    open_prepared(prepared.data)  # the same files in another folder: the same dataset
     victim = next(p for p in sorted(moved.rglob("*.png")) if "train" in str(p.parent))
     victim.write_bytes(victim.read_bytes() + b"\0")  # other contents
     source._checked.clear()
     with pytest.raises(DataError, match=r"was prepared from .* holds other files.*"
                                         r"config.data.data_dir to a new folder"):
-        ensure_prepared(prepared.data)
+        open_prepared(prepared.data)
     with pytest.raises(DataError, match="holds other files"):
         prepare(prepared.data)
 
@@ -285,11 +279,12 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
 
     from PIL import Image
 
-    from ssgan_jax.data import balance, records
+    from ssgan_jax.data import balance
+    from ssgan_jax.data import prepared as opened
 
-    builder = records.get_builder(prepared.data)
-    assert os.path.exists(os.path.join(builder.data_dir, records.PIXELS_FILE))
-    counts = records.class_pixels(builder, "train")
+    builder = open_prepared(prepared.data).builder
+    assert os.path.exists(os.path.join(builder.data_dir, opened.PIXELS_FILE))
+    counts = opened.class_pixels(builder, "train")
     assert sorted(counts["ids"]) == [f"train_{i:03d}" for i in range(6)]
     for stem, row, shape in zip(counts["ids"], counts["pixels"], counts["shapes"], strict=True):
         raw = np.array(Image.open(os.path.join(prepared.data.manual_dir, "trainannot",

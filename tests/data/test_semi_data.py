@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from ssgan_jax.core.errors import ConfigError
-from ssgan_jax.data import subset
+from ssgan_jax.data import open_prepared, subset
 from ssgan_jax.data.common import DataError
-from ssgan_jax.data.pipeline import split_ids, train_dataset, unlabeled_dataset
+from ssgan_jax.data.pipeline import train_dataset, unlabeled_dataset
 
 IDS = [f"img_{i:03d}" for i in range(40)]
 
@@ -103,7 +103,7 @@ def _take(ds, n):
 
 
 def test_labelled_and_unlabelled_streams_split_the_train_images(coloured):
-    ids = split_ids(coloured.data, "train")
+    ids = open_prepared(coloured.data).split_ids("train")
     assert sorted(ids) == [f"train_{i:03d}" for i in range(8)]
     labelled = subset.choose(ids, "3", 0)
     lab = _take(train_dataset(coloured, local_devices=2, labeled_ids=labelled), 6)

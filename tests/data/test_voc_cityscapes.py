@@ -10,9 +10,9 @@ import scipy.io
 from PIL import Image
 
 from ssgan_jax.core.config import get_config
+from ssgan_jax.data import prepare
 from ssgan_jax.data.cityscapes import TRAIN_ID_TO_LABEL_ID, to_label_ids
 from ssgan_jax.data.common import DataError
-from ssgan_jax.data.pipeline import prepare
 from ssgan_jax.data.voc import voc_palette
 
 from .conftest import read_split

@@ -299,11 +299,11 @@ def test_an_eval_size_smaller_than_the_val_images_is_refused_before_the_first_st
 
 def test_crops_mostly_padding_are_said_once(tmp_path, capsys):
     """The loop's batches (what its steps take) report a batch of mostly padding once."""
-    from ssgan_jax.data import pipeline
+    from ssgan_jax.data import prepare
 
     config = _config(tmp_path)
     config.data.crop_size = (160, 192)  # images of at most 64x56, scaled by at most 1.5
-    pipeline.prepare(config.data)
+    prepare(config.data)
     batches = train_batches(config, 0, None)
     for _ in range(3):
         next(batches)
@@ -454,7 +454,8 @@ def test_a_run_opens_its_dataset_once(tmp_path, monkeypatch):
 
     opened = []
     real = records.ensure_prepared
-    monkeypatch.setattr(records, "ensure_prepared", lambda data: opened.append(1) or real(data))
+    monkeypatch.setattr(records, "ensure_prepared",
+                        lambda data, cls: opened.append(1) or real(data, cls))
     config = _config(tmp_path)
     config.phase1.steps = config.phase2.steps = 2
     config.train.eval_every = config.train.checkpoint_every = 2
