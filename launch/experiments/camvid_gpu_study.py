@@ -60,7 +60,10 @@ PRIMARY = ("ssgan", "control", "miou", "last")  # arm, control, metric, checkpoi
 ALTERNATIVE = "greater"
 SECONDARY = (("ssgan", "control", "boundary_f1", "last"),
              ("ssgan", "control", "miou", "best_on_val"))
-TINY = [  # toy sizes for a CPU test of the whole unit
+TINY = [  # toy sizes for a CPU test of the whole unit; FCN-8s, the generator that compiles
+    # fastest: the test is of the unit's plumbing (the study's DeepLabv3 on the CPU is
+    # launch/bench/gpu_check.py's test)
+    "--config.model.name=fcn8s_vgg16",
     "--config.model.dtype=float32", "--config.model.width=32", "--config.adversary.width=32",
     "--config.adversary.map_features=(8,8)", "--config.adversary.trunk_features=(8,8,8,8)",
     "--config.model.conv_rewrites=off", "--config.batch_size=2", "--config.eval_batch_size=2",

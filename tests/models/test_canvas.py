@@ -72,7 +72,8 @@ def test_logits_on_a_canvas_are_the_image_alone(net):
     board = rng.normal(size=(2, 70, 81, 3)).astype(np.float32) * 3
     for i, im in enumerate(images):
         board[i, :im.shape[0], :im.shape[1]] = im
-    variables = net.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+    variables = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+    apply = jax.jit(net.apply)  # one program per input shape, not one per operation
     rng_w = np.random.default_rng(2)  # FCN's score layers start at zero: give them weights
     params = jax.tree.map(lambda v: v if np.any(v) else
                           0.1 * rng_w.normal(size=v.shape).astype(np.float32),
@@ -81,19 +82,19 @@ def test_logits_on_a_canvas_are_the_image_alone(net):
     if "batch_stats" in variables:
         variables["batch_stats"] = _perturbed(variables["batch_stats"])
     sizes = jnp.asarray(shapes, jnp.int32)
-    on_canvas = np.asarray(net.apply(variables, jnp.asarray(board), sizes=sizes))
-    plain = np.asarray(net.apply(variables, jnp.asarray(board)))
+    on_canvas = np.asarray(apply(variables, jnp.asarray(board), sizes=sizes))
+    plain = np.asarray(apply(variables, jnp.asarray(board)))
     scale = np.abs(on_canvas).max()
     assert scale > 0.1
     for i, im in enumerate(images):
-        alone = np.asarray(net.apply(variables, jnp.asarray(im[None])))[0]
+        alone = np.asarray(apply(variables, jnp.asarray(im[None])))[0]
         h, w = im.shape[:2]
         np.testing.assert_allclose(on_canvas[i, :h, :w], alone, atol=2e-5 * scale)
         assert np.all(on_canvas[i, h:] == 0) and np.all(on_canvas[i, :, w:] == 0)
         # the plain forward pass of the canvas is not the image alone (the point of sizes)
         assert np.abs(plain[i, :h, :w] - alone).max() > 1e-2 * scale
     # sizes equal to the canvas: the plain forward pass
-    full = net.apply(variables, jnp.asarray(board), sizes=canvas.full(jnp.asarray(board)))
+    full = apply(variables, jnp.asarray(board), sizes=canvas.full(jnp.asarray(board)))
     np.testing.assert_allclose(np.asarray(full), plain, atol=2e-5 * scale)
 
 
@@ -102,7 +103,7 @@ def test_training_on_padded_crops_stays_finite():
     padding reaches the statistics, the logits or the gradients."""
     net = DeepLabV3(num_classes=3, width=32, output_stride=8)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 48, 3)), jnp.float32)
-    variables = net.init(jax.random.key(0), x)
+    variables = jax.jit(net.init)(jax.random.key(0), x)
     sizes = jnp.asarray([[20, 30], [32, 48]], jnp.int32)
 
     def loss(params):
@@ -111,7 +112,8 @@ def test_training_on_padded_crops_stays_finite():
                                  rngs={"dropout": jax.random.key(1)})
         return jnp.sum(out ** 2), updates
 
-    (value, updates), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    (value, updates), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
+        variables["params"])
     assert np.isfinite(float(value))
     for leaf in jax.tree.leaves((grads, updates)):
         assert np.all(np.isfinite(np.asarray(leaf)))

@@ -21,8 +21,8 @@ from .step_fixtures import make_batch, make_networks, make_state, sgd_networks, 
 
 @pytest.fixture
 def my_terms(tmp_path, monkeypatch):
-    """A module outside the package with two terms: G's mean squared logit (logging its max
-    beside it), and a term that is always zero."""
+    """A module outside the package with three terms: G's mean squared logit (logging its max
+    beside it), its logits' mean squared distance from 1, and a term that is always zero."""
     folder = tmp_path / "my_losses_pkg"
     folder.mkdir()
     (folder / "__init__.py").write_text("")
@@ -31,6 +31,9 @@ def my_terms(tmp_path, monkeypatch):
 
         def square_logits(inputs):
             return jnp.mean(inputs.logits ** 2), {"logit_max": jnp.max(inputs.logits)}
+
+        def logits_from_one(inputs):
+            return jnp.mean((inputs.logits - 1.0) ** 2)
 
         def zero(inputs):
             return 0.0 * jnp.sum(inputs.logits)
@@ -156,7 +159,7 @@ def test_your_own_terms_are_parsed_and_checked(my_terms):
 def test_your_own_term_reaches_gs_gradient(tmp_path, my_terms):
     """A step with a zero-valued term equals the step without it; a real term changes G's
     update by its own gradient, and its value is in the step's metrics."""
-    config = tiny_config(tmp_path)
+    config = tiny_config(tmp_path, "fcn8s_vgg16")  # the fastest to compile; any G will do
     batch = make_batch(n=2)
     nets = sgd_networks(make_networks(config, 1))
     state = state_lib.fresh_optimizers(make_state(config, nets), nets)
@@ -170,7 +173,9 @@ def test_your_own_term_reaches_gs_gradient(tmp_path, my_terms):
 
     plain, m_plain = step(())
     zero, m_zero = step((f"{my_terms}:zero=3.0",))
-    square, m_square = step((f"{my_terms}:square_logits=10.0",))
+    # FCN-8s's score layers start at zero (its paper's init), where a squared logit has no
+    # gradient: the distance from 1 has
+    square, m_square = step((f"{my_terms}:logits_from_one=10.0",))
     leaves = lambda t: jax.tree.leaves(t)  # noqa: E731
     assert all(np.array_equal(a, b) for a, b in zip(leaves(plain), leaves(zero), strict=True))
     assert "loss_g" not in m_plain and float(m_zero["loss_g"]) == pytest.approx(
@@ -178,4 +183,4 @@ def test_your_own_term_reaches_gs_gradient(tmp_path, my_terms):
     assert max(float(np.abs(a - b).max())
                for a, b in zip(leaves(plain), leaves(square), strict=True)) > 1e-6
     assert float(m_square["loss_g"]) == pytest.approx(
-        float(m_square["ce"]) + 10.0 * float(m_square["square_logits"]), rel=1e-5)
+        float(m_square["ce"]) + 10.0 * float(m_square["logits_from_one"]), rel=1e-5)
