@@ -61,8 +61,8 @@ ALTERNATIVE = "greater"
 SECONDARY = (("ssgan", "control", "boundary_f1", "last"),
              ("ssgan", "control", "miou", "best_on_val"))
 TINY = [  # toy sizes for a CPU test of the whole unit; FCN-8s, the generator that compiles
-    # fastest: the test is of the unit's plumbing (the study's DeepLabv3 on the CPU is
-    # launch/bench/gpu_check.py's test)
+    # fastest: the test is of the unit's plumbing (the study's DeepLabv3 SS-GAN steps run on
+    # the CPU in launch/bench/gpu_check.py's parity check and in tests/training)
     "--config.model.name=fcn8s_vgg16",
     "--config.model.dtype=float32", "--config.model.width=32", "--config.adversary.width=32",
     "--config.adversary.map_features=(8,8)", "--config.adversary.trunk_features=(8,8,8,8)",
