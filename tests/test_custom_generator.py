@@ -183,6 +183,8 @@ def test_own_generator_in_every_mode(my_nets, tmp_path):
     assert all(row["train/loss_g"] == pytest.approx(
         row["train/ce"] + 0.1 * row["train/total_variation"], rel=1e-4) for row in phase1)
     assert "largest predicted class share" in r.stdout
+    progress = [ln for ln in r.stdout.splitlines() if re.match(r"\[phase \d\] step \d+/", ln)]
+    assert progress and all(" total_variation " in ln for ln in progress)  # your term shown
     recorded = json.loads((workdir / "config.json").read_text())
     assert recorded["model"]["name"] == "my_nets.unet:UNet"
     assert recorded["model"]["kwargs"] == {"features": 4}

@@ -135,6 +135,13 @@ def _entries(config) -> tuple[str, ...]:
     return tuple(v.strip() for v in config.loss.extra_terms if v.strip())
 
 
+def extra_names(config) -> tuple[str, ...]:
+    """The names ``loss.extra_terms``' terms log under (their functions' names), read off the
+    config without importing them."""
+    return tuple((entry.rpartition("=")[0] if "=" in entry else entry).partition(":")[2]
+                 for entry in _entries(config))
+
+
 def extra(config) -> list[tuple[str, Term]]:
     """The terms of ``loss.extra_terms``: (name, Term), weight a constant. ConfigError for an
     entry that does not import, is not callable, has a weight that is not a number, or takes

@@ -12,9 +12,10 @@ import numpy as np
 
 from ssgan_jax.data import images as image_prep
 from ssgan_jax.inference import metric_registry
-from ssgan_jax.training import diagnostics, health, monitor
+from ssgan_jax.training import diagnostics, health, loss_terms, monitor
 
-# the step metrics the progress line shows, in this order, when a step has them
+# the step metrics the progress line shows, in this order, when a step has them (your own loss
+# terms join G's: StepMetrics.shown)
 SHOWN = ("ce", "adv", "adv_unlabeled", "semi_mask_share", "loss_g", "loss_d", "d_acc_real",
          "d_acc_fake")
 
@@ -31,6 +32,8 @@ class StepMetrics:
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.pending: list[dict[str, Any]] = []
+        at = SHOWN.index("loss_g")  # the progress line's metrics: your terms beside G's
+        self.shown = SHOWN[:at] + loss_terms.extra_names(config) + SHOWN[at:]
         self.adversary = health.AdversaryHealth(config.train.health_window,
                                               config.train.adversary_won_accuracy,
                                               config.train.adversary_idle_margin)
@@ -53,13 +56,13 @@ class StepMetrics:
 
 
 def training(writer, step: int, phase: int, means: dict[str, float], lr: float,
-             progress: monitor.ReportProgress) -> None:
+             progress: monitor.ReportProgress, shown: tuple[str, ...] = SHOWN) -> None:
     """The logged step: ``train/*`` scalars (steps_per_sec and uptime are written by
-    ``ReportProgress``) and the progress line."""
+    ``ReportProgress``) and the progress line (the metrics ``shown`` that the step has)."""
     writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()},
                                 "train/g_lr": lr, "train/phase": phase})
-    shown = {k: means[k] for k in SHOWN if k in means}
-    print(monitor.progress_line(step, progress.total, phase, shown, progress.rate,
+    print(monitor.progress_line(step, progress.total, phase,
+                                {k: means[k] for k in shown if k in means}, progress.rate,
                                 progress.steady_rate), flush=True)
 
 

@@ -136,6 +136,7 @@ def test_your_own_terms_are_parsed_and_checked(my_terms):
     assert float(loss) == pytest.approx(ce + 0.5 * square, rel=1e-6)
     assert float(metrics["loss_g"]) == pytest.approx(float(loss), rel=1e-6)
     assert [name for name, _ in loss_terms.extra(config)] == ["square_logits", "zero"]
+    assert loss_terms.extra_names(config) == ("square_logits", "zero")  # nothing imported
 
     bad = {
         f"{my_terms}:square_logits=half": "is not a number",
