@@ -273,7 +273,7 @@ def test_the_readme_example_runs_as_written(tmp_path):
     report = json.loads([ln for ln in outputs[0].splitlines() if ln.startswith("{")][-1])
     assert report["splits"] == {"test": 16, "train": 40, "val": 16}
     assert report["image_sizes"]["train"]["largest"] == [90, 120]
-    result = json.loads((tmp_path / "my_run" / "eval" / "test_step_50.json").read_text())
+    result = json.loads((tmp_path / "my_run" / "eval" / "test_step_20.json").read_text())
     assert result["dataset"] == "folder" and len(result["per_class_iou"]) == 11
     assert 0 < result["miou"] <= 1
 
