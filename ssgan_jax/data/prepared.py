@@ -1,8 +1,9 @@
 """A prepared dataset, opened once, and how it is read: its splits as random-access lists of
 examples with image and label still encoded (``Prepared.examples``), split expressions checked
 (``check_split``), each process's share, its class pixel counts (stored beside the dataset) and
-the file-name helpers. ``records.py`` prepares a dataset and opens it as a ``Prepared``; the
-loop, evaluation, predict and diagnose hold that one object and ask it, never ``config.data``.
+the file-name helpers. ``data.open_prepared`` prepares a dataset (``records.py``) and opens
+it as a ``Prepared``; the loop, evaluation, predict and diagnose hold that one object and pass
+it down.
 """
 
 from __future__ import annotations

@@ -135,11 +135,17 @@ def _entries(config) -> tuple[str, ...]:
     return tuple(v.strip() for v in config.loss.extra_terms if v.strip())
 
 
+def _parts(entry: str) -> tuple[str, str, str]:
+    """("module:function", the name it logs under (the function's), the weight as written) of
+    one entry of ``loss.extra_terms``."""
+    name, _, weight = entry.rpartition("=") if "=" in entry else (entry, "", "1")
+    return name, name.partition(":")[2], weight
+
+
 def extra_names(config) -> tuple[str, ...]:
     """The names ``loss.extra_terms``' terms log under (their functions' names), read off the
     config without importing them."""
-    return tuple((entry.rpartition("=")[0] if "=" in entry else entry).partition(":")[2]
-                 for entry in _entries(config))
+    return tuple(_parts(entry)[1] for entry in _entries(config))
 
 
 def extra(config) -> list[tuple[str, Term]]:
@@ -148,7 +154,7 @@ def extra(config) -> list[tuple[str, Term]]:
     a built-in term's name."""
     out = []
     for entry in _entries(config):
-        name, _, weight_text = entry.rpartition("=") if "=" in entry else (entry, "", "1")
+        name, label, weight_text = _parts(entry)
         try:
             weight = float(weight_text)
         except ValueError:
@@ -162,7 +168,6 @@ def extra(config) -> list[tuple[str, Term]]:
                               "'my_package.losses:total_variation=0.05')")
         if not callable(fn):
             raise ConfigError(f"config.loss.extra_terms: {name!r} is not a function")
-        label = name.partition(":")[2]
         if label in TERMS or label in RESERVED or label in (n for n, _ in out):
             raise ConfigError(f"config.loss.extra_terms: {name!r} logs as {label!r}, which "
                               "another term already uses; rename the function")

@@ -176,12 +176,12 @@ def test_your_own_term_reaches_gs_gradient(tmp_path, my_terms):
     zero, m_zero = step((f"{my_terms}:zero=3.0",))
     # FCN-8s's score layers start at zero (its paper's init), where a squared logit has no
     # gradient: the distance from 1 has
-    square, m_square = step((f"{my_terms}:logits_from_one=10.0",))
+    with_term, m_term = step((f"{my_terms}:logits_from_one=10.0",))
     leaves = lambda t: jax.tree.leaves(t)  # noqa: E731
     assert all(np.array_equal(a, b) for a, b in zip(leaves(plain), leaves(zero), strict=True))
     assert "loss_g" not in m_plain and float(m_zero["loss_g"]) == pytest.approx(
         float(m_plain["ce"]), rel=1e-6)
     assert max(float(np.abs(a - b).max())
-               for a, b in zip(leaves(plain), leaves(square), strict=True)) > 1e-6
-    assert float(m_square["loss_g"]) == pytest.approx(
-        float(m_square["ce"]) + 10.0 * float(m_square["logits_from_one"]), rel=1e-5)
+               for a, b in zip(leaves(plain), leaves(with_term), strict=True)) > 1e-6
+    assert float(m_term["loss_g"]) == pytest.approx(
+        float(m_term["ce"]) + 10.0 * float(m_term["logits_from_one"]), rel=1e-5)
