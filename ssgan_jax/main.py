@@ -81,10 +81,6 @@ def main(argv):
         for key, value in sorted(flatten(json.loads(config.to_json_best_effort())).items()):
             print(f"{key} = {value!r}", flush=True)
         return
-    if config.data.eval_size == "auto" and FLAGS.mode in RUN_MODES:
-        from ssgan_jax.data import pipeline
-
-        pipeline.resolve_eval_size(config.data)  # (training resolves it after preparing)
     from ssgan_jax.models import matmul_precision
 
     with matmul_precision(config.model):

@@ -77,10 +77,11 @@ def test_eval_size_auto_is_the_largest_prepared_image(tmp_path):
     config.data.data_dir = str(tmp_path / "tfds")
     config.data.eval_size = "auto"
     checks.check(config)
-    pipeline.resolve_eval_size(config.data)
     from ssgan_jax.data import open_prepared
 
+    dataset = open_prepared(config.data)
+    pipeline.resolve_eval_size(config.data, dataset)
     sizes = [(h, w) for split in ("train", "val", "test")
-             for h, w in open_prepared(config.data).class_pixels(split)["shapes"]]
+             for h, w in dataset.class_pixels(split)["shapes"]]
     assert config.data.eval_size == (max(h for h, _ in sizes), max(w for _, w in sizes))
-    pipeline.check_eval_size(config.data, "val")  # every image fits
+    pipeline.check_eval_size(config.data, "val", dataset)  # every image fits

@@ -76,6 +76,15 @@ def test_the_dataset_is_prepared_and_opened_in_one_place():
     assert users == ["ssgan_jax/data/__init__.py"], users
     init = (PACKAGE / "data" / "__init__.py").read_text()
     assert "def open_prepared(" in init and "def prepare(" in init
+    # the commands open it, once each, and pass it down: no helper opens it on its own
+    def opens(path):
+        return any(isinstance(n, ast.Call) and "open_prepared" in (
+            getattr(n.func, "id", None), getattr(n.func, "attr", None))
+            for n in ast.walk(ast.parse(path.read_text())))
+
+    openers = sorted(str(p.relative_to(PACKAGE)) for p in _modules("") if opens(p))
+    assert openers == ["inference/eval_checkpoint.py", "inference/export.py",
+                       "inference/predict.py", "training/start.py"], openers
 
 
 def test_the_loop_is_sequencing():

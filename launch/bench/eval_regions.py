@@ -29,7 +29,7 @@ flags.DEFINE_integer("rounds", 3, "Off/on pairs.")
 def main(_):
     import jax
 
-    from ssgan_jax.data import classes
+    from ssgan_jax.data import classes, open_prepared
     from ssgan_jax.inference.evaluator import evaluate_split, make_eval_step
     from ssgan_jax.inference.generator import load_generator
     from ssgan_jax.inference.tta import from_config
@@ -43,14 +43,17 @@ def main(_):
                                             config.loss.ignore_label, from_config(config)))
     variables = parallel.on_devices(loaded.variables)
     split = config.eval.split or config.data.val_split
+    dataset = open_prepared(config.data)
     seconds: dict[str, list[float]] = {"off": [], "on": []}
     summary = None
-    evaluate_split(config, p_eval, variables, split, len(names), names)  # compile, warm up
+    evaluate_split(config, p_eval, variables, split, len(names), names,
+                   dataset=dataset)  # compile, warm up
     for _ in range(flags.FLAGS.rounds):
         for setting in ("off", "on"):
             config.eval.region_metrics = setting == "on"
             start = time.perf_counter()
-            out = evaluate_split(config, p_eval, variables, split, len(names), names)
+            out = evaluate_split(config, p_eval, variables, split, len(names), names,
+                                 dataset=dataset)
             seconds[setting].append(time.perf_counter() - start)
             summary = out if setting == "on" else summary
     result = {

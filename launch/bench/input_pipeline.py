@@ -89,7 +89,7 @@ def main():
     p.add_argument("--out", default="")
     a = p.parse_args()
 
-    from ssgan_jax.data import pipeline
+    from ssgan_jax.data import open_prepared, pipeline
 
     try:
         import tensorflow  # noqa: F401
@@ -112,8 +112,8 @@ def main():
             config = _config(a, crop, ar_dir)
             config.data.threads, config.data.workers = threads, workers
             config.data.prefetch = max(2, threads)
-            rows[name] = _time(lambda c=config: pipeline.train_dataset(c, local_devices=1),
-                               a.warmup, a.steps, a.batch)
+            rows[name] = _time(lambda c=config: pipeline.train_dataset(
+                c, local_devices=1, dataset=open_prepared(c.data)), a.warmup, a.steps, a.batch)
             print(spec, name, rows[name], flush=True)
         if reference:
             for name, threads in (("tfdata_1_thread", 1), ("tfdata_autotune", 0)):

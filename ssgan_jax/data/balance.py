@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ssgan_jax import data as data_lib
-from ssgan_jax.data import open_prepared, prepared
+from ssgan_jax.data import prepared
 
 
 def median_frequency_weights(pixels, image_pixels) -> np.ndarray:
@@ -22,13 +22,13 @@ def median_frequency_weights(pixels, image_pixels) -> np.ndarray:
     return np.where(seen, median / np.where(seen, freq, 1.0), 0.0).astype(np.float32)
 
 
-def resolve_class_weights(config, labeled_ids, dataset: prepared.Prepared | None = None) -> None:
+def resolve_class_weights(config, labeled_ids, dataset: prepared.Prepared) -> None:
     """``loss.class_balance`` resolved into ``loss.class_weights`` (before the config is
     recorded: a resumed run recomputes and compares them), from the stored pixel counts of
     the training labels (only the labelled subset's, in a semi-supervised run)."""
     if not config.loss.class_balance or tuple(config.loss.class_weights):
         return
-    counts = (dataset or open_prepared(config.data)).class_pixels(config.data.train_split)
+    counts = dataset.class_pixels(config.data.train_split)
     keep = None if labeled_ids is None else set(labeled_ids)
     rows = [i for i, k in enumerate(counts["ids"]) if keep is None or k in keep]
     pixels = np.asarray(counts["pixels"], np.float64)[rows]

@@ -22,7 +22,7 @@ import grain
 import ml_collections
 import numpy as np
 
-from ssgan_jax.data import augment, images, open_prepared, prepared, subset
+from ssgan_jax.data import augment, images, prepared, subset
 from ssgan_jax.data.common import IGNORE_LABEL, DataError, decode_rgb
 
 # the names the rest of the package uses from here
@@ -155,7 +155,7 @@ def train_dataset(
     process_count: int = 1,
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
-    dataset: prepared.Prepared | None = None,
+    dataset: prepared.Prepared,
 ):
     """Endless training batches {"image": [D, B, h, w, 3] f32, "label": [D, B, h, w] i32,
     "sizes": [D, B, 2] i32} of ``data.train_split``.
@@ -164,11 +164,10 @@ def train_dataset(
     processes, devices, threads and workers. ``start_example`` (a multiple of the global
     batch) starts at the examples of that step when resuming. ``labeled_ids``: only these
     examples (``subset.choose``; None = all). ``dataset``: the prepared dataset, opened
-    once by the caller (default: opened here).
+    once by the caller (``data.open_prepared``).
     """
     data = config.data
     per_device = per_device_batch(config.batch_size, local_devices, process_count)
-    dataset = dataset or open_prepared(data)
     examples = dataset.examples(data.train_split)
     indices = _selected(examples, labeled_ids, keep=True)
     if not len(indices):
@@ -210,6 +209,13 @@ def check_unlabeled_files(pattern: str) -> int:
     return len(files)
 
 
+def _opened(dataset: prepared.Prepared | None) -> prepared.Prepared:
+    if dataset is None:
+        raise ValueError("the unlabelled images of a split need the prepared dataset: pass "
+                         "dataset=data.open_prepared(config.data)")
+    return dataset
+
+
 def unlabeled_dataset(
     config: ml_collections.ConfigDict,
     *,
@@ -218,13 +224,14 @@ def unlabeled_dataset(
     process_count: int = 1,
     start_example: int = 0,
     labeled_ids: list[str] | None = None,
-    dataset: prepared.Prepared | None = None,
+    dataset: prepared.Prepared | None,
 ):
     """Endless batches {"image": [D, Bu, h, w, 3], "sizes"} of unlabelled images, ``semi.
     unlabeled_batch_size`` per global batch, augmented as the labelled ones, deterministic and
     resumable the same way (its own seed). The images: ``data.unlabeled_glob``'s files, else
     ``data.unlabeled_split``, else ``data.train_split`` without ``labeled_ids``. No label is
-    decoded.
+    decoded. ``dataset``: the prepared dataset, opened once by the caller (None only with
+    ``data.unlabeled_glob``).
     """
     data = config.data
     per_device = per_device_batch(config.semi.unlabeled_batch_size, local_devices,
@@ -233,7 +240,7 @@ def unlabeled_dataset(
         examples = FileSource(unlabeled_files(data.unlabeled_glob))
         indices = np.arange(len(examples))
     elif data.unlabeled_split:
-        examples = (dataset or open_prepared(data)).examples(data.unlabeled_split)
+        examples = _opened(dataset).examples(data.unlabeled_split)
         indices = np.arange(len(examples))
     else:
         if labeled_ids is None:
@@ -242,7 +249,7 @@ def unlabeled_dataset(
                 f"data.train_split={data.train_split!r} is labelled: set "
                 "--config.data.labeled (a fraction, a count or an id file), "
                 "--config.data.unlabeled_split or --config.data.unlabeled_glob")
-        examples = (dataset or open_prepared(data)).examples(data.train_split)
+        examples = _opened(dataset).examples(data.train_split)
         indices = _selected(examples, labeled_ids, keep=False)
         if not len(indices):
             raise DataError(f"every image of data.train_split={data.train_split!r} is "
@@ -322,7 +329,7 @@ def eval_dataset(
     process_count: int = 1,
     oversize: str = "refuse",
     fill: bool = False,
-    dataset: prepared.Prepared | None = None,
+    dataset: prepared.Prepared,
 ):
     """One pass over ``split``: {"image", "label", "mask" [D, B, H, W] bool, "valid" [D, B]}.
 
@@ -339,7 +346,6 @@ def eval_dataset(
                          f"{oversize!r}")
     data = config.data
     per_device = per_device_batch(config.eval_batch_size, local_devices, process_count)
-    dataset = dataset or open_prepared(data)
     ds = grain.MapDataset.source(dataset.examples(split, process_index, process_count))
     if oversize == "skip":
         ds = ds.filter(_Fits(data.eval_size, want=True, fill=fill))
@@ -348,26 +354,23 @@ def eval_dataset(
 
 
 def oversize_dataset(config, split: str, process_index: int = 0, process_count: int = 1,
-                     fill: bool = False, dataset: prepared.Prepared | None = None):
+                     fill: bool = False, *, dataset: prepared.Prepared):
     """The images of ``split`` (this process's share, as ``eval_dataset``'s) larger than
     ``data.eval_size`` (``fill``: of any other size), one by one and unpadded: {"image"
     [H, W, 3] normalised, "label" [H, W], "file_name"}; ``eval_dataset(..., oversize="skip",
     fill=fill)`` has the others."""
     data = config.data
-    dataset = dataset or open_prepared(data)
     ds = grain.MapDataset.source(dataset.examples(split, process_index, process_count))
     ds = ds.filter(_Fits(data.eval_size, want=False, fill=fill)).map(_EvalExample(data, pad=False))
     return iter(ds.to_iter_dataset(_read_options(data)))
 
 
-def resolve_eval_size(data: ml_collections.ConfigDict,
-                      dataset: prepared.Prepared | None = None) -> None:
+def resolve_eval_size(data: ml_collections.ConfigDict, dataset: prepared.Prepared) -> None:
     """``data.eval_size="auto"`` becomes the largest height and the largest width among the
     images of every split of the prepared dataset (recorded when it was prepared; nothing is
     decoded). Other values are left alone."""
     if data.eval_size != "auto":
         return
-    dataset = dataset or open_prepared(data)
     heights, widths = [], []
     for split in sorted(dataset.builder.info.splits):
         shapes = dataset.class_pixels(split)["shapes"]
@@ -379,10 +382,10 @@ def resolve_eval_size(data: ml_collections.ConfigDict,
 
 
 def check_eval_size(data: ml_collections.ConfigDict, split: str,
-                    dataset: prepared.Prepared | None = None) -> None:
+                    dataset: prepared.Prepared) -> None:
     """DataError naming the first image of ``split`` larger than ``data.eval_size`` and the
     size to set: training checks its validation split before its first step."""
     eh, ew = data.eval_size
-    for name, h, w in (dataset or open_prepared(data)).image_sizes(split):
+    for name, h, w in dataset.image_sizes(split):
         if h > eh or w > ew:
             raise _oversize_error(name, h, w, data.eval_size)

@@ -103,16 +103,13 @@ def write_ids(path: str, ids: Iterable[str]) -> None:
     os.replace(tmp, path)
 
 
-def labeled_ids(config, workdir: str, write: bool = True, dataset=None) -> list[str] | None:
+def labeled_ids(config, workdir: str, write: bool = True, *, dataset) -> list[str] | None:
     """The labelled ids of ``data.labeled`` (None = all of train_split), written to
     ``<workdir>/labeled_ids.txt`` (where ``write``: one process of a job) and checked
     against the file a previous start wrote. ``dataset``: the prepared dataset
-    (``prepared.Prepared``; default: opened here)."""
-    from ssgan_jax.data import open_prepared
-
+    (``prepared.Prepared``), opened once by the caller."""
     if not config.data.labeled:
         return None
-    dataset = dataset or open_prepared(config.data)
     ids = choose(dataset.split_ids(config.data.train_split),
                  config.data.labeled, config.data.split_seed)
     path = os.path.join(workdir, IDS_FILE)

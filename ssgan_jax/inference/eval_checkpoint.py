@@ -44,6 +44,8 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
 
     settings = tta.from_config(config)
     split = config.eval.split or config.data.val_split
+    dataset = data_lib.open_prepared(config.data)  # opened once, passed down
+    pipeline.resolve_eval_size(config.data, dataset)  # "auto" (a run without its config)
     class_names = data_lib.class_names(config.data)
     loaded = load_generator(config, workdir)
     step, meta, path = loaded.step, loaded.meta, loaded.path
@@ -53,7 +55,8 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
     metrics = metric_registry.build(config, len(class_names))
     summary = evaluate_split(config, evals.p_eval, parallel.on_devices(loaded.variables),
                              split, len(class_names), class_names, big_step=evals.big,
-                             progress=True, own_canvas=evals.own_canvas, host_metrics=metrics)
+                             progress=True, own_canvas=evals.own_canvas, host_metrics=metrics,
+                             dataset=dataset)
     result = {
         "step": step,
         "split": split,

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssgan_jax.core import parallel
-from ssgan_jax.data import open_prepared, pipeline
+from ssgan_jax.data import pipeline, prepared
 from ssgan_jax.inference import metric_registry, oversize, tta
 from ssgan_jax.inference.metric_registry import HostMetric
 from ssgan_jax.inference.metrics import confusion_matrix, summarize
@@ -185,11 +185,11 @@ def eval_steps(generator, num_classes: int, config, settings: tta.Settings,
 
 
 def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
-                   class_names: Sequence[str], keep_examples: int = 0,
+                   class_names: Sequence[str], keep_examples: int = 0, *,
                    big_step=None, progress: bool = False,
                    own_canvas: bool = False,
                    host_metrics: Sequence[HostMetric] | None = None,
-                   dataset=None) -> dict[str, Any]:
+                   dataset: prepared.Prepared) -> dict[str, Any]:
     """``evaluate`` over one pass of ``split`` of ``config.data`` (every process its shard),
     with ``host_metrics`` (default: fresh ones of those ``config.eval`` names,
     ``metric_registry.build``; give them to read them afterwards). ``big_step``
@@ -198,12 +198,10 @@ def evaluate_split(config, p_eval_step, variables, split: str, num_classes: int,
     (``--mode=eval``; training's validation prints one line instead). ``own_canvas``
     (``models.registry.own_canvas``): the images not of exactly ``data.eval_size`` go
     through ``big_step`` too, each unpadded on its own canvas (``big_step`` then required).
-    ``dataset``: the prepared dataset (``prepared.Prepared``), opened once by the caller
-    (default: opened here)."""
+    ``dataset``: the prepared dataset (``data.open_prepared``), opened once by the caller."""
     if own_canvas and big_step is None:
         raise ValueError("own_canvas evaluation needs big_step (eval_steps builds both)")
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-    dataset = dataset or open_prepared(config.data)
     batches = pipeline.eval_dataset(
         config, split, local_devices=jax.local_device_count(),
         oversize="refuse" if big_step is None else "skip", fill=own_canvas, dataset=dataset,

@@ -205,6 +205,10 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
 
     builder = builder_class(config.data)
     names = list(builder.CLASS_NAMES)
+    if config.data.eval_size == "auto":  # a run without its config: the prepared dataset's
+        from ssgan_jax.data import open_prepared, pipeline
+
+        pipeline.resolve_eval_size(config.data, open_prepared(config.data))
     size, platforms, formats = _size(config), _platforms(config), _formats(config)
     settings = tta.from_config(config)
     loaded = load_generator(config, workdir)

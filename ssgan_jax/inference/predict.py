@@ -193,8 +193,11 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     class_names = tuple(builder.CLASS_NAMES)
     pattern = config.predict.input
     split = config.eval.split or config.data.val_split
-    # a split's images: the prepared dataset, opened once
-    dataset = None if pattern else open_prepared(config.data)
+    # the prepared dataset, opened once: a split's images, or the size "auto" stands for
+    needs_dataset = not pattern or config.data.eval_size == "auto"
+    dataset = open_prepared(config.data) if needs_dataset else None
+    if dataset is not None:
+        pipeline.resolve_eval_size(config.data, dataset)  # "auto" (a run without its config)
     items = _glob_inputs(pattern) if pattern else _split_inputs(dataset, split)
     loaded = load_generator(config, workdir)
     step, path = loaded.step, loaded.path

@@ -21,7 +21,7 @@ def _said(batches, config, step: int):
         yield batch
 
 
-def train_batches(config, step: int, labeled_ids, dataset=None):
+def train_batches(config, step: int, labeled_ids, dataset):
     """The training batches from iteration ``step`` on: labelled ones and, in a
     semi-supervised phase 2, each with its batch of unlabelled images (``"unlabeled"``)."""
     kw = {"local_devices": jax.local_device_count(), "process_index": jax.process_index(),

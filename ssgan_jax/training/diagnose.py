@@ -32,7 +32,7 @@ from ssgan_jax.training.start import open_dataset
 
 
 def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classes: int,
-                     dataset: prepared.Prepared | None = None) -> tuple[int, dict[str, float]]:
+                     dataset: prepared.Prepared) -> tuple[int, dict[str, float]]:
     """(step, the probe's metrics averaged over ``diagnose.batches`` training batches) of
     checkpoint ``eval.checkpoint`` of the run in ``workdir``."""
     checkpoints = ckpt_lib.Checkpoints(workdir, read_only=True)
@@ -50,7 +50,7 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str, num_classe
 
 def changed_labels(config: ml_collections.ConfigDict, workdir: str, reference: str,
                    split: str, num_classes: int,
-                   dataset: prepared.Prepared | None = None) -> dict[str, Any]:
+                   dataset: prepared.Prepared) -> dict[str, Any]:
     """The share of the image pixels of ``split`` whose predicted label differs between G of
     ``workdir`` (``eval.checkpoint``) and G of ``reference``
     (``diagnose.reference_checkpoint``)."""
@@ -88,6 +88,7 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
             f"config.diagnose.reference={config.diagnose.reference!r} has no checkpoints/ "
             "folder; give the workdir of a trained run of the same generator")
     dataset = open_dataset(config)  # opened once, passed down
+    pipeline.resolve_eval_size(config.data, dataset)  # "auto" (a run without its config)
     from ssgan_jax.data.balance import resolve_class_weights
 
     resolve_class_weights(config, None, dataset)  # the probe's cross-entropy is the run's

@@ -173,7 +173,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 def _train(config: ml_collections.ConfigDict, workdir: str,
            requests: stop.Requests | None = None) -> dict[str, Any]:
     dataset = start.prepare_dataset(config)  # opened once, passed down
-    labeled_ids = subset.labeled_ids(config, workdir, jax.process_index() == 0, dataset)
+    labeled_ids = subset.labeled_ids(config, workdir, jax.process_index() == 0, dataset=dataset)
     balance.resolve_class_weights(config, labeled_ids, dataset)
     num_classes = len(dataset.class_names)
     p1, p2 = config.phase1.steps, config.phase2.steps

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ssgan_jax.data import classes as camvid_classes
-from ssgan_jax.data import prepare
+from ssgan_jax.data import open_prepared, prepare
 from ssgan_jax.data.camvid import PALETTE
 from ssgan_jax.data.common import DataError
 
@@ -121,8 +121,10 @@ def test_a_folder_dataset_trains_and_evaluates_as_the_camvid_builder(tmp_path, l
     step = parallel.pmap_eval(make_eval_step(loaded.generator, 11, 255, from_config(mine)))
     variables = parallel.on_devices(loaded.variables)
     names = camvid_classes.CAMVID
-    a = evaluate_split(mine, step, variables, "test", 11, names)
-    b = evaluate_split(camvid, step, variables, "test", 11, names)
+    a = evaluate_split(mine, step, variables, "test", 11, names,
+                       dataset=open_prepared(mine.data))
+    b = evaluate_split(camvid, step, variables, "test", 11, names,
+                       dataset=open_prepared(camvid.data))
     np.testing.assert_array_equal(a["confusion"], b["confusion"])
     assert np.asarray(a["confusion"]).sum() > 0
 

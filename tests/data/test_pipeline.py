@@ -17,8 +17,16 @@ def _denormalize(image, data):
     return image * np.asarray(data.std) * 255 + np.asarray(data.mean) * 255
 
 
+def _train(config, **kw):
+    return train_dataset(config, dataset=open_prepared(config.data), **kw)
+
+
+def _eval(config, split, **kw):
+    return eval_dataset(config, split, dataset=open_prepared(config.data), **kw)
+
+
 def _take(config, n, **kw):
-    it = train_dataset(config, local_devices=2, **kw)
+    it = _train(config, local_devices=2, **kw)
     return [next(it) for _ in range(n)]
 
 
@@ -141,8 +149,8 @@ def test_processes_split_each_global_batch_like_one_process(prepared):
     one = _take(prepared, 3)
     parts = []
     for p in range(2):
-        it = train_dataset(prepared, local_devices=1, process_index=p, process_count=2,
-                           start_example=0)
+        it = _train(prepared, local_devices=1, process_index=p, process_count=2,
+                    start_example=0)
         parts.append([next(it) for _ in range(3)])
     for k in range(3):
         for key in ("image", "label"):
@@ -153,11 +161,11 @@ def test_processes_split_each_global_batch_like_one_process(prepared):
 def test_batch_must_divide_devices(prepared):
     prepared.batch_size = 3
     with pytest.raises(ValueError, match="not divisible"):
-        train_dataset(prepared, local_devices=2)
+        _train(prepared, local_devices=2)
 
 
 def test_eval_batches_keep_full_images_with_mask(prepared):
-    batches = list(eval_dataset(prepared, "val", local_devices=2))
+    batches = list(_eval(prepared, "val", local_devices=2))
     # 3 val images, 4 per batch -> one batch, the last example is filler
     assert len(batches) == 1
     b = batches[0]
@@ -179,7 +187,7 @@ def test_eval_batches_keep_full_images_with_mask(prepared):
 
 def test_eval_unknown_split_is_named(prepared):
     with pytest.raises(ValueError, match=r"no split 'validation'.*\['test', 'train', 'val'\]"):
-        eval_dataset(prepared, "validation", local_devices=1)
+        _eval(prepared, "validation", local_devices=1)
 
 
 def test_split_expressions_select_examples_and_bad_ones_are_named(prepared):
@@ -189,7 +197,7 @@ def test_split_expressions_select_examples_and_bad_ones_are_named(prepared):
     assert check_split(builder, "train[:50%]") == 3
     assert check_split(builder, "train[:2]+test") == 4
     for split, n in (("train+val", 9), ("train[:50%]", 3)):
-        batches = list(eval_dataset(prepared, split, local_devices=2))
+        batches = list(_eval(prepared, split, local_devices=2))
         assert sum(int(b["valid"].sum()) for b in batches) == n
     with pytest.raises(DataError, match=r"no split 'train\[10:\]'.*TFDS says: .*6 examples"):
         check_split(builder, "train[10:]")
@@ -212,7 +220,7 @@ def test_eval_image_larger_than_eval_size_is_a_data_error(prepared):
     with pytest.raises(DataError, match=r"val_00[12]\.png is (48|56)x56 \(HxW\), larger than "
                                         r"data\.eval_size=\(40, 56\); set "
                                         r"--config\.data\.eval_size='\((48|56), 56\)'"):
-        list(eval_dataset(prepared, "val", local_devices=1))
+        list(_eval(prepared, "val", local_devices=1))
 
 
 def test_a_prepared_dataset_remembers_its_files(prepared, tmp_path):
@@ -246,7 +254,7 @@ def test_a_dataset_prepared_as_tfrecord_is_refused_with_the_command(prepared):
     info.write_text(info.read_text().replace('"array_record"', '"tfrecord"'))
     with pytest.raises(DataError, match=r"was prepared as tfrecord .* Delete .*camvid.* "
                                         r"--mode=prepare"):
-        list(eval_dataset(prepared, "val", local_devices=1))
+        list(_eval(prepared, "val", local_devices=1))
 
 
 def test_a_full_disk_while_preparing_is_one_line(camvid_config, monkeypatch):
@@ -292,7 +300,8 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
         np.testing.assert_array_equal(row, np.bincount(raw.ravel(), minlength=12)[:11])
         assert tuple(shape) == raw.shape
     prepared.loss.class_balance = "median_frequency"
-    balance.resolve_class_weights(prepared, ["train_000", "train_001"])
+    balance.resolve_class_weights(prepared, ["train_000", "train_001"],
+                                  open_prepared(prepared.data))
     rows = [counts["ids"].index(k) for k in ("train_000", "train_001")]
     pixels = np.asarray(counts["pixels"])[rows]
     sizes = np.prod(np.asarray(counts["shapes"])[rows], axis=1)
@@ -301,5 +310,6 @@ def test_class_pixels_are_counted_at_prepare_and_give_median_frequency_weights(p
     assert len(set(prepared.loss.class_weights)) > 2  # the classes differ in frequency
     prepared.loss.class_weights = ()  # softer weights: the square roots
     prepared.loss.class_balance_power = 0.5
-    balance.resolve_class_weights(prepared, ["train_000", "train_001"])
+    balance.resolve_class_weights(prepared, ["train_000", "train_001"],
+                                  open_prepared(prepared.data))
     np.testing.assert_allclose(prepared.loss.class_weights, np.sqrt(want), rtol=1e-5)

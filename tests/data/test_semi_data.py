@@ -97,6 +97,14 @@ def _colours_seen(batches, data) -> set[int]:
     return seen
 
 
+def _train(config, **kw):
+    return train_dataset(config, dataset=open_prepared(config.data), **kw)
+
+
+def _unlabeled(config, **kw):
+    return unlabeled_dataset(config, dataset=open_prepared(config.data), **kw)
+
+
 def _take(ds, n):
     it = ds
     return [next(it) for _ in range(n)]
@@ -106,8 +114,8 @@ def test_labelled_and_unlabelled_streams_split_the_train_images(coloured):
     ids = open_prepared(coloured.data).split_ids("train")
     assert sorted(ids) == [f"train_{i:03d}" for i in range(8)]
     labelled = subset.choose(ids, "3", 0)
-    lab = _take(train_dataset(coloured, local_devices=2, labeled_ids=labelled), 6)
-    unl = _take(unlabeled_dataset(coloured, local_devices=2, labeled_ids=labelled), 12)
+    lab = _take(_train(coloured, local_devices=2, labeled_ids=labelled), 6)
+    unl = _take(_unlabeled(coloured, local_devices=2, labeled_ids=labelled), 12)
     want = {int(s[-3:]) for s in labelled}
     assert _colours_seen([b["image"] for b in lab], coloured.data) == want
     assert _colours_seen([b["image"] for b in unl], coloured.data) == set(range(8)) - want
@@ -117,27 +125,27 @@ def test_labelled_and_unlabelled_streams_split_the_train_images(coloured):
 
 def test_unlabelled_stream_resumes_and_splits_over_processes(coloured):
     labelled = ["train_000"]
-    full = _take(unlabeled_dataset(coloured, local_devices=2, labeled_ids=labelled), 3)
-    again = _take(unlabeled_dataset(coloured, local_devices=2, labeled_ids=labelled), 3)
-    resumed = _take(unlabeled_dataset(coloured, local_devices=2, labeled_ids=labelled,
-                                      start_example=2 * 2), 1)
+    full = _take(_unlabeled(coloured, local_devices=2, labeled_ids=labelled), 3)
+    again = _take(_unlabeled(coloured, local_devices=2, labeled_ids=labelled), 3)
+    resumed = _take(_unlabeled(coloured, local_devices=2, labeled_ids=labelled,
+                               start_example=2 * 2), 1)
     np.testing.assert_array_equal(resumed[0]["image"], full[2]["image"])
     for a, b in zip(full, again, strict=True):
         np.testing.assert_array_equal(a["image"], b["image"])
-    parts = [_take(unlabeled_dataset(coloured, local_devices=1, process_index=p,
-                                     process_count=2, labeled_ids=labelled), 3) for p in (0, 1)]
+    parts = [_take(_unlabeled(coloured, local_devices=1, process_index=p,
+                              process_count=2, labeled_ids=labelled), 3) for p in (0, 1)]
     for k in range(3):
         joined = np.concatenate([parts[0][k]["image"], parts[1][k]["image"]])
         np.testing.assert_array_equal(joined, full[k]["image"])
     # its own seed: not the labelled stream's order of the same images
-    everything = _take(train_dataset(coloured, local_devices=2), 3)
+    everything = _take(_train(coloured, local_devices=2), 3)
     assert not all(np.array_equal(a["image"], b["image"]) for a, b in zip(full, everything,
                                                                          strict=True))
 
 
 def test_unlabelled_images_from_a_split_or_a_glob(coloured, tmp_path):
     coloured.data.unlabeled_split = "val"
-    val = _take(unlabeled_dataset(coloured, local_devices=2), 4)
+    val = _take(_unlabeled(coloured, local_devices=2), 4)
     assert _colours_seen([b["image"] for b in val], coloured.data) == {0, 1}
     coloured.data.unlabeled_split = ""
     folder = tmp_path / "frames" / "a"
@@ -147,11 +155,11 @@ def test_unlabelled_images_from_a_split_or_a_glob(coloured, tmp_path):
                         ).save(folder / f"f{i}.png")
     (folder / "notes.txt").write_text("not an image")
     coloured.data.unlabeled_glob = str(tmp_path / "frames" / "**" / "*")
-    frames = _take(unlabeled_dataset(coloured, local_devices=2), 4)
+    frames = _take(_unlabeled(coloured, local_devices=2), 4)
     assert _colours_seen([b["image"] for b in frames], coloured.data) == {5, 6}
     coloured.data.unlabeled_glob = str(tmp_path / "nothing" / "*.png")
     with pytest.raises(DataError, match="matches no .jpg/.jpeg/.png file"):
-        unlabeled_dataset(coloured, local_devices=2)
+        _unlabeled(coloured, local_devices=2)
 
 
 def test_a_truncated_unlabelled_image_is_named_before_phase_1(tmp_path):
@@ -180,21 +188,22 @@ def test_a_truncated_unlabelled_image_is_named_before_phase_1(tmp_path):
 
 def test_no_unlabelled_images_is_a_clear_error(coloured):
     with pytest.raises(DataError, match="every image of data.train_split='train' is labelled"):
-        unlabeled_dataset(coloured, local_devices=2, labeled_ids=None)
+        _unlabeled(coloured, local_devices=2, labeled_ids=None)
 
 
 def test_every_process_and_every_start_gets_the_same_subset(coloured, tmp_path):
     coloured.data.labeled = "0.25"
     workdir = tmp_path / "run"
     workdir.mkdir()
-    other = subset.labeled_ids(coloured, str(workdir), write=False)  # another process
+    ds = open_prepared(coloured.data)
+    other = subset.labeled_ids(coloured, str(workdir), write=False, dataset=ds)  # a process
     assert not (workdir / subset.IDS_FILE).exists()
-    first = subset.labeled_ids(coloured, str(workdir))
+    first = subset.labeled_ids(coloured, str(workdir), dataset=ds)
     assert first == other and len(first) == 2
     assert subset.read_ids(str(workdir / subset.IDS_FILE)) == first
-    assert subset.labeled_ids(coloured, str(workdir)) == first  # a resume: the same
+    assert subset.labeled_ids(coloured, str(workdir), dataset=ds) == first  # a resume: the same
     coloured.data.split_seed = 5  # a restart that would pick other images is refused
     with pytest.raises(ConfigError, match="differs from .*labeled_ids.txt"):
-        subset.labeled_ids(coloured, str(workdir))
+        subset.labeled_ids(coloured, str(workdir), dataset=ds)
     coloured.data.labeled = str(workdir / subset.IDS_FILE)  # the fix the message names
-    assert subset.labeled_ids(coloured, str(workdir)) == first
+    assert subset.labeled_ids(coloured, str(workdir), dataset=ds) == first

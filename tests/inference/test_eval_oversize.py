@@ -11,6 +11,7 @@ import pytest
 
 from ssgan_jax.core import config as default_config
 from ssgan_jax.core import parallel
+from ssgan_jax.data import open_prepared
 from ssgan_jax.data.classes import CAMVID
 from ssgan_jax.data.common import DataError
 from ssgan_jax.inference import tta
@@ -42,6 +43,10 @@ def _config(tmp_path, eval_size):
     return config
 
 
+def _evaluate(config, *args, **kw):
+    return evaluate_split(config, *args, dataset=open_prepared(config.data), **kw)
+
+
 def test_oversize_images_are_evaluated_through_windows(tmp_path):
     c = len(CAMVID)
     net = Pointwise(c)
@@ -50,19 +55,18 @@ def test_oversize_images_are_evaluated_through_windows(tmp_path):
     placed = parallel.on_devices(variables)
 
     # val images are 40x56, 48x56, 56x56, 64x56: all fit 64x64, none 32x48
-    whole = evaluate_split(_config(tmp_path / "a", (64, 64)), p_eval, placed, "val", c, CAMVID)
+    whole = _evaluate(_config(tmp_path / "a", (64, 64)), p_eval, placed, "val", c, CAMVID)
     small = _config(tmp_path / "b", (32, 48))
     with pytest.raises(DataError, match=r"larger than data.eval_size=\(32, 48\)"):
-        evaluate_split(small, p_eval, placed, "val", c, CAMVID)  # training's validation
+        _evaluate(small, p_eval, placed, "val", c, CAMVID)  # training's validation
     big = oversize_step(net, c, 255, tta.Settings(), (32, 48))
-    windows = evaluate_split(small, p_eval, placed, "val", c, CAMVID, big_step=big)
+    windows = _evaluate(small, p_eval, placed, "val", c, CAMVID, big_step=big)
     assert windows["num_images"] == whole["num_images"] == 4
     np.testing.assert_array_equal(windows["confusion"], whole["confusion"])
     assert windows["miou"] == whole["miou"] and windows["boundary_f1"] == whole["boundary_f1"]
 
     # a mixed split: two images fit 48x56, two go through windows; still the same numbers
-    mixed = evaluate_split(_config(tmp_path / "c", (48, 56)), p_eval, placed, "val", c,
-                           CAMVID, big_step=oversize_step(net, c, 255, tta.Settings(),
-                                                          (48, 56)))
+    mixed = _evaluate(_config(tmp_path / "c", (48, 56)), p_eval, placed, "val", c,
+                      CAMVID, big_step=oversize_step(net, c, 255, tta.Settings(), (48, 56)))
     np.testing.assert_array_equal(mixed["confusion"], whole["confusion"])
     assert mixed["num_images"] == 4

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from ssgan_jax.core import checkpoints as ckpt_lib
+from ssgan_jax.data import open_prepared
 from ssgan_jax.data.camvid import PALETTE
 from ssgan_jax.data.cityscapes import to_label_ids
 from ssgan_jax.data.common import DataError
@@ -73,14 +74,19 @@ def test_eval_reproduces_logged_validation_and_is_repeatable(trained_run):
 
 def test_eval_numbers_do_not_move_with_the_padding(trained_run):
     """Each image is computed as alone at its own size: data.eval_size equal to the largest
-    val image (56x56), twice that, or the run's own (96x64) give the same confusion matrix
-    up to float rounding (before: mIoU moved by points with the padding)."""
+    val image (56x56), twice that, the run's own (96x64) or "auto" give the same confusion
+    matrix up to float rounding (before: mIoU moved by points with the padding)."""
     _, workdir, _ = trained_run
     results = []
-    for size in ((56, 56), (112, 112), (96, 64)):
+    for size in ((56, 56), (112, 112), (96, 64), "auto"):
         cfg = _cfg(trained_run, checkpoint="8")
         cfg.data.eval_size = size
         results.append(run_eval(cfg, str(workdir)))
+    # "auto" (a run evaluated without its recorded config): eval resolves it, with the
+    # dataset it opened, to the largest prepared image
+    shapes = [s for split in ("train", "val", "test")
+              for s in open_prepared(cfg.data).class_pixels(split)["shapes"]]
+    assert tuple(cfg.data.eval_size) == (max(h for h, _ in shapes), max(w for _, w in shapes))
     base = np.asarray(results[0]["confusion"])
     for other in results[1:]:
         moved = np.abs(np.asarray(other["confusion"]) - base).sum() / 2

@@ -299,12 +299,11 @@ def test_an_eval_size_smaller_than_the_val_images_is_refused_before_the_first_st
 
 def test_crops_mostly_padding_are_said_once(tmp_path, capsys):
     """The loop's batches (what its steps take) report a batch of mostly padding once."""
-    from ssgan_jax.data import prepare
+    from ssgan_jax.data import open_prepared
 
     config = _config(tmp_path)
     config.data.crop_size = (160, 192)  # images of at most 64x56, scaled by at most 1.5
-    prepare(config.data)
-    batches = train_batches(config, 0, None)
+    batches = train_batches(config, 0, None, open_prepared(config.data))
     for _ in range(3):
         next(batches)
     out = capsys.readouterr().out
