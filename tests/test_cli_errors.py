@@ -133,6 +133,15 @@ def test_checkpoint_error_of_eval_in_a_fresh_process(tmp_path):
     assert "oneDNN" not in r.stderr + r.stdout
 
 
+@pytest.mark.parametrize("mode", ["eval", "predict"])
+def test_no_checkpoint_is_said_before_any_data_is_prepared(mode, tmp_path):
+    (tmp_path / "run").mkdir()
+    r = run_main(DEMO, f"--workdir={tmp_path / 'run'}", f"--mode={mode}",
+                 f"--config.data.data_dir={tmp_path / 'tfds'}")
+    one_line_error(r, "error: no checkpoint in", "Train first")
+    assert not (tmp_path / "tfds").exists()  # the dataset was not prepared for nothing
+
+
 def test_workdir_trained_into_by_a_live_process(tmp_path):
     (tmp_path / "train.lock").write_text(json.dumps({
         "host": socket.gethostname(), "pid": os.getpid(), "started": "now",

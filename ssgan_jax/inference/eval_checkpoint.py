@@ -44,11 +44,11 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str,
 
     settings = tta.from_config(config)
     split = config.eval.split or config.data.val_split
+    class_names = data_lib.class_names(config.data)
+    loaded = load_generator(config, workdir)  # (no checkpoint: said before any data is read)
+    step, meta, path = loaded.step, loaded.meta, loaded.path
     dataset = data_lib.open_prepared(config.data)  # opened once, passed down
     pipeline.resolve_eval_size(config.data, dataset)  # "auto" (a run without its config)
-    class_names = data_lib.class_names(config.data)
-    loaded = load_generator(config, workdir)
-    step, meta, path = loaded.step, loaded.meta, loaded.path
     # images larger than data.eval_size: one by one through sliding windows of eval_size
     # (for a generator not told its images' sizes, every image off the canvas: on its own)
     evals = eval_steps(loaded.generator, len(class_names), config, settings)

@@ -193,14 +193,15 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     class_names = tuple(builder.CLASS_NAMES)
     pattern = config.predict.input
     split = config.eval.split or config.data.val_split
+    files = _glob_inputs(pattern) if pattern else None
+    loaded = load_generator(config, workdir)  # (no checkpoint: said before any data is read)
+    step, path = loaded.step, loaded.path
     # the prepared dataset, opened once: a split's images, or the size "auto" stands for
     needs_dataset = not pattern or config.data.eval_size == "auto"
     dataset = open_prepared(config.data) if needs_dataset else None
     if dataset is not None:
         pipeline.resolve_eval_size(config.data, dataset)  # "auto" (a run without its config)
-    items = _glob_inputs(pattern) if pattern else _split_inputs(dataset, split)
-    loaded = load_generator(config, workdir)
-    step, path = loaded.step, loaded.path
+    items = files if pattern else _split_inputs(dataset, split)
     tag = settings.tag()
     source = "files" if pattern else pipeline.split_tag(split)
     out_dir = config.predict.output_dir or os.path.join(
