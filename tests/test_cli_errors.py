@@ -133,11 +133,11 @@ def test_checkpoint_error_of_eval_in_a_fresh_process(tmp_path):
     assert "oneDNN" not in r.stderr + r.stdout
 
 
-@pytest.mark.parametrize("mode", ["eval", "predict"])
+@pytest.mark.parametrize("mode", ["eval", "predict", "export"])
 def test_no_checkpoint_is_said_before_any_data_is_prepared(mode, tmp_path):
     (tmp_path / "run").mkdir()
     r = run_main(DEMO, f"--workdir={tmp_path / 'run'}", f"--mode={mode}",
-                 f"--config.data.data_dir={tmp_path / 'tfds'}")
+                 f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.eval_size=auto")
     one_line_error(r, "error: no checkpoint in", "Train first")
     assert not (tmp_path / "tfds").exists()  # the dataset was not prepared for nothing
 

@@ -205,13 +205,14 @@ def run_export(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
 
     builder = builder_class(config.data)
     names = list(builder.CLASS_NAMES)
+    platforms, formats = _platforms(config), _formats(config)
+    settings = tta.from_config(config)
+    loaded = load_generator(config, workdir)  # (no checkpoint: said before any data is read)
     if config.data.eval_size == "auto":  # a run without its config: the prepared dataset's
         from ssgan_jax.data import open_prepared, pipeline
 
         pipeline.resolve_eval_size(config.data, open_prepared(config.data))
-    size, platforms, formats = _size(config), _platforms(config), _formats(config)
-    settings = tta.from_config(config)
-    loaded = load_generator(config, workdir)
+    size = _size(config)
     run = os.path.abspath(workdir)
     out_dir = os.path.abspath(config.export.output_dir or os.path.join(
         run, "export", f"step_{loaded.step}"))
