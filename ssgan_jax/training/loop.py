@@ -129,7 +129,7 @@ def _run_phase(run: Run, phase: int, state, batches, first: int, end: int,
             profile(done)
         if log_now:
             lr = float(schedule(done if phase == 1 else done - config.phase1.steps))
-            report.training(run.writer, done, phase, means, lr, progress, pending.shown)
+            report.training(run.writer, done, phase, means, lr, progress, pending.shown, end)
         validate_now = done % config.train.eval_every == 0 or done == progress.total
         if validate_now or done % config.train.checkpoint_every == 0:
             pending.fetch(done, run.last_saved)

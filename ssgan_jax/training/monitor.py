@@ -200,13 +200,19 @@ class ReportProgress:
 
 
 def progress_line(step: int, total: int, phase: int, metrics: Mapping[str, float],
-                  rate: float, steady_rate: float | None = None) -> str:
+                  rate: float, steady_rate: float | None = None,
+                  phase_end: int | None = None) -> str:
     """``[phase P] step S/T | metric value ... | R steps/s ETA 1h02m``: the ETA from
-    ``steady_rate`` (steps/s without compilation and validation) where given."""
+    ``steady_rate`` (steps/s without compilation and validation) where given. ``phase_end``:
+    the last step of this phase; before the run's end (phase 2, with its adversary, runs at
+    another rate), the ETA is to that step: ``ETA 12m30s to phase 2``."""
     eta_rate = rate if steady_rate is None else steady_rate
-    eta = _duration((total - step) / eta_rate) if eta_rate > 0 else "?"
+    end = total if phase_end is None else min(phase_end, total)
+    eta = _duration((end - step) / eta_rate) if eta_rate > 0 else "?"
+    to = f" to phase {phase + 1}" if end < total else ""
     shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-    return f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s ETA {eta}"
+    return (f"[phase {phase}] step {step}/{total} | {shown} | {rate:.2f} steps/s "
+            f"ETA {eta}{to}")
 
 
 def probe_line(step: int, m: Mapping[str, float], share: float | None) -> str:

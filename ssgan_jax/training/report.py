@@ -56,14 +56,16 @@ class StepMetrics:
 
 
 def training(writer, step: int, phase: int, means: dict[str, float], lr: float,
-             progress: monitor.ReportProgress, shown: tuple[str, ...] = SHOWN) -> None:
+             progress: monitor.ReportProgress, shown: tuple[str, ...] = SHOWN,
+             phase_end: int | None = None) -> None:
     """The logged step: ``train/*`` scalars (steps_per_sec and uptime are written by
-    ``ReportProgress``) and the progress line (the metrics ``shown`` that the step has)."""
+    ``ReportProgress``) and the progress line (the metrics ``shown`` that the step has; its
+    ETA to ``phase_end``, the last step of this phase)."""
     writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()},
                                 "train/g_lr": lr, "train/phase": phase})
     print(monitor.progress_line(step, progress.total, phase,
                                 {k: means[k] for k in shown if k in means}, progress.rate,
-                                progress.steady_rate), flush=True)
+                                progress.steady_rate, phase_end), flush=True)
 
 
 def validation(writer, config: ml_collections.ConfigDict, step: int, summary: dict[str, Any],

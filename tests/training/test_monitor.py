@@ -79,6 +79,17 @@ def test_the_eta_leaves_out_compilation_and_validation():
     assert line.endswith("| 2.00 steps/s ETA 0m40s")
 
 
+def test_in_phase_1_the_eta_is_to_phase_2():
+    """Phase 2 runs the adversary too, at another rate: phase 1's rate times the steps left
+    to the end of the run would be wrong, so phase 1 says when it ends; phase 2, the run."""
+    line = progress_line(20, 100, 1, {"ce": 1.0}, 2.0, phase_end=60)
+    assert line.endswith("| 2.00 steps/s ETA 0m20s to phase 2")
+    assert progress_line(70, 100, 2, {"ce": 1.0}, 2.0, phase_end=100).endswith(
+        "| 2.00 steps/s ETA 0m15s")
+    assert progress_line(20, 60, 1, {"ce": 1.0}, 2.0, phase_end=60).endswith(
+        "ETA 0m20s")  # phase 1 alone: its end is the run's
+
+
 def test_tensorboard_events_without_tensorflow(tmp_path):
     """Scalars, pictures and hparams in event files TensorBoard reads, written by a process
     where TensorFlow cannot be imported."""
