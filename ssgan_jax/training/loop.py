@@ -200,7 +200,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     start.record_config(workdir, record)
     step = int(state.step)
 
-    writer = monitor.create_writer(workdir, jax.process_index())
+    writer = monitor.create_writer(workdir, jax.process_index(),
+                                   step if restored is not None else None)
     run = Run(config=config, experiment=experiment, dataset=dataset,
               checkpoints=checkpoints, writer=writer,
               evals=eval_steps(experiment.generator, num_classes, config,

@@ -134,13 +134,45 @@ class MultiWriter:
             w.close()
 
 
-def create_writer(workdir: str, process_index: int) -> MultiWriter:
-    """TensorBoard + JSON lines on process 0; nothing on the others."""
+def create_writer(workdir: str, process_index: int,
+                  resumed_from: int | None = None) -> MultiWriter:
+    """TensorBoard + JSON lines on process 0; nothing on the others. ``resumed_from``: the
+    checkpoint step a resumed run goes on from (None: a fresh start); ``metrics.jsonl``
+    keeps what it held up to that step (``trim_lines``)."""
     if process_index > 0:
         return MultiWriter([])
     os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "metrics.jsonl")
+    trim_lines(path, resumed_from)
     return MultiWriter([TensorBoardWriter(os.path.join(workdir, "tensorboard")),
-                        JsonLinesWriter(os.path.join(workdir, "metrics.jsonl"))])
+                        JsonLinesWriter(path)])
+
+
+def trim_lines(path: str, resumed_from: int | None) -> None:
+    """Before a run writes to its JSON lines file: the rows of the steps after
+    ``resumed_from`` go (the run that stopped wrote them and this one writes them again,
+    so each step is in the file once), and a line a kill cut short goes; on a fresh start
+    (None) everything goes, hparams included (written again). Rewritten atomically, and
+    only when something goes."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:  # cut short
+            continue
+        if not isinstance(row, dict):  # (cut short to a number)
+            continue
+        if resumed_from is not None and row.get("step", resumed_from) <= resumed_from:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
 
 
 def _duration(seconds: float) -> str:

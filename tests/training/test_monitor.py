@@ -79,6 +79,28 @@ def test_the_eta_leaves_out_compilation_and_validation():
     assert line.endswith("| 2.00 steps/s ETA 0m40s")
 
 
+def test_a_resumed_run_keeps_its_rows_up_to_its_checkpoint(tmp_path):
+    """metrics.jsonl before a resume from step 4: the rows of later steps (written again by
+    the resumed run) and a line a kill cut short go; hparams stay; a fresh start empties it."""
+    from ssgan_jax.training.monitor import trim_lines
+
+    path = tmp_path / "m.jsonl"
+    rows = [{"hparams": {"a": "1"}}, {"step": 2, "train/ce": 1.0}, {"step": 4, "val/miou": 0.2},
+            {"step": 5, "train/ce": 0.5}]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 6, "train/'
+    path.write_text(text)
+    trim_lines(str(path), 6)  # only the cut line goes
+    assert [json.loads(x) for x in path.read_text().splitlines()] == rows
+    trim_lines(str(path), 4)
+    assert [json.loads(x) for x in path.read_text().splitlines()] == rows[:3]
+    w = JsonLinesWriter(str(path))
+    w.write_scalars(5, {"train/ce": 0.25})
+    w.close()
+    assert json.loads(path.read_text().splitlines()[-1]) == {"step": 5, "train/ce": 0.25}
+    trim_lines(str(path), None)
+    assert path.read_text() == ""
+
+
 def test_in_phase_1_the_eta_is_to_phase_2():
     """Phase 2 runs the adversary too, at another rate: phase 1's rate times the steps left
     to the end of the run would be wrong, so phase 1 says when it ends; phase 2, the run."""

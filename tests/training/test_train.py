@@ -90,16 +90,27 @@ def test_killed_and_resumed_run_equals_uninterrupted(reference, tmp_path, monkey
 
     monkeypatch.setattr(loop.parallel, "prefetch", dies_at_batch(5))
     workdir = tmp_path / "run"
+    killed = _config(tmp_path)
+    killed.train.log_every = 1  # (logging changes no number: step 5 is logged, then killed)
     with pytest.raises(KeyboardInterrupt):
-        loop.train_and_evaluate(_config(tmp_path), str(workdir))
+        loop.train_and_evaluate(killed, str(workdir))
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]  # died during step 6
     monkeypatch.setattr(loop.parallel, "prefetch", real)
     assert not (workdir / "loop.lock").exists()  # released on the way out
-    loop.train_and_evaluate(_config(tmp_path), str(workdir))  # the same command again
+    loop.train_and_evaluate(killed.copy_and_resolve_references(), str(workdir))  # again
     resumed, _, step = _final_state(workdir, config)
     want, _, _ = _final_state(ref_dir, config)
     assert step == 8
     _assert_same(resumed, want)
+    # metrics.jsonl: step 5, logged before the kill and again after the resume from 4, once;
+    # the validations those of the uninterrupted run
+    rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/ce" in r] == list(range(1, 9))
+    val = {r["step"]: r["val/miou"] for r in rows if "val/miou" in r}
+    ref_rows = [json.loads(x) for x in (ref_dir / "metrics.jsonl").read_text().splitlines()]
+    assert val == pytest.approx({r["step"]: r["val/miou"] for r in ref_rows
+                                 if "val/miou" in r}, abs=1e-6) and sorted(val) == [4, 8]
+    assert sum("hparams" in r for r in rows) == 1
 
 
 def test_corrupt_latest_checkpoint_falls_back_and_keeps_it(reference, tmp_path, capsys):
