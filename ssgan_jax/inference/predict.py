@@ -18,7 +18,10 @@ of sizes compile a bounded number of programs.
 
 ``predictions.json`` is written after every batch (the images done so far, ``complete``
 false until the end): rerunning the same command after a stop resumes after the last image
-written; after a complete one it predicts everything again.
+written; after a complete one it predicts everything again. In a job of several processes
+each writes its own share and its own progress (``predictions.process<k>.json`` beside it);
+a resume skips what any of them wrote, and at the end process 0 lists every image in
+``predictions.json`` and removes the others' files.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ from ssgan_jax.inference.generator import load_generator
 from ssgan_jax.models import registry
 
 OUTPUTS = ("train_ids", "color", "overlay")
+
+
+def _process() -> tuple[int, int]:
+    """(this process's index, the job's process count): each takes every count-th image."""
+    return jax.process_index(), jax.process_count()
 
 
 def _save_png(path: str, array: np.ndarray, mode: str | None = None) -> None:
@@ -123,12 +131,12 @@ def _split_inputs(dataset: prepared.Prepared,
         yield name, (lambda data=data, name=name: decode_rgb(data, name))
 
 
-def _batches(items, size: int, limit: int):
+def _batches(items, size: int, limit: int, process: int, processes: int):
     batch = []
     for i, item in enumerate(items):
         if limit and i >= limit:
             break
-        if i % jax.process_count() != jax.process_index():
+        if i % processes != process:
             continue
         batch.append(item)
         if len(batch) == size:
@@ -160,25 +168,50 @@ SUMMARY = "predictions.json"
 SAME = ("step", "checkpoint", "source", "inference", "output_dir")  # what a resume must share
 
 
-def _resumable(out_dir: str, summary: dict) -> dict | None:
-    """The summary a previous predict of the same checkpoint, source and settings left in
-    ``out_dir`` (None if there is none, or it was made with others)."""
-    path = os.path.join(out_dir, SUMMARY)
-    try:
-        with open(path, encoding="utf-8") as f:
-            before = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if any(before.get(k) != summary[k] for k in SAME) or "written" not in before:
-        return None
-    return before
+def _progress_path(out_dir: str, process: int) -> str:
+    """Where ``process`` records what it wrote: process 0 in the summary itself."""
+    return os.path.join(out_dir, SUMMARY if process == 0 else f"predictions.process{process}.json")
 
 
-def _save_summary(out_dir: str, summary: dict) -> None:
-    if jax.process_index() != 0:
-        return
+def _others(out_dir: str) -> list[str]:
+    """The progress files of processes other than 0 in ``out_dir``."""
+    return sorted(glob.glob(os.path.join(glob.escape(out_dir), "predictions.process*.json")))
+
+
+def _resumable(out_dir: str, summary: dict) -> dict[str, dict]:
+    """{progress file: its record} of a stopped predict of the same checkpoint, source and
+    settings in ``out_dir``, every process's ({} if there is none, it was made with other
+    settings, or it completed)."""
+    found = {}
+    for path in [os.path.join(out_dir, SUMMARY), *_others(out_dir)]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                before = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if (all(before.get(k) == summary[k] for k in SAME) and "written" in before
+                and not before.get("complete")):
+            found[path] = before
+    return found
+
+
+def _save_summary(out_dir: str, summary: dict, process: int) -> None:
+    """``process``'s progress (process 0's: the summary)."""
     os.makedirs(out_dir, exist_ok=True)
-    _atomic(os.path.join(out_dir, SUMMARY), lambda tmp: _dump(tmp, summary))
+    _atomic(_progress_path(out_dir, process), lambda tmp: _dump(tmp, summary))
+
+
+def _merged(out_dir: str, summary: dict) -> dict:
+    """Process 0, once every process has finished its share: the summary listing every
+    image written and every one skipped (its own and the other processes' progress), whose
+    files it then removes."""
+    done = _resumable(out_dir, summary)
+    written = sorted({n for d in [summary, *done.values()] for n in d["written"]})
+    skipped = sorted({n for d in [summary, *done.values()] for n in d["skipped_unreadable"]})
+    for path in _others(out_dir):
+        os.remove(path)
+    return {**summary, "written": written, "skipped_unreadable": skipped,
+            "images": len(written)}
 
 
 def _dump(path: str, body: dict) -> None:
@@ -208,7 +241,8 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
         os.path.abspath(workdir), "predictions",
         f"{source}_step_{step}" + (f"_{tag}" if tag else ""))
     devices = jax.local_device_count()
-    per_device = pipeline.per_device_batch(config.eval_batch_size, devices, jax.process_count())
+    process, processes = _process()
+    per_device = pipeline.per_device_batch(config.eval_batch_size, devices, processes)
     size = (devices * per_device)
     eh, ew = config.data.eval_size
     p_predict = parallel.pmap_eval(tta.make_predict_fn(loaded.generator, settings), 2)
@@ -218,12 +252,14 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
                "skipped_unreadable": [], "output_dir": out_dir,
                "class_names": list(class_names), "inference": settings.as_dict(),
                "complete": False, "written": []}
-    done = _resumable(out_dir, summary)
-    if done is not None and not done.get("complete"):  # a stopped predict: go on after it
-        summary.update(images=done["images"], written=done["written"],
-                       skipped_unreadable=done["skipped_unreadable"])
-        print(f"resuming: {done['images']} images of {out_dir} are done", flush=True)
-    finished = set(summary["written"])
+    done = _resumable(out_dir, summary)  # a stopped predict: go on after it
+    mine = done.get(_progress_path(out_dir, process))
+    if mine is not None:
+        summary.update(images=mine["images"], written=mine["written"],
+                       skipped_unreadable=mine["skipped_unreadable"])
+    finished = {n for d in done.values() for n in d["written"]}  # by any process
+    if done:
+        print(f"resuming: {len(finished)} images of {out_dir} are done", flush=True)
     print(f"predicting with checkpoint step {step} into {out_dir}", flush=True)
     # a generator not told its images' sizes takes each image off the canvas on its own
     own = registry.own_canvas(loaded.generator)
@@ -247,11 +283,11 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if config.predict.max_images:
         total = min(total, config.predict.max_images)
     bar = tqdm(desc="predicting", total=total, unit=" images", mininterval=2.0,
-               dynamic_ncols=True, disable=jax.process_index() != 0)
-    for batch in _batches(items, size, config.predict.max_images):
+               dynamic_ncols=True, disable=process != 0)
+    for batch in _batches(items, size, config.predict.max_images, process, processes):
         todo = [item for item in batch if item[0] not in finished]
         if len(todo) < len(batch):
-            bar.update((len(batch) - len(todo)) * jax.process_count())
+            bar.update((len(batch) - len(todo)) * processes)
         batch, rgbs = _read(todo, config.predict.skip_unreadable, skipped)
         if not batch:
             continue
@@ -279,19 +315,20 @@ def run_predict(config: ml_collections.ConfigDict, workdir: str) -> dict:
                              config.predict.overlay_alpha, server_labels)
             summary["written"].append(name)
         summary["images"] = len(summary["written"])
-        _save_summary(out_dir, summary)  # as it goes: a stopped run resumes from here
-        bar.update(len(batch) * jax.process_count())
+        _save_summary(out_dir, summary, process)  # as it goes: a stopped run resumes from here
+        bar.update(len(batch) * processes)
     bar.close()
     if larger:
         print(f"  {larger} images " + ("not of" if own else "larger than") +
               f" data.eval_size={(eh, ew)} went " + ("one by one on their own canvas" if own
                                                      else "through sliding windows of that "
                                                      "size"), flush=True)
-    # every process wrote its share of the images
-    summary["images"] = int(parallel.sum_over_processes(np.asarray(len(summary["written"]),
-                                                                   np.int64)))
-    summary["complete"] = True
-    _save_summary(out_dir, summary)
+    # (a barrier too: every process has written its share and its progress)
+    images = int(parallel.sum_over_processes(np.asarray(len(summary["written"]), np.int64)))
+    if process != 0:
+        return {**summary, "images": images, "complete": True}
+    summary = {**_merged(out_dir, summary), "complete": True}
+    _save_summary(out_dir, summary, process)
     print(json.dumps({k: summary[k] for k in ("step", "source", "images", "output_dir")}),
           flush=True)
     return summary

@@ -91,3 +91,46 @@ def test_a_stopped_predict_resumes_after_the_last_image_written(trained_run, tmp
     for name, mtime in kept.items():  # not written again
         assert (tmp_path / "out" / "color" / f"{name.rsplit('/', 1)[1][:-4]}.png"
                 ).stat().st_mtime == mtime
+
+
+@pytest.mark.slow
+def test_a_job_of_two_processes_resumes_each_share_and_lists_every_image(trained_run, tmp_path,
+                                                                          monkeypatch):
+    """Two processes, run one after the other (each takes every second image, two a batch):
+    process 1 is stopped while writing its second batch, and its resume writes only the rest
+    of its share (before, only process 0's progress was kept: the others did all again); the
+    end of process 0 lists all 12 images and removes process 1's progress file."""
+    _images(tmp_path / "in")
+    config = _config(trained_run, tmp_path / "in", tmp_path / "out")
+    out = tmp_path / "out"
+    monkeypatch.setattr(predict_lib.parallel, "sum_over_processes", lambda x: x)  # one host
+    real = predict_lib.write_prediction
+    calls: list[str] = []
+    stop = {"after": None}
+
+    def counted(out_dir, name, *args, **kwargs):
+        if len(calls) == stop["after"]:
+            raise KeyboardInterrupt  # killed while writing
+        calls.append(name)
+        return real(out_dir, name, *args, **kwargs)
+
+    monkeypatch.setattr(predict_lib, "write_prediction", counted)
+    monkeypatch.setattr(predict_lib, "_process", lambda: (1, 2))
+    stop["after"] = 3
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(copy.deepcopy(config), str(trained_run[1]))
+    first = json.loads((out / "predictions.process1.json").read_text())["written"]
+    assert len(first) == 2 and not (out / "predictions.json").exists()
+    calls.clear()
+    stop["after"] = None
+    run_predict(copy.deepcopy(config), str(trained_run[1]))  # process 1 again: the rest
+    odd = sorted(str(tmp_path / "in" / f"im{i:02d}.png") for i in range(1, 12, 2))
+    assert sorted(calls) == sorted(set(odd) - set(first))
+    calls.clear()
+    monkeypatch.setattr(predict_lib, "_process", lambda: (0, 2))
+    result = run_predict(copy.deepcopy(config), str(trained_run[1]))
+    assert sorted(calls) == [str(tmp_path / "in" / f"im{i:02d}.png") for i in range(0, 12, 2)]
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["complete"] and summary["images"] == 12 == result["images"]
+    assert summary["written"] == sorted(str(p) for p in (tmp_path / "in").glob("*.png"))
+    assert not list(out.glob("predictions.process*.json"))
