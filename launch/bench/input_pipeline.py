@@ -126,7 +126,11 @@ def main():
                 rows["grain_1_thread"]["cpu_ms_per_image"]
                 / rows["tfdata_1_thread"]["cpu_ms_per_image"], 3)
         # one core's worth of images/s, and the cores a GPU's demand needs at that rate
-        per_core = 1000.0 / rows["grain_1_thread"]["cpu_ms_per_image"]
+        one = rows["grain_1_thread"]["cpu_ms_per_image"]
+        if one <= 0:
+            raise SystemExit(f"{a.steps} batches of {a.batch} took too little CPU time to "
+                             "measure: raise --steps or --batch")
+        per_core = 1000.0 / one
         rows["grain_images_per_s_per_core"] = round(per_core, 1)
         rows["grain_images_per_s_16_cores"] = round(16 * per_core, 1)
         for demand in (72, 182):
