@@ -51,9 +51,11 @@ class JsonLinesWriter:
 class TensorBoardWriter:
     """TensorBoard event files in ``logdir`` without TensorFlow (TensorBoard's own event
     writer and protos): scalars, images (PNG, one tag per image: ``<key>/<i>``) and the
-    config as hparams."""
+    config as hparams. ``resumed_from``: the checkpoint step a resumed run goes on from;
+    a SessionLog START event at the next step tells TensorBoard to drop what the stopped
+    run logged after it (logged again now), so each step shows once."""
 
-    def __init__(self, logdir: str):
+    def __init__(self, logdir: str, resumed_from: int | None = None):
         import sys
         import types
 
@@ -64,6 +66,12 @@ class TensorBoardWriter:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._writer = EventFileWriter(logdir)
+        if resumed_from is not None:
+            from tensorboard.compat.proto import event_pb2
+
+            self._writer.add_event(event_pb2.Event(
+                wall_time=time.time(), step=int(resumed_from) + 1,
+                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
 
     def _add(self, step: int, summary) -> None:
         from tensorboard.compat.proto import event_pb2
@@ -138,13 +146,14 @@ def create_writer(workdir: str, process_index: int,
                   resumed_from: int | None = None) -> MultiWriter:
     """TensorBoard + JSON lines on process 0; nothing on the others. ``resumed_from``: the
     checkpoint step a resumed run goes on from (None: a fresh start); ``metrics.jsonl``
-    keeps what it held up to that step (``trim_lines``)."""
+    keeps what it held up to that step (``trim_lines``), TensorBoard shows it up to there
+    (``TensorBoardWriter``)."""
     if process_index > 0:
         return MultiWriter([])
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "metrics.jsonl")
     trim_lines(path, resumed_from)
-    return MultiWriter([TensorBoardWriter(os.path.join(workdir, "tensorboard")),
+    return MultiWriter([TensorBoardWriter(os.path.join(workdir, "tensorboard"), resumed_from),
                         JsonLinesWriter(path)])
 
 

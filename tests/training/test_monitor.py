@@ -150,6 +150,28 @@ assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
     assert "_hparams_/session_start_info" in acc.Tags()["tensors"]
 
 
+def test_a_resumed_runs_tensorboard_shows_each_step_once(tmp_path):
+    """A run killed after step 6 and resumed from its checkpoint at step 4 logs steps 5 and 6
+    again: TensorBoard shows the resumed run's (a SessionLog START at step 5 orphans the
+    stopped run's), and the steps up to 4 once."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from ssgan_jax.training.monitor import create_writer
+
+    w = create_writer(str(tmp_path), 0)
+    for s in range(1, 7):
+        w.write_scalars(s, {"train/ce": float(s)})
+    w.close()
+    w = create_writer(str(tmp_path), 0, resumed_from=4)
+    for s in range(5, 9):
+        w.write_scalars(s, {"train/ce": 10.0 + s})
+    w.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/ce")] == [
+        (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 15.0), (6, 16.0), (7, 17.0), (8, 18.0)]
+
+
 def test_input_health_says_void_and_padded_batches_once():
     from ssgan_jax.core import config as config_lib
     from ssgan_jax.training.health import InputHealth
