@@ -106,6 +106,10 @@ def run_diagnose(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
     from ssgan_jax.training import monitor
 
     print(monitor.probe_line(step, probe, share), flush=True)
+    record["reading"] = diagnostics.reading(probe["d_real"], probe["d_fake"],
+                                            probe["d_confident"],
+                                            config.train.confidence_share_warning)
+    print(record["reading"], flush=True)
     if "changed_labels" in record:
         c = record["changed_labels"]
         print(f"labels changed against {c['reference']} (step {c['reference_step']}) on "

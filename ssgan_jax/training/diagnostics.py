@@ -74,6 +74,23 @@ def confidence_share(d_real: float, d_fake: float, d_confident: float,
     return (d_confident - d_fake) / gap
 
 
+def reading(d_real: float, d_fake: float, d_confident: float, threshold: float,
+            min_gap: float = 0.05) -> str:
+    """What a probe's mean scores say, in one line (``--mode=diagnose``): by the training
+    warning's ``threshold`` (``train.confidence_share_warning``), whether A rewards
+    confidence or judges G's labels, or has no real-fake gap to explain."""
+    share = confidence_share(d_real, d_fake, d_confident, min_gap)
+    if share is None:
+        return (f"reading: A barely separates real from fake (score gap {d_real - d_fake:.3f} "
+                f"< {min_gap}): it gives G no signal to read at this checkpoint")
+    if share >= threshold:
+        return (f"reading: A rewards confidence, not layout (confidence share {share:.2f} >= "
+                f"{threshold:.2f}): G can satisfy it by sharpening without changing a label; "
+                "adversary.rescale_fake=True makes it judge labels (METHOD.md section 3)")
+    return (f"reading: A judges G's labels, not only its confidence (confidence share "
+            f"{share:.2f} < {threshold:.2f}): making G's own labels confident does not fool it")
+
+
 class ConfidenceWarning:
     """Says once per run that the adversary rewards confidence, not layout: when the mean
     ``confidence_share`` of the last ``window`` probes reaches ``threshold``."""

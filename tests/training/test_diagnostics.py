@@ -70,6 +70,20 @@ def test_confidence_share_and_the_warning_once():
     assert all(quiet.update(s, 0.97, 0.48, 0.6) is None for s in range(10))  # share 0.25
 
 
+def test_the_reading_of_a_probe():
+    """--mode=diagnose says what the probe means, by the training warning's threshold: the
+    paper's adversary at a seed-300 checkpoint of the mechanism study (share 0.96), the
+    layout-judging one at the same seed (0.04), and one with no gap to explain."""
+    confidence = diagnostics.reading(0.933, 0.087, 0.897, threshold=0.9)
+    assert confidence.startswith("reading: A rewards confidence, not layout")
+    assert "confidence share 0.96 >= 0.90" in confidence and "rescale_fake" in confidence
+    layout = diagnostics.reading(0.878, 0.063, 0.096, threshold=0.9)
+    assert layout.startswith("reading: A judges G's labels, not only its confidence")
+    assert "confidence share 0.04 < 0.90" in layout
+    assert diagnostics.reading(0.52, 0.50, 0.52, threshold=0.9).startswith(
+        "reading: A barely separates real from fake")
+
+
 # --- the layout-judging adversary ------------------------------------------------------
 
 
@@ -309,12 +323,16 @@ def test_probe_is_logged_in_phase2_and_diagnose_compares_two_checkpoints(trained
     config.diagnose.batches = 2
     config.diagnose.reference = str(workdir)
     config.diagnose.reference_checkpoint = "4"
+    capsys.readouterr()
     record = run_diagnose(config, str(workdir))
     assert record["step"] == 8 and set(record["probe"]) >= {"d_real", "d_confident"}
+    assert record["reading"].startswith("reading: A ") and record["reading"] in (
+        capsys.readouterr().out)
     changed = record["changed_labels"]
     assert changed["reference_step"] == 4 and changed["split"] == "val"
     assert changed["pixels"] > 0 and 0 < changed["changed_share"] <= 1
     written = json.loads((workdir / "diagnose" / "val_step_8.json").read_text())
     assert written["changed_labels"]["changed_pixels"] == changed["changed_pixels"]
+    assert written["reading"] == record["reading"]
     config.diagnose.reference_checkpoint = "latest"
     assert run_diagnose(config, str(workdir))["changed_labels"]["changed_share"] == 0.0
