@@ -165,17 +165,18 @@ def _read(batch, skip: bool, skipped: list[str]):
 
 
 SUMMARY = "predictions.json"
+PROGRESS = "predictions.process{}.json"  # another process's progress ({}: its index)
 SAME = ("step", "checkpoint", "source", "inference", "output_dir")  # what a resume must share
 
 
 def _progress_path(out_dir: str, process: int) -> str:
     """Where ``process`` records what it wrote: process 0 in the summary itself."""
-    return os.path.join(out_dir, SUMMARY if process == 0 else f"predictions.process{process}.json")
+    return os.path.join(out_dir, SUMMARY if process == 0 else PROGRESS.format(process))
 
 
 def _others(out_dir: str) -> list[str]:
     """The progress files of processes other than 0 in ``out_dir``."""
-    return sorted(glob.glob(os.path.join(glob.escape(out_dir), "predictions.process*.json")))
+    return sorted(glob.glob(os.path.join(glob.escape(out_dir), PROGRESS.format("*"))))
 
 
 def _resumable(out_dir: str, summary: dict) -> dict[str, dict]:
